@@ -1,0 +1,91 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Upcoming features on for every target, as swift-log, Hummingbird and gRPC do.
+let settings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let grpcCore = Target.Dependency.product(name: "GRPCCore", package: "grpc-swift-2")
+let grpcHTTP2 = Target.Dependency.product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport")
+let grpcProtobuf = Target.Dependency.product(name: "GRPCProtobuf", package: "grpc-swift-protobuf")
+let swiftProtobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+
+let package = Package(
+    name: "Conclave",
+    products: [
+        .executable(name: "conclave", targets: ["ConclaveCLI"]),
+        .executable(name: "conclave-coordinator", targets: ["ConclaveCoordinator"]),
+        .executable(name: "conclave-client", targets: ["ConclaveClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config.
+        .systemLibrary(name: "CSodium", path: "Sources/CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // The pure core: no sockets, no SQL, no logging.
+        .target(name: "ConclaveCrypto", dependencies: ["CSodium", "COpenSSL"], swiftSettings: settings),
+        .target(name: "ConclaveTensor", dependencies: ["COpenBLAS"], swiftSettings: settings),
+        .target(name: "ConclaveLearning", dependencies: ["ConclaveTensor", "CZlib"], swiftSettings: settings),
+        .target(name: "ConclaveFederation", dependencies: ["ConclaveLearning", "ConclaveCrypto"],
+                swiftSettings: settings),
+
+        // The edges.
+        .target(name: "ConclaveConfig", dependencies: ["ConclaveFederation"], swiftSettings: settings),
+        .target(name: "ConclaveStorage", dependencies: ["ConclaveFederation", "ConclaveCrypto", grdb],
+                swiftSettings: settings),
+        .target(name: "ConclaveWire", dependencies: [grpcCore, grpcProtobuf, swiftProtobuf],
+                path: "Protocols/Generated", swiftSettings: settings),
+        .target(name: "ConclaveRuntime",
+                dependencies: ["ConclaveWire", "ConclaveFederation", "ConclaveConfig", "ConclaveStorage",
+                               grpcCore, grpcHTTP2, logging],
+                swiftSettings: settings),
+        .executableTarget(name: "ConclaveCoordinator",
+                          dependencies: ["ConclaveRuntime", argumentParser, lifecycle, logging],
+                          path: "Coordinator", swiftSettings: settings),
+        .executableTarget(name: "ConclaveClient",
+                          dependencies: ["ConclaveRuntime", argumentParser, lifecycle, logging],
+                          path: "Client", swiftSettings: settings),
+        .executableTarget(name: "ConclaveCLI",
+                          dependencies: ["ConclaveRuntime", argumentParser, logging],
+                          swiftSettings: settings),
+
+        .target(name: "ConclaveTesting", dependencies: ["ConclaveLearning"], path: "Tests/ConclaveTesting",
+                swiftSettings: settings),
+        .testTarget(name: "ConclaveTensorTests", dependencies: ["ConclaveTensor"], swiftSettings: settings),
+        .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto"], swiftSettings: settings),
+        .testTarget(name: "ConclaveLearningTests", dependencies: ["ConclaveLearning", "ConclaveTesting"],
+                    swiftSettings: settings),
+        .testTarget(name: "ConclaveFederationTests", dependencies: ["ConclaveFederation", "ConclaveTesting"],
+                    swiftSettings: settings),
+        .testTarget(name: "ConclaveConfigTests", dependencies: ["ConclaveConfig"], swiftSettings: settings),
+        .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting"],
+                    swiftSettings: settings),
+        .testTarget(name: "EndToEndTests",
+                    dependencies: ["ConclaveRuntime", "ConclaveTesting", "ConclaveLearning"],
+                    swiftSettings: settings),
+    ]
+)

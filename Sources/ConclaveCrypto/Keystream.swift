@@ -1,0 +1,69 @@
+import COpenSSL
+import CSodium
+
+/// A cryptographic pseudo-random generator that expands a 16- or 32-byte key into a keystream.
+/// Secure aggregation expands its pairwise and self masks with one of these.
+public protocol Keystream: Sendable {
+    /// Fills `buffer` with the keystream starting at block 0 for this key and nonce.
+    func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError)
+}
+
+public struct CryptoError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// AES-128-CTR from OpenSSL's libcrypto: uses AES-NI where the CPU has it (about 4× ChaCha20 here).
+public struct AESCTRKeystream: Keystream {
+    public let key: [UInt8]
+    public let iv: [UInt8]
+
+    public init(key: [UInt8], iv: [UInt8] = [UInt8](repeating: 0, count: 16)) throws(CryptoError) {
+        guard key.count == 16 else { throw CryptoError("AES-128-CTR needs a 16-byte key, got \(key.count)") }
+        guard iv.count == 16 else { throw CryptoError("AES-128-CTR needs a 16-byte IV, got \(iv.count)") }
+        self.key = key
+        self.iv = iv
+    }
+
+    public func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new failed") }
+        defer { EVP_CIPHER_CTX_free(ctx) }
+        guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, key, iv) == 1 else {
+            throw CryptoError("AES-128-CTR initialisation failed")
+        }
+        // Encrypting zeros yields the raw keystream; do it in place, in slices that fit an Int32.
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        var done = 0
+        while done < buffer.count {
+            let n = Int32(min(buffer.count - done, 1 << 30))
+            var written: Int32 = 0
+            guard EVP_EncryptUpdate(ctx, out + done, &written, out + done, n) == 1, written == n else {
+                throw CryptoError("AES-128-CTR keystream generation failed")
+            }
+            done += Int(n)
+        }
+    }
+}
+
+/// ChaCha20 (IETF) from libsodium: the portable fallback where AES-NI is missing.
+public struct ChaCha20Keystream: Keystream {
+    public let key: [UInt8]
+    public let nonce: [UInt8]
+
+    public init(key: [UInt8], nonce: [UInt8] = [UInt8](repeating: 0, count: 12)) throws(CryptoError) {
+        guard key.count == 32 else { throw CryptoError("ChaCha20 needs a 32-byte key, got \(key.count)") }
+        guard nonce.count == 12 else { throw CryptoError("ChaCha20 needs a 12-byte nonce, got \(nonce.count)") }
+        Sodium.ensureReady()
+        self.key = key
+        self.nonce = nonce
+    }
+
+    public func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
+        guard crypto_stream_chacha20_ietf(out, UInt64(buffer.count), nonce, key) == 0 else {
+            throw CryptoError("ChaCha20 keystream generation failed")
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// Local optimisers over a flat parameter vector.
+public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
+    case sgd
+    case adam
+}
+
+public protocol Optimizer {
+    /// params ← params − update(grad). Both buffers have the model's parameter count.
+    mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int)
+}
+
+/// SGD with (heavy-ball) momentum, as in PyTorch: v ← μv + g; p ← p − ηv.
+public struct SGD: Optimizer {
+    public let learningRate: Float
+    public let momentum: Float
+    private var velocity: [Float] = []
+
+    public init(learningRate: Float, momentum: Float = 0) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+    }
+
+    public mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int) {
+        guard momentum != 0 else {
+            for i in 0..<count { params[i] -= learningRate * grad[i] }
+            return
+        }
+        if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
+        let mu = momentum, lr = learningRate
+        velocity.withUnsafeMutableBufferPointer { v in
+            for i in 0..<count {
+                v[i] = mu * v[i] + grad[i]
+                params[i] -= lr * v[i]
+            }
+        }
+    }
+}
+
+/// Adam (Kingma & Ba 2015) with bias correction.
+public struct Adam: Optimizer {
+    public let learningRate: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let epsilon: Float
+    private var m: [Float] = []
+    private var v: [Float] = []
+    private var t = 0
+
+    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+    }
+
+    public mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int) {
+        if m.count != count {
+            m = [Float](repeating: 0, count: count)
+            v = [Float](repeating: 0, count: count)
+        }
+        t += 1
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        let stepSize = learningRate * Float((1 - _pow(Double(b2), Double(t))).squareRoot() / (1 - _pow(Double(b1), Double(t))))
+        m.withUnsafeMutableBufferPointer { mb in
+            v.withUnsafeMutableBufferPointer { vb in
+                for i in 0..<count {
+                    let g = grad[i]
+                    mb[i] = b1 * mb[i] + (1 - b1) * g
+                    vb[i] = b2 * vb[i] + (1 - b2) * g * g
+                    params[i] -= stepSize * mb[i] / (vb[i].squareRoot() + eps)
+                }
+            }
+        }
+    }
+}
