@@ -1,0 +1,61 @@
+/// `coordinator.toml`: where the daemon listens and keeps its state.
+public struct CoordinatorConfig: Sendable, Equatable {
+    public var listen: HostPort
+    /// When set, the bound address ("host:port") is written here once the server listens (useful with port 0).
+    public var addressFile: String?
+    public var database: String
+    public var checkpointDirectory: String
+    /// Only these silos may join; nil admits any silo whose data fits the run.
+    public var allowedSilos: Set<String>?
+    public var livenessSeconds: Double
+    public var logLevel: String
+
+    public static func load(path: String) throws(ConfigError) -> CoordinatorConfig {
+        try parse(ConfigFile.text(at: path), source: path)
+    }
+
+    public static func parse(_ text: String, source: String) throws(ConfigError) -> CoordinatorConfig {
+        let root = try ConfigSection.load(text: text, source: source)
+        let server = try root.section("server")
+        let listenText = try server.string("listen")
+        let listen: HostPort
+        do { listen = try HostPort(parsing: listenText) } catch { throw server.invalid("listen", error.message) }
+        let addressFile = server.has("address_file") ? try server.string("address_file") : nil
+        try server.rejectUnknownKeys()
+
+        let storage = try root.section("storage")
+        let database = try storage.string("database")
+        let checkpoints = try storage.string("checkpoints")
+        try storage.rejectUnknownKeys()
+
+        var allowed: Set<String>?
+        var liveness = 15.0
+        if let fed = try root.optionalSection("federation") {
+            if fed.has("allowed_silos") { allowed = Set(try fed.strings("allowed_silos")) }
+            liveness = try fed.double("liveness_seconds", default: liveness)
+            guard liveness > 0 else { throw fed.invalid("liveness_seconds", "must be positive") }
+            try fed.rejectUnknownKeys()
+        }
+        let level = try LogSettings.level(in: root)
+        try root.rejectUnknownKeys()
+        return CoordinatorConfig(
+            listen: listen, addressFile: addressFile.map { ConfigFile.resolve($0, relativeTo: source) },
+            database: ConfigFile.resolve(database, relativeTo: source),
+            checkpointDirectory: ConfigFile.resolve(checkpoints, relativeTo: source),
+            allowedSilos: allowed, livenessSeconds: liveness, logLevel: level)
+    }
+}
+
+enum LogSettings {
+    static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    static func level(in root: ConfigSection) throws(ConfigError) -> String {
+        guard let log = try root.optionalSection("log") else { return "info" }
+        let level = try log.string("level", default: "info")
+        guard levels.contains(level) else {
+            throw log.invalid("level", "must be one of \(levels.joined(separator: ", ")), got '\(level)'")
+        }
+        try log.rejectUnknownKeys()
+        return level
+    }
+}

@@ -1,0 +1,65 @@
+public import ConclaveFederation
+import ConclaveLearning
+
+/// `run.toml`: the run spec an ML engineer writes and `conclave run start --spec` sends.
+public enum RunSpecFile {
+    /// Parses a run spec. Relative evaluation paths resolve against `baseDirectoryOf` (a file path) when given.
+    public static func parse(_ text: String, source: String, baseDirectoryOf: String? = nil) throws(ConfigError) -> RunSpec {
+        let root = try ConfigSection.load(text: text, source: source)
+        let name = try root.string("name", default: "run")
+        let rounds = try root.int("rounds")
+        let seed = try root.int("seed", default: 1)
+        let minSilos = try root.int("min_silos", default: 1)
+        let perRound = root.has("silos_per_round") ? try root.int("silos_per_round") : nil
+        let deadline = try root.double("round_deadline_seconds", default: 300)
+
+        let m = try root.section("model")
+        let architecture = try m.choice("architecture", as: ModelSpec.Architecture.self)
+        let hidden = m.has("hidden") ? try m.ints("hidden") : []
+        let inputs = try m.int("input_features"), classes = try m.int("num_classes")
+        let model: ModelSpec
+        do {
+            model = try ModelSpec(architecture: architecture, inputFeatures: inputs, hidden: hidden, classCount: classes)
+        } catch {
+            throw ConfigError("\(source): [model]: \(error.message)")
+        }
+        try m.rejectUnknownKeys()
+
+        let t = try root.section("training")
+        let training = TrainingConfig(
+            localEpochs: try t.int("local_epochs", default: 1), batchSize: try t.int("batch_size", default: 32),
+            learningRate: try t.double("learning_rate"),
+            optimizer: try t.choice("optimizer", as: OptimizerKind.self, default: .sgd),
+            momentum: try t.double("momentum", default: 0), seed: UInt64(truncatingIfNeeded: seed))
+        try t.rejectUnknownKeys()
+
+        var server = ServerOptimizerConfig()
+        if let s = try root.optionalSection("server") {
+            let kind = try s.choice("optimizer", as: ServerOptimizerConfig.Kind.self, default: .fedavg)
+            let defaults = ServerOptimizerConfig(kind: kind)
+            server = ServerOptimizerConfig(
+                kind: kind, learningRate: try s.double("learning_rate", default: defaults.learningRate),
+                beta1: try s.double("beta1", default: defaults.beta1), beta2: try s.double("beta2", default: defaults.beta2),
+                tau: try s.double("tau", default: defaults.tau))
+            try s.rejectUnknownKeys()
+        }
+
+        var evaluation: DataSource?
+        if let e = try root.optionalSection("evaluation") {
+            evaluation = try DataSourceConfig.parse(e, relativeTo: baseDirectoryOf)
+            try e.rejectUnknownKeys()
+        }
+        try root.rejectUnknownKeys()
+        do {
+            return try RunSpec(name: name, model: model, rounds: rounds, training: training, minSilos: minSilos,
+                               silosPerRound: perRound, roundDeadlineSeconds: deadline, server: server,
+                               seed: UInt64(truncatingIfNeeded: seed), evaluation: evaluation)
+        } catch {
+            throw ConfigError("\(source): \(error.message)")
+        }
+    }
+
+    public static func load(path: String) throws(ConfigError) -> RunSpec {
+        try parse(ConfigFile.text(at: path), source: path, baseDirectoryOf: path)
+    }
+}

@@ -1,0 +1,237 @@
+import ConclaveLearning
+
+/// One run's rounds, as a pure state machine: silo polls, updates and clock ticks go in; decisions come out.
+/// It performs no I/O. The caller persists a closed round and then calls `roundCommitted()`; until it does,
+/// the round's result is pending and nothing moves on, so a crash or a failed write never loses a round.
+public struct RoundStateMachine: Sendable {
+    public let runID: String
+    public let spec: RunSpec
+    /// Silos allowed to join; nil admits any silo whose data fits the model.
+    public let allowedSilos: Set<String>?
+    /// A silo that has not polled for this long is no longer counted as live.
+    public let livenessSeconds: Double
+
+    public private(set) var globalWeights: [Float]
+    public private(set) var serverOptimizer: ServerOptimizer
+    /// Rounds committed so far; the next round is `completedRounds + 1`.
+    public private(set) var completedRounds: Int
+    public private(set) var state: State
+    private var lastSeen: [String: Double] = [:]
+
+    public enum State: Sendable {
+        case waitingForSilos
+        case collecting(OpenRound)
+        case committing(ClosedRound)
+        case finished
+    }
+
+    public struct OpenRound: Sendable {
+        public let number: Int
+        public let startedAt: Double
+        public let deadline: Double
+        public let selected: Set<String>
+        public fileprivate(set) var contributions: [Contribution] = []
+        fileprivate var sum: RunningSum
+    }
+
+    public struct Contribution: Sendable, Equatable {
+        public var silo: String
+        public var examples: UInt64
+        public var trainLoss: Double
+        public var trainSeconds: Double
+    }
+
+    /// A closed round awaiting persistence: the weights it produced and who contributed.
+    public struct ClosedRound: Sendable {
+        public let number: Int
+        public let contributions: [Contribution]
+        public let selected: Set<String>
+        public let newWeights: [Float]
+        public let serverOptimizer: ServerOptimizer
+        public let startedAt: Double
+        public let closedAt: Double
+
+        public var examples: UInt64 { contributions.reduce(0) { $0 + $1.examples } }
+        /// Example-weighted mean of the silos' training losses.
+        public var trainLoss: Double {
+            let n = Double(examples)
+            return n == 0 ? .nan : contributions.reduce(0) { $0 + $1.trainLoss * Double($1.examples) } / n
+        }
+    }
+
+    public enum WorkDecision: Sendable {
+        case train(round: Int, weights: [Float], secondsLeft: Double)
+        case wait(reason: String)
+        case finished
+    }
+
+    public enum Event: Sendable {
+        case none
+        /// The round closed; persist `ClosedRound` then call `roundCommitted()`.
+        case roundClosed(ClosedRound)
+        /// Too few silos reported by the deadline; the round will be retried with the same number.
+        case roundAbandoned(round: Int, reason: String)
+    }
+
+    public init(runID: String, spec: RunSpec, globalWeights: [Float], completedRounds: Int = 0,
+                serverOptimizer: ServerOptimizer? = nil, allowedSilos: Set<String>? = nil,
+                livenessSeconds: Double = 15) {
+        precondition(globalWeights.count == spec.model.parameterCount, "weights do not fit the run's model")
+        self.runID = runID
+        self.spec = spec
+        self.globalWeights = globalWeights
+        self.completedRounds = completedRounds
+        self.serverOptimizer = serverOptimizer
+            ?? ServerOptimizer(config: spec.server, parameterCount: spec.model.parameterCount)
+        self.allowedSilos = allowedSilos
+        self.livenessSeconds = livenessSeconds
+        self.state = completedRounds >= spec.rounds ? .finished : .waitingForSilos
+    }
+
+    /// Refuses silos that are not members or whose data cannot train this run's model.
+    public func admit(_ silo: SiloInfo) throws(FederationError) {
+        if let allowed = allowedSilos, !allowed.contains(silo.id) {
+            throw FederationError(.permissionDenied, "silo '\(silo.id)' is not a member of this federation")
+        }
+        guard !silo.id.isEmpty else { throw FederationError(.invalidArgument, "silo id is empty") }
+        let model = spec.model
+        guard silo.features == model.inputFeatures else {
+            throw FederationError(.failedPrecondition,
+                "silo '\(silo.id)' has \(silo.features) features per example; run '\(runID)' trains \(model.summary), which expects \(model.inputFeatures)")
+        }
+        guard silo.classes <= model.classCount else {
+            throw FederationError(.failedPrecondition,
+                "silo '\(silo.id)' has labels in \(silo.classes) classes; run '\(runID)' predicts \(model.classCount)")
+        }
+        guard silo.examples > 0 else {
+            throw FederationError(.failedPrecondition, "silo '\(silo.id)' has no training examples")
+        }
+    }
+
+    /// Silos seen within the liveness window.
+    public func liveSilos(now: Double) -> [String] {
+        lastSeen.filter { now - $0.value <= livenessSeconds }.keys.sorted()
+    }
+
+    public mutating func requestWork(from silo: SiloInfo, now: Double) throws(FederationError) -> WorkDecision {
+        try admit(silo)
+        lastSeen[silo.id] = now
+        switch state {
+        case .finished:
+            return .finished
+        case .committing(let closed):
+            return .wait(reason: "round \(closed.number) is being saved")
+        case .collecting(let round):
+            return decision(for: silo.id, in: round, now: now)
+        case .waitingForSilos:
+            let live = liveSilos(now: now)
+            guard live.count >= spec.minSilos else {
+                return .wait(reason: "waiting for silos: \(live.count) of \(spec.minSilos) connected")
+            }
+            let round = openRound(live: live, now: now)
+            state = .collecting(round)
+            return decision(for: silo.id, in: round, now: now)
+        }
+    }
+
+    private func decision(for silo: String, in round: OpenRound, now: Double) -> WorkDecision {
+        if round.selected.contains(silo), !round.contributions.contains(where: { $0.silo == silo }) {
+            return .train(round: round.number, weights: globalWeights, secondsLeft: max(0, round.deadline - now))
+        }
+        return .wait(reason: "round \(round.number) is in progress")
+    }
+
+    private func openRound(live: [String], now: Double) -> OpenRound {
+        let number = completedRounds + 1
+        var chosen = live
+        if let k = spec.silosPerRound, k < live.count {
+            var rng = SeededGenerator(seed: spec.seed &* 0x9E37_79B9 &+ UInt64(number))
+            chosen.shuffle(using: &rng)
+            chosen = Array(chosen.prefix(k))
+        }
+        return OpenRound(number: number, startedAt: now, deadline: now + spec.roundDeadlineSeconds,
+                         selected: Set(chosen), sum: RunningSum(parameterCount: spec.model.parameterCount))
+    }
+
+    /// Takes one silo's update (local weights minus the global weights of the task).
+    public mutating func submit(from silo: SiloInfo, runID: String, round: Int, update: [Float], trainLoss: Double,
+                                trainSeconds: Double, now: Double) throws(FederationError) -> Event {
+        try admit(silo)
+        guard runID == self.runID else {
+            throw FederationError(.failedPrecondition, "update is for run '\(runID)', the active run is '\(self.runID)'")
+        }
+        guard case .collecting(var open) = state, open.number == round else {
+            throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (\(stateSummary))")
+        }
+        guard open.selected.contains(silo.id) else {
+            throw FederationError(.failedPrecondition, "silo '\(silo.id)' was not selected for round \(round)")
+        }
+        guard !open.contributions.contains(where: { $0.silo == silo.id }) else {
+            throw FederationError(.alreadyExists, "silo '\(silo.id)' already sent its update for round \(round)")
+        }
+        try open.sum.add(update, examples: silo.examples, silo: silo.id)
+        lastSeen[silo.id] = now
+        open.contributions.append(Contribution(silo: silo.id, examples: silo.examples, trainLoss: trainLoss,
+                                               trainSeconds: trainSeconds))
+        state = .collecting(open)
+        if open.contributions.count == open.selected.count { return close(open, now: now) }
+        return .none
+    }
+
+    /// Advances the clock: closes or abandons a round whose deadline has passed.
+    public mutating func tick(now: Double) -> Event {
+        guard case .collecting(let open) = state, now >= open.deadline else { return .none }
+        if open.contributions.count >= spec.minSilos { return close(open, now: now) }
+        state = .waitingForSilos
+        return .roundAbandoned(round: open.number,
+            reason: "only \(open.contributions.count) of \(spec.minSilos) required silos reported before the deadline")
+    }
+
+    private mutating func close(_ open: OpenRound, now: Double) -> Event {
+        var weights = globalWeights
+        var optimizer = serverOptimizer
+        optimizer.apply(delta: open.sum.mean(), to: &weights)
+        let closed = ClosedRound(number: open.number, contributions: open.contributions, selected: open.selected,
+                                 newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
+                                 closedAt: now)
+        state = .committing(closed)
+        return .roundClosed(closed)
+    }
+
+    /// The closed round is durable: adopt its weights and move on.
+    public mutating func roundCommitted() {
+        guard case .committing(let closed) = state else { return }
+        globalWeights = closed.newWeights
+        serverOptimizer = closed.serverOptimizer
+        completedRounds = closed.number
+        state = completedRounds >= spec.rounds ? .finished : .waitingForSilos
+    }
+
+    /// Persisting failed or the coordinator is stopping: drop the round; it will run again.
+    public mutating func abandonRound() -> Int? {
+        switch state {
+        case .collecting(let open):
+            state = .waitingForSilos
+            return open.number
+        case .committing(let closed):
+            state = .waitingForSilos
+            return closed.number
+        case .waitingForSilos, .finished:
+            return nil
+        }
+    }
+
+    public var isFinished: Bool {
+        if case .finished = state { return true }
+        return false
+    }
+
+    public var stateSummary: String {
+        switch state {
+        case .waitingForSilos: "waiting for silos before round \(completedRounds + 1)"
+        case .collecting(let r): "round \(r.number) open, \(r.contributions.count)/\(r.selected.count) updates in"
+        case .committing(let r): "round \(r.number) being saved"
+        case .finished: "run finished after \(completedRounds) rounds"
+        }
+    }
+}

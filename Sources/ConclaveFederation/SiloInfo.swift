@@ -1,0 +1,16 @@
+/// What a silo agent says about itself when it asks for work.
+public struct SiloInfo: Sendable, Equatable {
+    public var id: String
+    public var examples: UInt64
+    public var features: Int
+    public var classes: Int
+    public var dataset: String
+
+    public init(id: String, examples: UInt64, features: Int, classes: Int, dataset: String = "") {
+        self.id = id
+        self.examples = examples
+        self.features = features
+        self.classes = classes
+        self.dataset = dataset
+    }
+}
