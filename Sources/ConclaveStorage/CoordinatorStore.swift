@@ -1,0 +1,196 @@
+public import ConclaveFederation
+import Foundation
+import GRDB
+
+/// The coordinator's SQLite database (GRDB): runs, rounds, contributing silos, metrics and the checkpoint
+/// index. Each round commits in one transaction, so the database never holds half a round.
+public final class CoordinatorStore: Sendable {
+    private let db: DatabaseQueue
+
+    public init(path: String) throws(StorageError) {
+        do {
+            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            var config = Configuration()
+            config.foreignKeysEnabled = true
+            db = try DatabaseQueue(path: path, configuration: config)
+            try Schema.migrator.migrate(db)
+        } catch {
+            throw StorageError("cannot open coordinator database \(path): \(error)")
+        }
+    }
+
+    public struct RunRecord: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var spec: RunSpec
+        public var specTOML: String
+        public var status: String
+        public var roundsPlanned: Int
+        public var completedRounds: Int
+        public var createdAt: Double
+        public var message: String
+    }
+
+    public struct RoundRecord: Sendable, Equatable {
+        public var runID: String
+        public var round: Int
+        public var startedAt: Double
+        public var finishedAt: Double
+        public var silos: [String]
+        public var examples: Int
+        public var trainLoss: Double?
+        public var testAccuracy: Double?
+        public var testLoss: Double?
+        public var checkpointSHA256: String
+    }
+
+    private func wrap<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
+        do { return try body() } catch let e as StorageError { throw e } catch {
+            throw StorageError("\(what): \(error)")
+        }
+    }
+
+    public func createRun(id: String, spec: RunSpec, specTOML: String, now: Double) throws(StorageError) {
+        let json = try wrap("encode run spec") { String(decoding: try JSONEncoder().encode(spec), as: UTF8.self) }
+        try wrap("create run \(id)") {
+            try db.write { db in
+                try db.execute(sql: """
+                    INSERT INTO runs (id, name, spec_json, spec_toml, status, rounds_planned, created_at)
+                    VALUES (?, ?, ?, ?, 'pending', ?, ?)
+                    """, arguments: [id, spec.name, json, specTOML, spec.rounds, now])
+            }
+        }
+    }
+
+    public func setStatus(run: String, _ status: String, message: String = "") throws(StorageError) {
+        try wrap("update run \(run)") {
+            try db.write { db in
+                try db.execute(sql: "UPDATE runs SET status = ?, message = ? WHERE id = ?",
+                               arguments: [status, message, run])
+            }
+        }
+    }
+
+    private static func run(from row: Row) throws -> RunRecord {
+        let json: String = row["spec_json"]
+        return RunRecord(id: row["id"], name: row["name"],
+                         spec: try JSONDecoder().decode(RunSpec.self, from: Data(json.utf8)),
+                         specTOML: row["spec_toml"], status: row["status"], roundsPlanned: row["rounds_planned"],
+                         completedRounds: row["completed_rounds"], createdAt: row["created_at"],
+                         message: row["message"])
+    }
+
+    public func run(id: String) throws(StorageError) -> RunRecord? {
+        try wrap("read run \(id)") {
+            try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map(Self.run) }
+        }
+    }
+
+    /// Every run, oldest first.
+    public func runs() throws(StorageError) -> [RunRecord] {
+        try wrap("list runs") {
+            try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY created_at, rowid").map(Self.run) }
+        }
+    }
+
+    /// The run the coordinator should drive: one already running, else the oldest pending.
+    public func nextRunToDrive() throws(StorageError) -> RunRecord? {
+        let all = try runs()
+        return all.first { $0.status == "running" } ?? all.first { $0.status == "pending" }
+    }
+
+    public func rounds(run: String) throws(StorageError) -> [RoundRecord] {
+        try wrap("read rounds of \(run)") {
+            try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE run_id = ? ORDER BY round", arguments: [run]).map { row in
+                    let round: Int = row["round"]
+                    let silos = try String.fetchAll(db, sql: """
+                        SELECT silo_id FROM round_silos WHERE run_id = ? AND round = ? ORDER BY silo_id
+                        """, arguments: [run, round])
+                    return RoundRecord(runID: run, round: round, startedAt: row["started_at"],
+                                       finishedAt: row["finished_at"], silos: silos, examples: row["num_examples"],
+                                       trainLoss: row["train_loss"], testAccuracy: row["test_accuracy"],
+                                       testLoss: row["test_loss"], checkpointSHA256: row["checkpoint_sha256"])
+                }
+            }
+        }
+    }
+
+    /// Records a closed round and its checkpoint in one transaction, and advances the run.
+    public func commitRound(run: String, closed: RoundStateMachine.ClosedRound, checkpointSHA256: String,
+                            checkpointPath: String, testAccuracy: Double?, testLoss: Double?,
+                            roundsPlanned: Int, now: Double) throws(StorageError) {
+        try wrap("commit round \(closed.number) of \(run)") {
+            try db.write { db in
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO checkpoints (sha256, path, run_id, round, created_at) VALUES (?, ?, ?, ?, ?)
+                    """, arguments: [checkpointSHA256, checkpointPath, run, closed.number, now])
+                let loss = closed.trainLoss
+                try db.execute(sql: """
+                    INSERT INTO rounds (run_id, round, started_at, finished_at, num_silos, num_examples, train_loss,
+                                        test_accuracy, test_loss, checkpoint_sha256)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [run, closed.number, closed.startedAt, closed.closedAt, closed.contributions.count,
+                                     Int64(closed.examples), loss.isFinite ? loss : nil, testAccuracy, testLoss,
+                                     checkpointSHA256])
+                for c in closed.contributions {
+                    try db.execute(sql: """
+                        INSERT INTO round_silos (run_id, round, silo_id, num_examples, train_loss, train_seconds)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """, arguments: [run, closed.number, c.silo, Int64(c.examples), c.trainLoss, c.trainSeconds])
+                }
+                let metrics: [(String, Double?)] = [("train_loss", loss.isFinite ? loss : nil),
+                    ("test_accuracy", testAccuracy), ("test_loss", testLoss),
+                    ("seconds", closed.closedAt - closed.startedAt), ("silos", Double(closed.contributions.count))]
+                for (name, value) in metrics {
+                    guard let value else { continue }
+                    try db.execute(sql: "INSERT INTO metrics (run_id, round, name, value) VALUES (?, ?, ?, ?)",
+                                   arguments: [run, closed.number, name, value])
+                }
+                let status = closed.number >= roundsPlanned ? "completed" : "running"
+                try db.execute(sql: "UPDATE runs SET completed_rounds = ?, status = ? WHERE id = ?",
+                               arguments: [closed.number, status, run])
+            }
+        }
+    }
+
+    public func recordAttempt(run: String, round: Int, outcome: String, reason: String, now: Double) throws(StorageError) {
+        try wrap("record round attempt") {
+            try db.write { db in
+                try db.execute(sql: "INSERT INTO round_attempts (run_id, round, outcome, reason, at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [run, round, outcome, reason, now])
+            }
+        }
+    }
+
+    public func attempts(run: String) throws(StorageError) -> [(round: Int, outcome: String, reason: String)] {
+        try wrap("read attempts") {
+            try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM round_attempts WHERE run_id = ? ORDER BY id", arguments: [run])
+                    .map { (round: $0["round"], outcome: $0["outcome"], reason: $0["reason"]) }
+            }
+        }
+    }
+
+    public func metrics(run: String) throws(StorageError) -> [(round: Int, name: String, value: Double)] {
+        try wrap("read metrics") {
+            try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM metrics WHERE run_id = ? ORDER BY round, name", arguments: [run])
+                    .map { (round: $0["round"], name: $0["name"], value: $0["value"]) }
+            }
+        }
+    }
+
+    public func touchSilo(id: String, dataset: String, examples: UInt64, now: Double) throws(StorageError) {
+        try wrap("record silo \(id)") {
+            try db.write { db in
+                try db.execute(sql: """
+                    INSERT INTO silos (id, dataset, num_examples, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET dataset = excluded.dataset, num_examples = excluded.num_examples,
+                                                  last_seen = excluded.last_seen
+                    """, arguments: [id, dataset, Int64(examples), now, now])
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import GRDB
+
+/// The coordinator's tables. Migrations only ever append, so an older database upgrades in place.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    spec_json TEXT NOT NULL,
+                    spec_toml TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('pending','running','completed','failed','cancelled')),
+                    rounds_planned INTEGER NOT NULL,
+                    completed_rounds INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    message TEXT NOT NULL DEFAULT ''
+                );
+                CREATE TABLE rounds (
+                    run_id TEXT NOT NULL REFERENCES runs(id),
+                    round INTEGER NOT NULL,
+                    started_at REAL NOT NULL,
+                    finished_at REAL NOT NULL,
+                    num_silos INTEGER NOT NULL,
+                    num_examples INTEGER NOT NULL,
+                    train_loss REAL,
+                    test_accuracy REAL,
+                    test_loss REAL,
+                    checkpoint_sha256 TEXT NOT NULL REFERENCES checkpoints(sha256),
+                    PRIMARY KEY (run_id, round)
+                );
+                CREATE TABLE round_silos (
+                    run_id TEXT NOT NULL,
+                    round INTEGER NOT NULL,
+                    silo_id TEXT NOT NULL,
+                    num_examples INTEGER NOT NULL,
+                    train_loss REAL,
+                    train_seconds REAL,
+                    PRIMARY KEY (run_id, round, silo_id),
+                    FOREIGN KEY (run_id, round) REFERENCES rounds(run_id, round)
+                );
+                CREATE TABLE round_attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL REFERENCES runs(id),
+                    round INTEGER NOT NULL,
+                    outcome TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    at REAL NOT NULL
+                );
+                CREATE TABLE metrics (
+                    run_id TEXT NOT NULL,
+                    round INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    value REAL NOT NULL,
+                    PRIMARY KEY (run_id, round, name)
+                );
+                CREATE TABLE checkpoints (
+                    sha256 TEXT PRIMARY KEY,
+                    path TEXT NOT NULL,
+                    run_id TEXT NOT NULL,
+                    round INTEGER NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE TABLE silos (
+                    id TEXT PRIMARY KEY,
+                    dataset TEXT NOT NULL,
+                    num_examples INTEGER NOT NULL,
+                    first_seen REAL NOT NULL,
+                    last_seen REAL NOT NULL
+                );
+                """)
+        }
+        return m
+    }
+}
