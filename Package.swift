@@ -62,7 +62,7 @@ let package = Package(
                 path: "Protocols/Generated", swiftSettings: settings),
         .target(name: "ConclaveRuntime",
                 dependencies: ["ConclaveWire", "ConclaveFederation", "ConclaveConfig", "ConclaveStorage",
-                               grpcCore, grpcHTTP2, logging],
+                               grpcCore, grpcHTTP2, swiftProtobuf, logging],
                 swiftSettings: settings),
         .executableTarget(name: "ConclaveCoordinator",
                           dependencies: ["ConclaveRuntime", argumentParser, lifecycle, logging],

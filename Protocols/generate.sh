@@ -12,7 +12,7 @@ bin=$(swift build --scratch-path "$scratch" --show-bin-path)
 protoc --proto_path="$root/Protocols" \
   --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
   --plugin=protoc-gen-grpc-swift="$bin/protoc-gen-grpc-swift-2" \
-  --swift_out="$root/Protocols/Generated" --swift_opt=Visibility=Public \
-  --grpc-swift_out="$root/Protocols/Generated" --grpc-swift_opt=Visibility=Public \
+  --swift_out="$root/Protocols/Generated" --swift_opt=Visibility=Public,UseAccessLevelOnImports=true \
+  --grpc-swift_out="$root/Protocols/Generated" --grpc-swift_opt=Visibility=Public,UseAccessLevelOnImports=true \
   "$root"/Protocols/*.proto
 echo "generated into Protocols/Generated"

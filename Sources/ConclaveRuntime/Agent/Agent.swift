@@ -1,0 +1,152 @@
+public import ConclaveConfig
+import ConclaveCrypto
+import ConclaveFederation
+public import ConclaveLearning
+import ConclaveWire
+import SwiftProtobuf
+import GRPCCore
+import GRPCNIOTransportHTTP2
+public import Logging
+
+/// The silo agent: dials the coordinator (never listens), asks for work, trains on its own data when a round
+/// asks, and sends back the update. Reconnects with exponential backoff while the coordinator is away.
+public struct Agent: Sendable {
+    public let config: SiloConfig
+    public let data: Dataset
+    let logger: Logger
+
+    public init(config: SiloConfig, data: Dataset, logger: Logger) {
+        self.config = config
+        self.data = data
+        self.logger = logger
+    }
+
+    var silo: SiloInfo {
+        SiloInfo(id: config.siloID, examples: UInt64(data.count), features: data.featureCount,
+                 classes: config.classCount ?? data.classCount, dataset: config.datasetName)
+    }
+
+    /// Runs until the task is cancelled (graceful shutdown).
+    public func run() async {
+        var backoff = config.backoffInitialSeconds
+        while !Task.isCancelled {
+            do {
+                let transport = try HTTP2ClientTransport.Posix(
+                    target: .ipv4(address: config.coordinator.host, port: config.coordinator.port),
+                    transportSecurity: .plaintext)
+                try await withGRPCClient(transport: transport) { client in
+                    let federation = Conclave_V1_Federation.Client(wrapping: client)
+                    try await serve(federation, resetBackoff: { backoff = config.backoffInitialSeconds })
+                }
+            } catch is CancellationError {
+                return
+            } catch let error as RPCError where Self.isFatal(error) {
+                // The coordinator refused this silo: retrying at full speed will not help, so back off hard.
+                logger.error("coordinator refused this silo", metadata: ["error": "\(error.message)"])
+                backoff = config.backoffMaxSeconds
+            } catch {
+                logger.warning("coordinator unreachable; retrying",
+                               metadata: ["error": "\(error)", "retry_seconds": "\(backoff)"])
+            }
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, config.backoffMaxSeconds)
+        }
+    }
+
+    static func isFatal(_ error: RPCError) -> Bool {
+        [.permissionDenied, .failedPrecondition, .invalidArgument].contains(error.code)
+    }
+
+    private func serve(_ federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>,
+                       resetBackoff: () -> Void) async throws {
+        var lastWaitReason = ""
+        while !Task.isCancelled {
+            let task = try await fetch(federation)
+            resetBackoff()
+            switch task {
+            case .wait(let reason, let ms):
+                if reason != lastWaitReason { logger.info("waiting", metadata: ["reason": "\(reason)"]) }
+                lastWaitReason = reason
+                try await Task.sleep(for: .milliseconds(Int(ms)))
+            case .train(let header, let weights):
+                lastWaitReason = ""
+                try await train(header, weights: weights, federation: federation)
+            }
+        }
+    }
+
+    private enum Fetched: Sendable {
+        case wait(String, UInt32)
+        case train(Conclave_V1_TrainTask, [Float])
+    }
+
+    private func fetch(_ federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws -> Fetched {
+        let request = Conclave_V1_FetchTaskRequest.with { $0.silo = silo.proto }
+        return try await federation.fetchTask(request) { response in
+            var header: Conclave_V1_TaskHeader?
+            var assembler: WeightsAssembler?
+            var train: Conclave_V1_TrainTask?
+            for try await chunk in response.messages {
+                switch chunk.kind {
+                case .header(let h):
+                    header = h
+                    if case .train(let t) = h.action {
+                        let spec = try ModelSpec(proto: t.model)
+                        assembler = try WeightsAssembler(total: t.totalValues, expected: spec.parameterCount,
+                                                         what: "global weights for round \(t.round)")
+                        train = t
+                    }
+                case .weights(let w):
+                    guard assembler != nil else { throw FederationError(.invalidArgument, "weights before the task header") }
+                    try assembler!.add(w)
+                case .none:
+                    continue
+                }
+            }
+            switch header?.action {
+            case .wait(let w): return .wait(w.reason, max(50, w.retryAfterMs))
+            case .train:
+                let weights = try assembler!.finish()
+                guard SHA256.hex(floats: weights) == train!.weightsSha256 else {
+                    throw FederationError(.invalidArgument, "global weights for round \(train!.round) fail their SHA-256 check")
+                }
+                return .train(train!, weights)
+            case .none: throw FederationError(.invalidArgument, "task stream ended without a header")
+            }
+        }
+    }
+
+    private func train(_ task: Conclave_V1_TrainTask, weights: [Float],
+                       federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
+        let spec = try ModelSpec(proto: task.model)
+        let training = try TrainingConfig(proto: task.training)
+        logger.info("training", metadata: ["run": "\(task.runID)", "round": "\(task.round)",
+                                           "model": "\(spec.summary)", "examples": "\(data.count)"])
+        let result = try LocalUpdate.compute(model: spec, training: training, round: Int(task.round),
+                                             globalWeights: weights, siloID: config.siloID, data: data)
+        var header = Conclave_V1_UpdateHeader()
+        header.silo = silo.proto
+        header.runID = task.runID
+        header.round = task.round
+        header.totalValues = UInt64(result.update.count)
+        header.numExamples = UInt64(result.examples)
+        header.trainLoss = result.trainLoss
+        header.trainSeconds = result.seconds
+        let update = result.update
+        let first = header
+        let request = StreamingClientRequest<Conclave_V1_UpdateChunk> { writer in
+            try await writer.write(.with { $0.header = first })
+            for offset in WeightsCodec.offsets(count: update.count) {
+                try await writer.write(.with { $0.weights = WeightsCodec.chunk(update, offset: offset) })
+            }
+        }
+        do {
+            let reply = try await federation.submitUpdate(request: request)
+            logger.info("update sent", metadata: ["round": "\(task.round)", "loss": "\(result.trainLoss)",
+                                                  "seconds": "\(result.seconds)", "reply": "\(reply.message)"])
+        } catch let error as RPCError where error.code == .failedPrecondition {
+            // The round closed without us (deadline): not fatal, ask for the next task.
+            logger.warning("update not counted", metadata: ["round": "\(task.round)", "reason": "\(error.message)"])
+        }
+    }
+}

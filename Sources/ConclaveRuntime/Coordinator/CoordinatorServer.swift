@@ -1,0 +1,56 @@
+public import ConclaveConfig
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+public import Logging
+
+/// The coordinator daemon's network edge: serves the Federation and Admin services over gRPC and ticks the
+/// run driver's deadlines. The single place where transport security is chosen (plaintext today; mutual
+/// TLS arrives with silo identities).
+public struct CoordinatorServer: Sendable {
+    public let config: CoordinatorConfig
+    public let driver: RunDriver
+    let logger: Logger
+
+    public init(config: CoordinatorConfig, driver: RunDriver, logger: Logger) {
+        self.config = config
+        self.driver = driver
+        self.logger = logger
+    }
+
+    /// Serves until `stop` returns, then abandons the round in flight and drains open RPCs.
+    /// `onListening` receives the bound address (host:port).
+    public func run(until stop: @escaping @Sendable () async -> Void,
+                    onListening: @escaping @Sendable (String) async -> Void = { _ in }) async throws {
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: config.listen.host, port: config.listen.port),
+            transportSecurity: .plaintext)
+        await driver.resume()
+        let services: [any RegistrableRPCService] = [
+            FederationService(driver: driver, logger: logger), AdminService(driver: driver),
+        ]
+        try await withGRPCServer(transport: transport, services: services) { server in
+            guard let address = try await transport.listeningAddress.ipv4 else {
+                throw RPCError(code: .internalError, message: "server is not listening on IPv4")
+            }
+            let bound = "\(address.host):\(address.port)"
+            if let file = config.addressFile {
+                try Data(bound.utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+            }
+            logger.info("coordinator listening", metadata: ["address": "\(bound)", "database": "\(config.database)"])
+            await onListening(bound)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        await driver.tick()
+                        try? await Task.sleep(for: .milliseconds(250))
+                    }
+                }
+                await stop()
+                group.cancelAll()
+            }
+            await driver.shutdown()
+            logger.info("coordinator stopping")
+        }
+    }
+}

@@ -1,0 +1,225 @@
+public import ConclaveConfig
+public import ConclaveFederation
+import ConclaveLearning
+public import ConclaveStorage
+import ConclaveCrypto
+public import Logging
+
+/// Drives the active run: owns its `RoundStateMachine`, persists every closed round (checkpoint file, then
+/// one database transaction) before the machine moves on, and activates the next pending run when one ends.
+/// The gRPC services and the deadline ticker call into it; it is the only writer of the database.
+public actor RunDriver {
+    public let store: CoordinatorStore
+    public let checkpoints: CheckpointStore
+    public let config: CoordinatorConfig
+    private var logger: Logger
+    private var machine: RoundStateMachine?
+    private var evaluation: Dataset?
+    private var lastRecorded: [String: Double] = [:]
+
+    public init(config: CoordinatorConfig, logger: Logger) throws(StorageError) {
+        self.config = config
+        self.store = try CoordinatorStore(path: config.database)
+        self.checkpoints = try CheckpointStore(directory: config.checkpointDirectory)
+        self.logger = logger
+    }
+
+    /// Picks up a run left running by a previous process (from its last committed round), or the oldest pending one.
+    public func resume() {
+        guard machine == nil else { return }
+        do {
+            guard let record = try store.nextRunToDrive() else { return }
+            try activate(record)
+        } catch {
+            logger.error("cannot resume run", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func activate(_ record: CoordinatorStore.RunRecord) throws {
+        let spec = record.spec
+        var weights = spec.model.initialParameters(seed: spec.seed)
+        var optimizer: ServerOptimizer?
+        if record.completedRounds > 0 {
+            let rounds = try store.rounds(run: record.id)
+            guard let last = rounds.last else { throw StorageError("run \(record.id) lost its rounds") }
+            let checkpoint = try checkpoints.load(sha256: last.checkpointSHA256, model: spec.model, server: spec.server)
+            weights = checkpoint.weights
+            optimizer = checkpoint.serverOptimizer
+        }
+        do {
+            evaluation = try spec.evaluation?.load(classCount: spec.model.classCount)
+        } catch {
+            try store.setStatus(run: record.id, "failed", message: "evaluation data: \(error.message)")
+            logger.error("run failed", metadata: ["run": "\(record.id)", "error": "\(error.message)"])
+            return
+        }
+        machine = RoundStateMachine(runID: record.id, spec: spec, globalWeights: weights,
+                                    completedRounds: record.completedRounds, serverOptimizer: optimizer,
+                                    allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds)
+        try store.setStatus(run: record.id, "running")
+        logger.info("run active", metadata: ["run": "\(record.id)", "name": "\(spec.name)",
+                                             "model": "\(spec.model.summary)", "from_round": "\(record.completedRounds + 1)",
+                                             "rounds": "\(spec.rounds)"])
+    }
+
+    /// Registers a run from its spec. It starts now if no other run is active, else when those before it end.
+    public func startRun(specTOML: String, source: String) throws -> CoordinatorStore.RunRecord {
+        let spec: RunSpec
+        do { spec = try RunSpecFile.parse(specTOML, source: source) } catch {
+            throw FederationError(.invalidArgument, error.message)
+        }
+        if let source = spec.evaluation {
+            do { _ = try source.load(classCount: spec.model.classCount) } catch {
+                throw FederationError(.invalidArgument, "\(source.description): \(error.message)")
+            }
+        }
+        let id = "run-" + SecureRandom.bytes(4).hexString
+        try store.createRun(id: id, spec: spec, specTOML: specTOML, now: WallClock.now())
+        logger.info("run created", metadata: ["run": "\(id)", "name": "\(spec.name)"])
+        if machine == nil { resume() }
+        guard let record = try store.run(id: id) else { throw StorageError("run \(id) vanished") }
+        return record
+    }
+
+    public struct Task: Sendable {
+        public var runID: String
+        public var spec: RunSpec
+        public var round: Int
+        public var weights: [Float]
+        public var secondsLeft: Double
+    }
+
+    public enum Work: Sendable {
+        case train(Task)
+        case wait(String)
+    }
+
+    public func requestWork(from silo: SiloInfo) throws(FederationError) -> Work {
+        if machine == nil { resume() }
+        guard var m = machine else { return .wait("no run is active") }
+        let now = WallClock.now()
+        let decision = try m.requestWork(from: silo, now: now)
+        machine = m
+        recordSilo(silo, now: now)
+        switch decision {
+        case .train(let round, let weights, let left):
+            logger.debug("task sent", metadata: ["silo": "\(silo.id)", "round": "\(round)"])
+            return .train(Task(runID: m.runID, spec: m.spec, round: round, weights: weights, secondsLeft: left))
+        case .wait(let reason):
+            return .wait(reason)
+        case .finished:
+            return .wait("run \(m.runID) has finished")
+        }
+    }
+
+    private func recordSilo(_ silo: SiloInfo, now: Double) {
+        guard now - (lastRecorded[silo.id] ?? 0) > 5 else { return }
+        lastRecorded[silo.id] = now
+        do { try store.touchSilo(id: silo.id, dataset: silo.dataset, examples: silo.examples, now: now) } catch {
+            logger.warning("cannot record silo", metadata: ["silo": "\(silo.id)", "error": "\(error)"])
+        }
+    }
+
+    /// The update has already been fully received and checked for shape by the service.
+    public func submit(from silo: SiloInfo, runID: String, round: Int, update: [Float], trainLoss: Double,
+                       trainSeconds: Double) throws(FederationError) {
+        guard var m = machine else {
+            throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
+        }
+        let event = try m.submit(from: silo, runID: runID, round: round, update: update, trainLoss: trainLoss,
+                                 trainSeconds: trainSeconds, now: WallClock.now())
+        machine = m
+        logger.info("update accepted", metadata: ["silo": "\(silo.id)", "round": "\(round)",
+                                                  "examples": "\(silo.examples)"])
+        handle(event)
+    }
+
+    /// Called a few times a second: closes or abandons rounds whose deadline passed.
+    public func tick() {
+        guard var m = machine else { return }
+        let event = m.tick(now: WallClock.now())
+        machine = m
+        handle(event)
+    }
+
+    private func handle(_ event: RoundStateMachine.Event) {
+        guard var m = machine else { return }
+        switch event {
+        case .none:
+            return
+        case .roundAbandoned(let round, let reason):
+            logger.warning("round abandoned", metadata: ["run": "\(m.runID)", "round": "\(round)", "reason": "\(reason)"])
+            try? store.recordAttempt(run: m.runID, round: round, outcome: "abandoned", reason: reason, now: WallClock.now())
+        case .roundClosed(let closed):
+            do {
+                try persist(closed, machine: m)
+                m.roundCommitted()
+                machine = m
+                if m.isFinished {
+                    logger.info("run completed", metadata: ["run": "\(m.runID)", "rounds": "\(m.completedRounds)"])
+                    machine = nil
+                    evaluation = nil
+                    resume()
+                }
+            } catch {
+                _ = m.abandonRound()
+                machine = m
+                logger.error("round not saved; it will run again",
+                             metadata: ["run": "\(m.runID)", "round": "\(closed.number)", "error": "\(error)"])
+                try? store.recordAttempt(run: m.runID, round: closed.number, outcome: "abandoned",
+                                         reason: "could not be saved: \(error)", now: WallClock.now())
+            }
+        }
+    }
+
+    private func persist(_ closed: RoundStateMachine.ClosedRound, machine m: RoundStateMachine) throws {
+        let result = try evaluation.map { data throws(DataError) in
+            try Evaluator.evaluate(spec: m.spec.model, parameters: closed.newWeights, data: data)
+        }
+        let sha = try checkpoints.save(model: m.spec.model, weights: closed.newWeights,
+                                       serverOptimizer: closed.serverOptimizer, runID: m.runID, round: closed.number)
+        try store.commitRound(run: m.runID, closed: closed, checkpointSHA256: sha, checkpointPath: checkpoints.path(for: sha),
+                              testAccuracy: result?.accuracy, testLoss: result?.loss, roundsPlanned: m.spec.rounds,
+                              now: WallClock.now())
+        var meta: Logger.Metadata = ["run": "\(m.runID)", "round": "\(closed.number)",
+                                     "silos": "\(closed.contributions.count)", "examples": "\(closed.examples)",
+                                     "checkpoint": "\(sha.prefix(16))",
+                                     "seconds": "\(Double(Int((closed.closedAt - closed.startedAt) * 100)) / 100)"]
+        if let result { meta["test_accuracy"] = "\(result.accuracy)" }
+        logger.info("round closed", metadata: meta)
+    }
+
+    /// Stopping: the round in flight is abandoned (recorded) and will run again when the coordinator returns.
+    public func shutdown() {
+        guard var m = machine, let round = m.abandonRound() else { return }
+        machine = m
+        logger.info("round abandoned for shutdown", metadata: ["run": "\(m.runID)", "round": "\(round)"])
+        try? store.recordAttempt(run: m.runID, round: round, outcome: "abandoned", reason: "coordinator shut down",
+                                 now: WallClock.now())
+    }
+
+    /// The weights of a run's newest (or given) committed round, read from its checkpoint.
+    public func exportModel(runID: String, round: Int?) throws -> (spec: RunSpec, round: Int, sha: String, weights: [Float]) {
+        guard let record = try store.run(id: runID) else { throw FederationError(.notFound, "no run '\(runID)'") }
+        let rounds = try store.rounds(run: runID)
+        let chosen = round.map { r in rounds.first { $0.round == r } } ?? rounds.last
+        guard let chosen else {
+            throw FederationError(.notFound, round.map { "run '\(runID)' has no committed round \($0)" }
+                                  ?? "run '\(runID)' has no committed round yet")
+        }
+        let checkpoint = try checkpoints.load(sha256: chosen.checkpointSHA256, model: record.spec.model,
+                                              server: record.spec.server)
+        return (record.spec, chosen.round, chosen.checkpointSHA256, checkpoint.weights)
+    }
+
+    func openRoundParameterCount(runID: String, round: Int) throws(FederationError) -> Int {
+        guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round else {
+            throw FederationError(.failedPrecondition,
+                "round \(round) of run '\(runID)' is not open (\(machine?.stateSummary ?? "no run is active"))")
+        }
+        return m.spec.model.parameterCount
+    }
+
+    /// For tests and status: a one-line summary of the active run's state.
+    public var status: String { machine?.stateSummary ?? "idle" }
+}
