@@ -15,6 +15,7 @@ let grpcProtobuf = Target.Dependency.product(name: "GRPCProtobuf", package: "grp
 let swiftProtobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 
@@ -65,13 +66,13 @@ let package = Package(
                                grpcCore, grpcHTTP2, swiftProtobuf, logging],
                 swiftSettings: settings),
         .executableTarget(name: "ConclaveCoordinator",
-                          dependencies: ["ConclaveRuntime", argumentParser, lifecycle, logging],
+                          dependencies: ["ConclaveRuntime", argumentParser, lifecycle, unixSignals, logging],
                           path: "Coordinator", swiftSettings: settings),
         .executableTarget(name: "ConclaveClient",
-                          dependencies: ["ConclaveRuntime", argumentParser, lifecycle, logging],
+                          dependencies: ["ConclaveRuntime", argumentParser, lifecycle, unixSignals, logging],
                           path: "Client", swiftSettings: settings),
         .executableTarget(name: "ConclaveCLI",
-                          dependencies: ["ConclaveRuntime", argumentParser, logging],
+                          dependencies: ["ConclaveRuntime", argumentParser, logging, grpcCore, swiftProtobuf],
                           swiftSettings: settings),
 
         .target(name: "ConclaveTesting", dependencies: ["ConclaveLearning"], path: "Tests/ConclaveTesting",

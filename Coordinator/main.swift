@@ -1,1 +1,46 @@
-print("x")
+import ArgumentParser
+import ConclaveConfig
+import ConclaveRuntime
+import ConclaveStorage
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `conclave-coordinator --config coordinator.toml`: the federation's daemon.
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conclave-coordinator",
+        abstract: "Runs the Conclave coordinator: hands out rounds, aggregates updates, keeps state in SQLite.")
+
+    @Option(name: .long, help: "Path to coordinator.toml.")
+    var config: String
+
+    func run() async throws {
+        let settings: CoordinatorConfig
+        do { settings = try CoordinatorConfig.load(path: config) } catch {
+            throw ValidationError(error.message)
+        }
+        LogfmtHandler.bootstrap(level: settings.logLevel)
+        let logger = Logger(label: "coordinator")
+        let driver: RunDriver
+        do { driver = try RunDriver(config: settings, logger: logger) } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error.message)"])
+            throw ExitCode.failure
+        }
+        let daemon = CoordinatorService(server: CoordinatorServer(config: settings, driver: driver, logger: logger))
+        let group = ServiceGroup(configuration: .init(
+            services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// The ten-line `Service` wrapper that grpc-swift-extras would provide.
+struct CoordinatorService: Service {
+    let server: CoordinatorServer
+
+    func run() async throws {
+        try await server.run(until: { try? await gracefulShutdown() })
+    }
+}
+
+CoordinatorCommand.main()

@@ -15,3 +15,6 @@ public enum AdminClient {
         }
     }
 }
+
+/// The client transport the CLI talks over, named for code that does not import the transport module.
+public typealias HTTP2ClientTransportPosix = HTTP2ClientTransport.Posix

@@ -1,0 +1,97 @@
+import ArgumentParser
+import ConclaveConfig
+import ConclaveRuntime
+import ConclaveWire
+import Foundation
+import GRPCCore
+import SwiftProtobuf
+
+/// `conclave demo`: a whole federation on this machine — one coordinator and N agent processes on loopback,
+/// Fashion-MNIST split non-IID across the silos, FedAvg to the end, the final model written as safetensors.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Run a whole federated training on this machine.")
+
+    @Option(help: "Number of silos (agent processes).") var silos = 5
+    @Option(help: "Training rounds.") var rounds = 30
+    @Option(help: "Local epochs per round.") var localEpochs = 2
+    @Option(help: "Hidden layer widths, comma-separated (784-…-10 MLP).") var hidden = "128"
+    @Option(help: "Dirichlet α of the label split (smaller is more skewed).") var alpha = 0.5
+    @Option(help: "Seed for the split, the initial model and shuffling.") var seed = 42
+    @Option(help: "Work directory (kept afterwards).") var workdir = "demo-work"
+    @Option(help: "Directory holding Fashion-MNIST's IDX files.") var dataDir = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Give up after this many seconds.") var timeout = 1800.0
+    @Flag(help: "Print the summary as one JSON object (progress goes to standard error).") var json = false
+
+    func validate() throws {
+        guard silos >= 1, silos <= 64 else { throw ValidationError("--silos must be between 1 and 64") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard localEpochs >= 1 else { throw ValidationError("--local-epochs must be at least 1") }
+        guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
+        guard hiddenWidths != nil else { throw ValidationError("--hidden must be positive integers, e.g. 128 or 256,128") }
+    }
+
+    var hiddenWidths: [Int]? {
+        let parts = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.map { $0! }
+    }
+
+    func run() async throws {
+        let say: (String) -> Void = json ? { printError($0) } : { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let setup = try DemoSetup(workdir: workdir, dataDir: dataDir, silos: silos, rounds: rounds,
+                                  localEpochs: localEpochs, hidden: hiddenWidths!, alpha: alpha, seed: seed)
+        say("conclave demo: \(silos) silos, Dirichlet α=\(alpha), \(rounds) rounds, mlp 784-\(hidden)-10, work directory \(setup.root)")
+        try setup.writeSiloData(log: say)
+        let supervisor = ProcessSupervisor(logDirectory: setup.path("logs"))
+        defer { supervisor.stopAll() }
+        let address = try await setup.startCoordinator(supervisor)
+        try setup.startAgents(supervisor, coordinator: address)
+        let target = try CoordinatorOption.parse(["--coordinator", address])
+        let specText = try String(contentsOfFile: setup.path("run.toml"), encoding: .utf8)
+        let started = try await callAdmin(target) { admin in
+            try await admin.startRun(.with { $0.specToml = specText; $0.specName = "run.toml" })
+        }
+        say("run \(started.runID) started; coordinator at \(address); logs in \(setup.path("logs"))")
+
+        var shown = 0
+        var info = started
+        while true {
+            try supervisor.checkAlive()
+            let runID = started.runID
+            info = try await callAdmin(target) { admin in try await admin.getRun(.with { $0.runID = runID }) }
+            for round in info.rounds where Int(round.round) > shown {
+                say(RunView.roundLine(round, of: info.roundsPlanned))
+                shown = Int(round.round)
+            }
+            if ["completed", "failed", "cancelled"].contains(info.status) { break }
+            if (clock.now - start) > .seconds(timeout) {
+                throw ValidationError("demo timed out after \(Int(timeout)) s; see \(setup.path("logs"))")
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        guard info.status == "completed", let last = info.rounds.last else {
+            throw ValidationError("run \(info.runID) ended \(info.status): \(info.message)")
+        }
+        let exported = try await ModelExport.fetch(run: info.runID, round: nil, target: target)
+        let modelPath = setup.path("model.safetensors")
+        try ModelExport.write(exported, to: modelPath)
+        supervisor.stopAll()
+        let elapsed = clock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let summary: [String: Any] = [
+            "rounds": Int(info.roundsCompleted), "silos": silos, "test_accuracy": jsonNumber(last.testAccuracy),
+            "test_loss": jsonNumber(last.testLoss), "seconds": (seconds * 10).rounded() / 10, "workdir": setup.root,
+            "model": modelPath, "run_id": info.runID, "database": setup.path("coordinator.sqlite"),
+        ]
+        if json {
+            printJSON(summary)
+        } else {
+            say(String(format: "done: %d rounds, %d silos, test accuracy %.4f, %.1f s", Int(info.roundsCompleted), silos,
+                       last.testAccuracy, seconds))
+            say("model: \(modelPath)\ndatabase: \(setup.path("coordinator.sqlite"))")
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import ConclaveLearning
+import Foundation
+
+/// Lays out the demo's work directory: each silo's private data file and config, the coordinator's config,
+/// and the run spec. Everything stays for inspection after the run.
+struct DemoSetup {
+    let root: String
+    let dataDir: String
+    let silos: Int
+    let rounds: Int
+    let localEpochs: Int
+    let hidden: [Int]
+    let alpha: Double
+    let seed: Int
+    static let marker = ".conclave-demo"
+
+    init(workdir: String, dataDir: String, silos: Int, rounds: Int, localEpochs: Int, hidden: [Int], alpha: Double,
+         seed: Int) throws {
+        let fm = FileManager.default
+        root = URL(fileURLWithPath: workdir).standardizedFileURL.path
+        self.dataDir = dataDir
+        self.silos = silos
+        self.rounds = rounds
+        self.localEpochs = localEpochs
+        self.hidden = hidden
+        self.alpha = alpha
+        self.seed = seed
+        if fm.fileExists(atPath: root) {
+            let contents = (try? fm.contentsOfDirectory(atPath: root)) ?? []
+            guard contents.isEmpty || contents.contains(Self.marker) else {
+                throw ValidationError("--workdir \(root) exists and is not a demo work directory; choose another")
+            }
+            try fm.removeItem(atPath: root)  // a previous demo's directory: start afresh
+        }
+        try fm.createDirectory(atPath: root + "/logs", withIntermediateDirectories: true)
+        _ = fm.createFile(atPath: root + "/" + Self.marker, contents: Data())
+    }
+
+    func path(_ name: String) -> String { root + "/" + name }
+
+    var trainImages: String { dataDir + "/train-images-idx3-ubyte.gz" }
+    var trainLabels: String { dataDir + "/train-labels-idx1-ubyte.gz" }
+
+    /// Splits the 60,000 training images across the silos (Dirichlet over labels) and writes each silo's share.
+    func writeSiloData(log: (String) -> Void) throws {
+        for file in [trainImages, trainLabels] where !FileManager.default.fileExists(atPath: file) {
+            throw ValidationError("\(file) is missing: install Debian's dataset-fashion-mnist (make demo does) or pass --data-dir")
+        }
+        let images = try IDX.read(path: trainImages)
+        let labels = try IDX.read(path: trainLabels)
+        let parts = try Partitioner.partition(labels: labels.bytes.map { Int32($0) }, classCount: 10, silos: silos,
+                                              scheme: .dirichlet(alpha: alpha), seed: UInt64(seed))
+        for (i, indices) in parts.enumerated() {
+            let dir = path("silos/silo-\(i + 1)")
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try IDX.write(images.subset(indices), path: dir + "/train-images-idx3-ubyte.gz")
+            try IDX.write(labels.subset(indices), path: dir + "/train-labels-idx1-ubyte.gz")
+            var histogram = [Int](repeating: 0, count: 10)
+            for j in indices { histogram[Int(labels.bytes[j])] += 1 }
+            log("silo-\(i + 1): \(indices.count) examples, per label \(histogram.map(String.init).joined(separator: " "))")
+        }
+        try write("coordinator.toml", """
+            # Demo coordinator: plaintext gRPC on loopback, state in SQLite next to this file.
+            [server]
+            listen = "127.0.0.1:0"
+            address_file = "coordinator.addr"
+
+            [storage]
+            database = "coordinator.sqlite"
+            checkpoints = "checkpoints"
+
+            [federation]
+            allowed_silos = [\((1...silos).map { "\"silo-\($0)\"" }.joined(separator: ", "))]
+            """)
+        try write("run.toml", """
+            name = "fashion-mnist-demo"
+            rounds = \(rounds)
+            seed = \(seed)
+            min_silos = \(silos)
+            round_deadline_seconds = 120
+
+            [model]
+            architecture = "mlp"
+            input_features = 784
+            hidden = [\(hidden.map(String.init).joined(separator: ", "))]
+            num_classes = 10
+
+            [training]
+            local_epochs = \(localEpochs)
+            batch_size = 32
+            learning_rate = 0.01
+            optimizer = "sgd"
+            momentum = 0.9
+
+            [server]
+            optimizer = "fedavg"
+
+            [evaluation]
+            format = "idx"
+            images = "\(dataDir)/t10k-images-idx3-ubyte.gz"
+            labels = "\(dataDir)/t10k-labels-idx1-ubyte.gz"
+            """)
+    }
+
+    private func write(_ name: String, _ text: String) throws {
+        try (text + "\n").write(toFile: path(name), atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the coordinator and waits until it has written its bound address.
+    func startCoordinator(_ supervisor: ProcessSupervisor) async throws -> String {
+        try supervisor.launch(name: "coordinator", executable: "conclave-coordinator",
+                              arguments: ["--config", path("coordinator.toml")])
+        for _ in 0..<600 {
+            if let text = try? String(contentsOfFile: path("coordinator.addr"), encoding: .utf8), !text.isEmpty {
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            try supervisor.checkAlive()
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("the coordinator did not start within 60 s; see \(path("logs/coordinator.log"))")
+    }
+
+    func startAgents(_ supervisor: ProcessSupervisor, coordinator: String) throws {
+        for i in 1...silos {
+            let dir = "silos/silo-\(i)"
+            try write("\(dir)/silo.toml", """
+                # Silo agent config: this silo's identity, its coordinator, and its private data.
+                [silo]
+                id = "silo-\(i)"
+                coordinator = "\(coordinator)"
+
+                [data]
+                format = "idx"
+                images = "train-images-idx3-ubyte.gz"
+                labels = "train-labels-idx1-ubyte.gz"
+                name = "fashion-mnist"
+
+                [training]
+                threads = 1
+                """)
+            try supervisor.launch(name: "silo-\(i)", executable: "conclave-client",
+                                  arguments: ["--config", path("\(dir)/silo.toml")])
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import ConclaveConfig
+import ConclaveRuntime
+import ConclaveWire
+import Foundation
+import GRPCCore
+import SwiftProtobuf
+import GRPCCore
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Define and follow training runs.",
+        subcommands: [Start.self, Status.self, List.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start a run from a run spec (TOML).")
+        @Option(name: .long, help: "Path to run.toml.") var spec: String
+        @OptionGroup var target: CoordinatorOption
+        @Flag(name: .long, help: "Print the run as JSON.") var json = false
+
+        func run() async throws {
+            let text: String
+            do {
+                text = try ConfigFile.text(at: spec)
+                _ = try RunSpecFile.parse(text, source: spec)  // fail fast, naming the file and key
+            } catch { throw ValidationError(error.message) }
+            let info = try await callAdmin(target) { admin in
+                try await admin.startRun(.with { $0.specToml = text; $0.specName = spec })
+            }
+            if json { printJSON(RunView.json(info)) } else { print("started \(info.runID) (\(info.name)): \(info.status)") }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a run and its rounds (default: the newest run).")
+        @Argument(help: "Run id.") var id: String?
+        @OptionGroup var target: CoordinatorOption
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let runID = id ?? ""
+            let info = try await callAdmin(target) { admin in try await admin.getRun(.with { $0.runID = runID }) }
+            if json { printJSON(RunView.json(info)) } else { print(RunView.text(info)) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List runs, oldest first.")
+        @OptionGroup var target: CoordinatorOption
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let reply = try await callAdmin(target) { admin in try await admin.listRuns(.init()) }
+            if json {
+                printJSON(["runs": reply.runs.map(RunView.json)])
+                return
+            }
+            print("RUN           STATUS     ROUNDS   MODEL                 NAME")
+            for r in reply.runs {
+                let rounds = "\(r.roundsCompleted)/\(r.roundsPlanned)"
+                print(r.runID.padding(toLength: 14, withPad: " ", startingAt: 0)
+                      + r.status.padding(toLength: 11, withPad: " ", startingAt: 0)
+                      + rounds.padding(toLength: 9, withPad: " ", startingAt: 0)
+                      + RunView.model(r.model).padding(toLength: 22, withPad: " ", startingAt: 0) + r.name)
+            }
+        }
+    }
+}
+
+/// Calls the admin API, turning transport and RPC failures into one readable line.
+func callAdmin<T: Sendable>(_ option: CoordinatorOption,
+                            _ body: @Sendable @escaping (Conclave_V1_Admin.Client<HTTP2ClientTransportPosix>) async throws -> T) async throws -> T {
+    let address = try option.address()
+    do {
+        return try await AdminClient.with(address, body)
+    } catch let error as RPCError {
+        let text = error.code == .unavailable ? "cannot reach the coordinator at \(address): \(error.message)" : error.message
+        printError("error: \(text)")
+        throw ExitCode.failure
+    }
+}
+
+enum RunView {
+    static func model(_ m: Conclave_V1_ModelSpec) -> String {
+        "\(m.architecture) " + ([m.inputFeatures] + m.hidden + [m.numClasses]).map(String.init).joined(separator: "-")
+    }
+
+    static func json(_ r: Conclave_V1_RunInfo) -> [String: Any] {
+        [
+            "run_id": r.runID, "name": r.name, "status": r.status, "rounds_planned": Int(r.roundsPlanned),
+            "rounds_completed": Int(r.roundsCompleted), "model": model(r.model), "message": r.message,
+            "min_silos": Int(r.minSilos),
+            "rounds": r.rounds.map { round -> [String: Any] in
+                ["round": Int(round.round), "silos": round.silos, "num_examples": Int(round.numExamples),
+                 "test_accuracy": jsonNumber(round.testAccuracy), "test_loss": jsonNumber(round.testLoss),
+                 "train_loss": jsonNumber(round.trainLoss), "seconds": round.seconds,
+                 "checkpoint_sha256": round.checkpointSha256]
+            },
+        ]
+    }
+
+    static func text(_ r: Conclave_V1_RunInfo) -> String {
+        var lines = ["run \(r.runID) (\(r.name)): \(r.status), \(r.roundsCompleted)/\(r.roundsPlanned) rounds, \(model(r.model))"]
+        if !r.message.isEmpty { lines.append("  \(r.message)") }
+        for round in r.rounds { lines.append("  " + roundLine(round, of: r.roundsPlanned)) }
+        return lines.joined(separator: "\n")
+    }
+
+    static func roundLine(_ round: Conclave_V1_RoundInfo, of planned: UInt32) -> String {
+        let acc = round.testAccuracy.isFinite ? String(format: "%.4f", round.testAccuracy) : "n/a"
+        let loss = round.testLoss.isFinite ? String(format: "%.4f", round.testLoss) : "n/a"
+        let number = String(round.round).leftPadded(to: String(planned).count)
+        return "round \(number)/\(planned)  silos \(round.silos.count)  test_accuracy \(acc)  test_loss \(loss)  "
+            + String(format: "%.1fs", round.seconds)
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
