@@ -25,3 +25,9 @@ func jsonNumber(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+/// A failure at run time (not a usage error): printed as one line, exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}

@@ -68,12 +68,12 @@ struct DemoCommand: AsyncParsableCommand {
             }
             if ["completed", "failed", "cancelled"].contains(info.status) { break }
             if (clock.now - start) > .seconds(timeout) {
-                throw ValidationError("demo timed out after \(Int(timeout)) s; see \(setup.path("logs"))")
+                throw CLIError("demo timed out after \(Int(timeout)) s; see \(setup.path("logs"))")
             }
             try await Task.sleep(for: .milliseconds(300))
         }
         guard info.status == "completed", let last = info.rounds.last else {
-            throw ValidationError("run \(info.runID) ended \(info.status): \(info.message)")
+            throw CLIError("run \(info.runID) ended \(info.status): \(info.message)")
         }
         let exported = try await ModelExport.fetch(run: info.runID, round: nil, target: target)
         let modelPath = setup.path("model.safetensors")

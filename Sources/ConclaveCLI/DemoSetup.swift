@@ -29,7 +29,7 @@ struct DemoSetup {
         if fm.fileExists(atPath: root) {
             let contents = (try? fm.contentsOfDirectory(atPath: root)) ?? []
             guard contents.isEmpty || contents.contains(Self.marker) else {
-                throw ValidationError("--workdir \(root) exists and is not a demo work directory; choose another")
+                throw CLIError("--workdir \(root) exists and is not a demo work directory; choose another")
             }
             try fm.removeItem(atPath: root)  // a previous demo's directory: start afresh
         }
@@ -45,7 +45,7 @@ struct DemoSetup {
     /// Splits the 60,000 training images across the silos (Dirichlet over labels) and writes each silo's share.
     func writeSiloData(log: (String) -> Void) throws {
         for file in [trainImages, trainLabels] where !FileManager.default.fileExists(atPath: file) {
-            throw ValidationError("\(file) is missing: install Debian's dataset-fashion-mnist (make demo does) or pass --data-dir")
+            throw CLIError("\(file) is missing: install Debian's dataset-fashion-mnist (make demo does) or pass --data-dir")
         }
         let images = try IDX.read(path: trainImages)
         let labels = try IDX.read(path: trainLabels)
@@ -118,7 +118,7 @@ struct DemoSetup {
             try supervisor.checkAlive()
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw ValidationError("the coordinator did not start within 60 s; see \(path("logs/coordinator.log"))")
+        throw CLIError("the coordinator did not start within 60 s; see \(path("logs/coordinator.log"))")
     }
 
     func startAgents(_ supervisor: ProcessSupervisor, coordinator: String) throws {

@@ -18,7 +18,7 @@ final class ProcessSupervisor: @unchecked Sendable {
             let candidate = "\(dir)/\(executable)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
-        throw ValidationError("cannot find \(executable) next to conclave or on PATH; build with 'swift build' first")
+        throw CLIError("cannot find \(executable) next to conclave or on PATH; build with 'swift build' first")
     }
 
     func launch(name: String, executable: String, arguments: [String], environment: [String: String] = [:]) throws {
@@ -43,7 +43,7 @@ final class ProcessSupervisor: @unchecked Sendable {
         for (name, process) in lock.withLock({ children }) where !process.isRunning {
             let log = (try? String(contentsOfFile: "\(logDirectory)/\(name).log", encoding: .utf8)) ?? ""
             let tail = log.split(separator: "\n").suffix(5).joined(separator: "\n")
-            throw ValidationError("\(name) exited with status \(process.terminationStatus):\n\(tail)")
+            throw CLIError("\(name) exited with status \(process.terminationStatus):\n\(tail)")
         }
     }
 

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `conclave-coordinator --config coordinator.toml`: the federation's daemon.
+@main
 struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conclave-coordinator",
@@ -43,4 +44,4 @@ struct CoordinatorService: Service {
     }
 }
 
-CoordinatorCommand.main()
+

@@ -9,6 +9,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `conclave-client --config silo.toml`: the agent inside a silo.
+@main
 struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conclave-client",
@@ -45,4 +46,4 @@ struct AgentService: Service {
     }
 }
 
-ClientCommand.main()
+
