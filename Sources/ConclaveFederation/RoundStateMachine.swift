@@ -124,9 +124,11 @@ public struct RoundStateMachine: Sendable {
         case .collecting(let round):
             return decision(for: silo.id, in: round, now: now)
         case .waitingForSilos:
+            // With a sample size set, wait until there are enough live silos to draw it from.
             let live = liveSilos(now: now)
-            guard live.count >= spec.minSilos else {
-                return .wait(reason: "waiting for silos: \(live.count) of \(spec.minSilos) connected")
+            let needed = spec.silosPerRound ?? spec.minSilos
+            guard live.count >= needed else {
+                return .wait(reason: "waiting for silos: \(live.count) of \(needed) connected")
             }
             let round = openRound(live: live, now: now)
             state = .collecting(round)

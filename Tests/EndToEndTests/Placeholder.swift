@@ -1,1 +1,1 @@
-// placeholder
+// End-to-end tests follow.

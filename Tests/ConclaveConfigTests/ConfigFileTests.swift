@@ -1,0 +1,128 @@
+import Foundation
+import ConclaveConfig
+import ConclaveFederation
+import ConclaveLearning
+import Testing
+
+@Suite struct ConfigFileTests {
+    static let run = """
+        name = "fm"
+        rounds = 30
+        min_silos = 5
+        silos_per_round = 5
+        round_deadline_seconds = 60
+
+        [model]
+        architecture = "mlp"
+        input_features = 784
+        hidden = [128]
+        num_classes = 10
+
+        [training]
+        local_epochs = 2
+        batch_size = 32
+        learning_rate = 0.01
+        optimizer = "sgd"
+        momentum = 0.9
+
+        [server]
+        optimizer = "fedadam"
+
+        [evaluation]
+        format = "idx"
+        images = "test-images.gz"
+        labels = "/abs/test-labels.gz"
+        """
+
+    @Test func runSpecParses() throws {
+        let spec = try RunSpecFile.parse(Self.run, source: "run.toml", baseDirectoryOf: "/runs/run.toml")
+        #expect(spec.rounds == 30)
+        #expect(spec.model.summary == "mlp 784-128-10")
+        #expect(spec.training == TrainingConfig(localEpochs: 2, batchSize: 32, learningRate: 0.01, optimizer: .sgd, momentum: 0.9, seed: 1))
+        #expect(spec.server.kind == .fedadam)
+        #expect(spec.server.learningRate == 0.01)
+        #expect(spec.evaluation == .idx(images: "/runs/test-images.gz", labels: "/abs/test-labels.gz"))
+    }
+
+    @Test func runSpecErrorsNameTheKey() {
+        let missing = Self.run.replacingOccurrences(of: "rounds = 30\n", with: "")
+        #expect(throws: ConfigError("run.toml: missing key 'rounds'")) { try RunSpecFile.parse(missing, source: "run.toml") }
+        let wrongType = Self.run.replacingOccurrences(of: "rounds = 30", with: "rounds = \"thirty\"")
+        #expect(throws: ConfigError("run.toml:2: key 'rounds' must be an integer, got a string")) {
+            try RunSpecFile.parse(wrongType, source: "run.toml")
+        }
+        let unknownModel = Self.run.replacingOccurrences(of: "architecture = \"mlp\"", with: "architecture = \"resnet\"")
+        #expect(throws: ConfigError("run.toml:8: key 'model.architecture' must be one of 'mlp', 'logreg', got 'resnet'")) {
+            try RunSpecFile.parse(unknownModel, source: "run.toml")
+        }
+        let typo = Self.run.replacingOccurrences(of: "batch_size", with: "batchsize")
+        #expect(throws: ConfigError("run.toml:15: unknown key 'training.batchsize'")) { try RunSpecFile.parse(typo, source: "run.toml") }
+        let quorum = Self.run.replacingOccurrences(of: "silos_per_round = 5", with: "silos_per_round = 2")
+        #expect(throws: ConfigError("run.toml: silos_per_round (2) is below min_silos (5)")) {
+            try RunSpecFile.parse(quorum, source: "run.toml")
+        }
+    }
+
+    @Test func siloConfigParsesBothDataFormats() throws {
+        let idx = try SiloConfig.parse("""
+            [silo]
+            id = "hospital-north"
+            coordinator = "10.0.0.1:7300"
+            [data]
+            format = "idx"
+            images = "imgs.gz"
+            labels = "lbls.gz"
+            """, source: "/etc/conclave/silo.toml")
+        #expect(idx.siloID == "hospital-north")
+        #expect(idx.coordinator == HostPort(host: "10.0.0.1", port: 7300))
+        #expect(idx.data == .idx(images: "/etc/conclave/imgs.gz", labels: "/etc/conclave/lbls.gz"))
+        let csv = try SiloConfig.parse("""
+            [silo]
+            id = "bank"
+            coordinator = "localhost:1"
+            [data]
+            format = "csv"
+            path = "/data/x.csv"
+            label_column = "fraud"
+            [training]
+            threads = 2
+            """, source: "silo.toml")
+        #expect(csv.data == .csv(path: "/data/x.csv", labelColumn: "fraud"))
+        #expect(csv.threads == 2)
+    }
+
+    @Test func siloConfigErrors() {
+        #expect(throws: ConfigError("silo.toml:3: key 'silo.coordinator' 'nowhere' is not host:port (e.g. 127.0.0.1:7300)")) {
+            try SiloConfig.parse("[silo]\nid = \"a\"\ncoordinator = \"nowhere\"\n[data]\nformat = \"csv\"\npath = \"x\"\nlabel_column = \"y\"\n",
+                                 source: "silo.toml")
+        }
+        #expect(throws: ConfigError("silo.toml: missing key 'data'")) {
+            try SiloConfig.parse("[silo]\nid = \"a\"\ncoordinator = \"h:1\"\n", source: "silo.toml")
+        }
+        #expect(throws: ConfigError("silo.toml:5: key 'data.format' must be one of 'idx', 'csv', got 'parquet'")) {
+            try SiloConfig.parse("[silo]\nid = \"a\"\ncoordinator = \"h:1\"\n[data]\nformat = \"parquet\"\n", source: "silo.toml")
+        }
+        #expect(throws: ConfigError("/no/silo.toml: no such file")) { try SiloConfig.load(path: "/no/silo.toml") }
+    }
+
+    @Test func coordinatorConfigParses() throws {
+        let c = try CoordinatorConfig.parse("""
+            [server]
+            listen = "0.0.0.0:7300"
+            [storage]
+            database = "state/coordinator.sqlite"
+            checkpoints = "/var/lib/conclave/checkpoints"
+            [federation]
+            allowed_silos = ["a", "b"]
+            [log]
+            level = "debug"
+            """, source: "/etc/conclave/coordinator.toml")
+        #expect(c.listen == HostPort(host: "0.0.0.0", port: 7300))
+        #expect(c.database == "/etc/conclave/state/coordinator.sqlite")
+        #expect(c.allowedSilos == ["a", "b"])
+        #expect(c.logLevel == "debug")
+        #expect(throws: ConfigError("c.toml:2: key 'server.listen' must be a string, got an integer")) {
+            try CoordinatorConfig.parse("[server]\nlisten = 7300\n", source: "c.toml")
+        }
+    }
+}
