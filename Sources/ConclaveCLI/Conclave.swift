@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `conclave`: the operator's and ML engineer's command line.
 @main
@@ -7,5 +8,22 @@ struct Conclave: AsyncParsableCommand {
         commandName: "conclave",
         abstract: "Privacy-preserving federated learning: runs, models, demo and benchmarks.",
         subcommands: [RunCommand.self, ModelCommand.self, DemoCommand.self, BenchCommand.self])
-}
 
+    /// As ArgumentParser's, but usage errors exit with status 2 (scripts test for it) rather than 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+export PATH := $(PATH):/opt/swift/usr/bin
+APT_PACKAGES := libsodium-dev libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev pkg-config dataset-fashion-mnist
+ARGS ?=
+
+.PHONY: deps build demo test bench clean
+
+# Installs the Debian packages that are not there yet (with sudo when not root).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build -c release
+
+# A whole federated run on this machine: `make demo ARGS="--rounds 10 --json"` passes options to `conclave demo`.
+demo: build
+	.build/release/conclave demo $(ARGS)
+
+# Builds everything (the end-to-end tests start the real executables) and runs every test.
+test: deps
+	swift build --build-tests
+	swift test --skip-build
+
+# The benchmarks of Benchmarks/README.md.
+bench: build
+	.build/release/conclave bench training
+	.build/release/conclave bench aggregation --silos 10 --params 1000000
+
+clean:
+	rm -rf .build demo-work

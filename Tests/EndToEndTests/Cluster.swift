@@ -1,0 +1,141 @@
+import ConclaveLearning
+import ConclaveTesting
+import Foundation
+import Testing
+
+/// Real `conclave-coordinator`, `conclave-client` and `conclave` processes for end-to-end tests, each
+/// logging to a file in the test's directory.
+final class Cluster: @unchecked Sendable {
+    let dir: String
+    let port: Int
+    private(set) var processes: [String: Process] = [:]
+
+    init(dir: String) throws {
+        self.dir = dir
+        self.port = try Cluster.freePort()
+    }
+
+    var address: String { "127.0.0.1:\(port)" }
+
+    static var binDirectory: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    static func executable(_ name: String) throws -> String {
+        let path = binDirectory.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TestFailure("\(path) is missing: run `swift build --build-tests` before `swift test` (make test does)")
+        }
+        return path
+    }
+
+    /// Binds port 0 to learn a free port, then releases it for the coordinator.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Bool in
+                bind(fd, p, len) == 0 && getsockname(fd, p, &len) == 0
+            }
+        }
+        guard bound else { throw TestFailure("cannot find a free port") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
+    }
+
+    func start(_ name: String, _ executable: String, _ arguments: [String]) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try Cluster.executable(executable))
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        p.environment = env
+        let log = "\(dir)/\(name).log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        processes[name] = p
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(dir)/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    func startCoordinator() throws {
+        try write("coordinator.toml", """
+            [server]
+            listen = "\(address)"
+            [storage]
+            database = "coordinator.sqlite"
+            checkpoints = "checkpoints"
+            [federation]
+            liveness_seconds = 10
+            """)
+        try start("coordinator", "conclave-coordinator", ["--config", "\(dir)/coordinator.toml"])
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    func stop(_ name: String, timeout: Double = 20) throws -> Int32 {
+        guard let p = processes[name] else { throw TestFailure("no process \(name)") }
+        p.terminate()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning, Date() < deadline { usleep(20_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            throw TestFailure("\(name) ignored SIGTERM for \(timeout) s")
+        }
+        processes[name] = nil
+        return p.terminationStatus
+    }
+
+    func stopAll() {
+        for (_, p) in processes where p.isRunning {
+            p.terminate()
+        }
+        for (_, p) in processes {
+            let deadline = Date().addingTimeInterval(10)
+            while p.isRunning, Date() < deadline { usleep(20_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        processes = [:]
+    }
+
+    /// Runs `conclave ARGS` to completion; returns (status, stdout, stderr).
+    func cli(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try Cluster.executable("conclave"))
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func json(_ arguments: [String]) throws -> [String: Any] {
+        let r = try cli(arguments)
+        guard r.status == 0, let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any] else {
+            throw TestFailure("conclave \(arguments.joined(separator: " ")) failed (\(r.status)): \(r.err)\(r.out)")
+        }
+        return obj
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,155 @@
+import ConclaveCrypto
+import ConclaveLearning
+import ConclaveStorage
+import ConclaveTesting
+import Foundation
+import Testing
+
+/// The real coordinator and three real agents on loopback, driven through the `conclave` CLI, on a slice of
+/// Fashion-MNIST: accuracy rises, every round is in the database, the coordinator survives a SIGTERM mid-run
+/// and a misshapen silo, and the exported safetensors file holds the final weights.
+@Suite(.serialized) struct FederationProcessTests {
+    @Test(.timeLimit(.minutes(10))) func federationTrainsEndToEnd() throws {
+        try #require(Fixtures.hasFashionMNIST, "Fashion-MNIST missing: install dataset-fashion-mnist (make test does)")
+        let dir = Fixtures.temporaryDirectory("conclave-e2e")
+        let cluster = try Cluster(dir: dir)
+        defer { cluster.stopAll() }
+
+        // Three silos with 1,500 training images each (non-IID), and 2,000 test images for the coordinator.
+        let fm = Fixtures.fashionMNIST
+        let images = try IDX.read(path: fm + "/train-images-idx3-ubyte.gz")
+        let labels = try IDX.read(path: fm + "/train-labels-idx1-ubyte.gz")
+        let parts = try Partitioner.partition(labels: labels.bytes.prefix(4500).map { Int32($0) }, classCount: 10, silos: 3,
+                                              scheme: .dirichlet(alpha: 1), seed: 1)
+        let testImages = try IDX.read(path: fm + "/t10k-images-idx3-ubyte.gz").subset(Array(0..<2000))
+        let testLabels = try IDX.read(path: fm + "/t10k-labels-idx1-ubyte.gz").subset(Array(0..<2000))
+        try IDX.write(testImages, path: dir + "/test-images.gz")
+        try IDX.write(testLabels, path: dir + "/test-labels.gz")
+
+        try cluster.startCoordinator()
+        for (i, part) in parts.enumerated() {
+            try IDX.write(images.subset(part), path: "\(dir)/silo\(i)-images.gz")
+            try IDX.write(labels.subset(part), path: "\(dir)/silo\(i)-labels.gz")
+            try cluster.write("silo\(i).toml", """
+                [silo]
+                id = "silo-\(i)"
+                coordinator = "\(cluster.address)"
+                [data]
+                format = "idx"
+                images = "silo\(i)-images.gz"
+                labels = "silo\(i)-labels.gz"
+                [connection]
+                backoff_initial_seconds = 0.2
+                backoff_max_seconds = 1
+                """)
+            try cluster.start("silo\(i)", "conclave-client", ["--config", "\(dir)/silo\(i).toml"])
+        }
+        // A fourth agent whose data has 5 features: the coordinator must refuse it and carry on.
+        try cluster.write("odd.csv", "a,b,c,d,e,label\n" + (0..<20).map { "1,2,3,4,\($0),\($0 % 2)" }.joined(separator: "\n"))
+        try cluster.write("odd.toml", """
+            [silo]
+            id = "odd"
+            coordinator = "\(cluster.address)"
+            [data]
+            format = "csv"
+            path = "odd.csv"
+            label_column = "label"
+            """)
+        try cluster.start("odd", "conclave-client", ["--config", "\(dir)/odd.toml"])
+
+        try cluster.write("run.toml", """
+            name = "e2e"
+            rounds = 4
+            min_silos = 3
+            round_deadline_seconds = 60
+            [model]
+            architecture = "mlp"
+            input_features = 784
+            hidden = [32]
+            num_classes = 10
+            [training]
+            local_epochs = 1
+            batch_size = 32
+            learning_rate = 0.05
+            momentum = 0.9
+            [evaluation]
+            format = "idx"
+            images = "\(dir)/test-images.gz"
+            labels = "\(dir)/test-labels.gz"
+            """)
+        let target = ["--coordinator", cluster.address]
+        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
+            try? cluster.json(["run", "start", "--spec", "\(dir)/run.toml", "--json"] + target)
+        }
+        let runID = try #require(started["run_id"] as? String)
+
+        // Stop the coordinator once a round is in, then start it again: the run must still finish every round.
+        _ = try waitFor("round 1", timeout: 120) { () -> Bool? in
+            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
+            return ((s?["rounds_completed"] as? Int) ?? 0) >= 1 ? true : nil
+        }
+        #expect(try cluster.stop("coordinator") == 0, "coordinator must exit 0 on SIGTERM")
+        try cluster.startCoordinator()
+
+        let status = try waitFor("the run to complete", timeout: 300) { () -> [String: Any]? in
+            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
+            return s?["status"] as? String == "completed" ? s : nil
+        }
+        let rounds = try #require(status["rounds"] as? [[String: Any]])
+        #expect(rounds.map { $0["round"] as? Int } == [1, 2, 3, 4])
+        let accuracies = rounds.compactMap { $0["test_accuracy"] as? Double }
+        #expect(accuracies.count == 4)
+        #expect(accuracies.last! > 0.6, "accuracy \(accuracies)")
+        #expect(accuracies.last! > accuracies.first!, "accuracy must rise: \(accuracies)")
+
+        // The database holds every round, its three silos and a checkpoint that hashes to its name.
+        let store = try CoordinatorStore(path: dir + "/coordinator.sqlite")
+        let stored = try store.rounds(run: runID)
+        #expect(stored.map(\.round) == [1, 2, 3, 4])
+        #expect(stored.allSatisfy { $0.silos == ["silo-0", "silo-1", "silo-2"] })
+        for r in stored {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/checkpoints/\(r.checkpointSHA256).safetensors"))
+            #expect(bytes.withUnsafeBytes { SHA256.hex($0) } == r.checkpointSHA256)
+        }
+        let list = try cluster.json(["run", "list", "--json"] + target)
+        #expect((list["runs"] as? [[String: Any]])?.count == 1)
+
+        // The exported model loads back with PyTorch's Linear layout and equals the last checkpoint.
+        let export = try cluster.cli(["model", "export", "--run", runID, "--format", "safetensors", "--out",
+                                      "\(dir)/model.safetensors"] + target)
+        #expect(export.status == 0, "\(export.err)")
+        let (tensors, metadata) = try Safetensors.read(path: dir + "/model.safetensors")
+        #expect(tensors.map(\.shape) == [[32, 784], [32], [10, 32], [10]])
+        #expect(metadata["round"] == "4")
+        let checkpoint = try Safetensors.read(path: "\(dir)/checkpoints/\(stored[3].checkpointSHA256).safetensors")
+        #expect(tensors.map(\.values) == checkpoint.tensors.map(\.values))
+
+        #expect(cluster.log("coordinator").contains("has 5 features per example"))
+        #expect(try cluster.stop("coordinator") == 0)
+        for i in 0..<3 { #expect(try cluster.stop("silo\(i)") == 0) }
+    }
+
+    @Test func cliReportsBadInputClearly() throws {
+        let dir = Fixtures.temporaryDirectory("conclave-cli")
+        let cluster = try Cluster(dir: dir)
+        try cluster.write("run.toml", "rounds = \"many\"\n")
+        let bad = try cluster.cli(["run", "start", "--spec", "\(dir)/run.toml", "--coordinator", cluster.address])
+        #expect(bad.status != 0)
+        #expect(bad.err.contains("run.toml:1: key 'rounds' must be an integer, got a string"))
+        let down = try cluster.cli(["run", "list", "--coordinator", cluster.address])
+        #expect(down.status == 1)
+        #expect(down.err.contains("cannot reach the coordinator at \(cluster.address)"))
+        let format = try cluster.cli(["model", "export", "--run", "x", "--format", "onnx", "--out", "m"])
+        #expect(format.status == 2)
+        #expect(format.err.contains("only 'safetensors' is supported"))
+    }
+
+    func waitFor<T>(_ what: String, timeout: Double, _ poll: () throws -> T?) throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let value = try poll() { return value }
+            usleep(200_000)
+        }
+        throw TestFailure("timed out after \(Int(timeout)) s waiting for \(what)")
+    }
+}
