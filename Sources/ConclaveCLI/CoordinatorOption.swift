@@ -15,7 +15,7 @@ struct CoordinatorOption: ParsableArguments {
 
 /// Prints one JSON object on standard output.
 func printJSON(_ object: [String: Any]) {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
     print(String(decoding: data, as: UTF8.self))
 }
 

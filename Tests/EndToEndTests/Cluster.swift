@@ -59,7 +59,7 @@ final class Cluster: @unchecked Sendable {
         env["OPENBLAS_NUM_THREADS"] = "1"
         p.environment = env
         let log = "\(dir)/\(name).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
         p.standardOutput = handle

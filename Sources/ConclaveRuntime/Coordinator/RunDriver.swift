@@ -9,9 +9,9 @@ public import Logging
 /// one database transaction) before the machine moves on, and activates the next pending run when one ends.
 /// The gRPC services and the deadline ticker call into it; it is the only writer of the database.
 public actor RunDriver {
-    public let store: CoordinatorStore
-    public let checkpoints: CheckpointStore
-    public let config: CoordinatorConfig
+    nonisolated public let store: CoordinatorStore
+    nonisolated public let checkpoints: CheckpointStore
+    nonisolated public let config: CoordinatorConfig
     private var logger: Logger
     private var machine: RoundStateMachine?
     private var evaluation: Dataset?
