@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting"],
                     swiftSettings: settings),
         .testTarget(name: "EndToEndTests",
-                    dependencies: ["ConclaveRuntime", "ConclaveTesting", "ConclaveLearning"],
+                    dependencies: ["ConclaveRuntime", "ConclaveTesting", "ConclaveLearning", grpcCore, grpcHTTP2, swiftProtobuf],
                     swiftSettings: settings),
     ]
 )

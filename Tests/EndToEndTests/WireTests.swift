@@ -1,0 +1,125 @@
+import ConclaveConfig
+import ConclaveFederation
+import ConclaveRuntime
+import ConclaveStorage
+import ConclaveTesting
+import ConclaveWire
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SwiftProtobuf
+import Testing
+
+/// Malformed messages against a real gRPC server (in-process): each is refused with a status naming the
+/// problem, the database stays empty of rounds, and the server keeps answering.
+@Suite struct WireTests {
+    @Test func assemblerRefusesMalformedStreams() throws {
+        func chunk(_ offset: UInt64, _ values: [Float]) -> Conclave_V1_WeightsChunk {
+            .with { $0.offset = offset; $0.values = values.withUnsafeBytes { Data($0) } }
+        }
+        #expect(throws: FederationError.self) { try WeightsAssembler(total: 5, expected: 4, what: "u") }
+        var a = try WeightsAssembler(total: 4, expected: 4, what: "u")
+        #expect(throws: FederationError.self) { try a.add(chunk(2, [1, 2])) }
+        #expect(throws: FederationError.self) { try a.add(.with { $0.offset = 0; $0.values = Data([1, 2, 3]) }) }
+        try a.add(chunk(0, [1, 2]))
+        #expect(throws: FederationError.self) { try a.finish() }
+        #expect(throws: FederationError.self) { try a.add(chunk(2, [3, 4, 5])) }
+        try a.add(chunk(2, [3, 4]))
+        #expect(try a.finish() == [1, 2, 3, 4])
+        // Round trip through the codec's chunking, across chunk boundaries.
+        let big = (0..<(WeightsCodec.valuesPerChunk * 2 + 5)).map { Float($0) }
+        var b = try WeightsAssembler(total: UInt64(big.count), expected: big.count, what: "big")
+        for offset in WeightsCodec.offsets(count: big.count) { try b.add(WeightsCodec.chunk(big, offset: offset)) }
+        #expect(try b.finish() == big)
+    }
+
+    @Test func malformedUpdatesAreRefusedOverGRPC() async throws {
+        let dir = Fixtures.temporaryDirectory("conclave-wire")
+        let config = try CoordinatorConfig.parse("""
+            [server]
+            listen = "127.0.0.1:0"
+            [storage]
+            database = "c.sqlite"
+            checkpoints = "ckpt"
+            """, source: dir + "/coordinator.toml")
+        let driver = try RunDriver(config: config, logger: Logger(label: "wire-test"))
+        _ = try await driver.startRun(specTOML: """
+            rounds = 2
+            min_silos = 1
+            [model]
+            architecture = "logreg"
+            input_features = 2
+            num_classes = 2
+            [training]
+            learning_rate = 0.1
+            """, source: "run.toml")
+        let runID = try #require(try driver.store.runs().first?.id)
+        let server = CoordinatorServer(config: config, driver: driver, logger: Logger(label: "wire-test"))
+        let (addressStream, addressContinuation) = AsyncStream.makeStream(of: String.self)
+        let (stopStream, stopContinuation) = AsyncStream.makeStream(of: Void.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await server.run(until: { for await _ in stopStream { return } },
+                                     onListening: { addressContinuation.yield($0) })
+            }
+            var iterator = addressStream.makeAsyncIterator()
+            let address = try HostPort(parsing: try #require(await iterator.next()))
+            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: address.host, port: address.port),
+                                                           transportSecurity: .plaintext)
+            try await withGRPCClient(transport: transport) { client in
+                let federation = Conclave_V1_Federation.Client(wrapping: client)
+                let silo = Conclave_V1_SiloDescription.with {
+                    $0.siloID = "a"; $0.numExamples = 3; $0.numFeatures = 2; $0.numClasses = 2
+                }
+                // Open round 1 for silo "a".
+                let first = try await federation.fetchTask(.with { $0.silo = silo }) { response in
+                    var kinds = [String]()
+                    for try await chunk in response.messages {
+                        if case .header(let h) = chunk.kind, case .train = h.action { kinds.append("train") }
+                    }
+                    return kinds
+                }
+                #expect(first == ["train"])
+
+                func submit(_ messages: [Conclave_V1_UpdateChunk]) async -> RPCError? {
+                    do {
+                        _ = try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                            for m in messages { try await writer.write(m) }
+                        })
+                        return nil
+                    } catch let error as RPCError { return error } catch { return RPCError(code: .unknown, message: "\(error)") }
+                }
+                func header(round: UInt32 = 1, total: UInt64 = 6) -> Conclave_V1_UpdateChunk {
+                    .with { $0.header = .with { h in
+                        h.silo = silo; h.runID = runID; h.round = round; h.totalValues = total; h.numExamples = 3
+                    } }
+                }
+                func values(_ offset: UInt64, _ v: [Float]) -> Conclave_V1_UpdateChunk {
+                    .with { $0.weights = .with { $0.offset = offset; $0.values = v.withUnsafeBytes { Data($0) } } }
+                }
+                let wrongSize = await submit([header(total: 7), values(0, [1, 2, 3, 4, 5, 6, 7])])
+                #expect(wrongSize?.code == .invalidArgument)
+                #expect(wrongSize?.message.contains("announces 7 values; the model has 6 parameters") == true)
+                let noHeader = await submit([values(0, [1, 2, 3, 4, 5, 6])])
+                #expect(noHeader?.message.contains("must start with its header") == true)
+                let short = await submit([header(), values(0, [1, 2, 3])])
+                #expect(short?.message.contains("ended after 3 of 6 values") == true)
+                let closed = await submit([header(round: 9), values(0, [1, 2, 3, 4, 5, 6])])
+                #expect(closed?.code == .failedPrecondition)
+                #expect(closed?.message.contains("round 9") == true)
+                let nan = await submit([header(), values(0, [1, 2, .nan, 4, 5, 6])])
+                #expect(nan?.message.contains("non-finite") == true)
+                #expect(try driver.store.rounds(run: runID).isEmpty, "refused updates must not close a round")
+                // The server is still up, and a good update closes round 1.
+                #expect(await submit([header(), values(0, [1, 2, 3, 4, 5, 6])]) == nil)
+                #expect(try driver.store.rounds(run: runID).map(\.round) == [1])
+                let replay = await submit([header(), values(0, [1, 2, 3, 4, 5, 6])])
+                #expect(replay?.code == .failedPrecondition)
+            }
+            stopContinuation.yield()
+            stopContinuation.finish()
+            try await group.waitForAll()
+        }
+    }
+}
