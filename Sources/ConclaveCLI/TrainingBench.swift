@@ -12,6 +12,8 @@ struct TrainingBench: AsyncParsableCommand {
     @Option(help: "Mini-batch size.") var batchSize = 64
     @Option(help: "Repetitions (the best is reported).") var repeats = 3
     @Option(help: "OpenBLAS threads.") var threads = 2
+    @Option(help: "Optimizer: sgd or adam.") var optimizer = "sgd"
+    @Option(help: "SGD momentum.") var momentum = 0.9
     @Option(help: "Directory holding Fashion-MNIST's IDX files.") var dataDir = "/usr/share/datasets/fashion-mnist"
     @Flag(help: "Print JSON.") var json = false
 
@@ -21,7 +23,8 @@ struct TrainingBench: AsyncParsableCommand {
                                    labelsPath: dataDir + "/train-labels-idx1-ubyte.gz")
         let widths = hidden.split(separator: ",").compactMap { Int($0) }
         let spec = try ModelSpec(architecture: .mlp, inputFeatures: 784, hidden: widths, classCount: 10)
-        let config = TrainingConfig(localEpochs: 1, batchSize: batchSize, learningRate: 0.01, optimizer: .sgd, momentum: 0.9)
+        guard let kind = OptimizerKind(rawValue: optimizer) else { throw ValidationError("--optimizer must be sgd or adam") }
+        let config = TrainingConfig(localEpochs: 1, batchSize: batchSize, learningRate: 0.01, optimizer: kind, momentum: momentum)
         let initial = spec.initialParameters(seed: 1)
         var epoch = Double.infinity, floor = Double.infinity
         for _ in 0..<repeats {

@@ -7,7 +7,8 @@ public struct Network {
     private let layers: [(inputs: Int, outputs: Int)]
     private let offsets: [(weight: Int, bias: Int)]
     private var capacity = 0
-    /// Activations per layer: acts[0] is the input copy, acts[l+1] the layer's output (pre-softmax at the top).
+    /// Activations per layer: acts[l+1] is layer l's output (pre-softmax at the top). acts[0] stays empty:
+    /// the first layer reads the caller's batch in place.
     private var acts: [[Float]] = []
     private var deltas: [[Float]] = []
 
@@ -20,40 +21,40 @@ public struct Network {
     private mutating func reserve(batch: Int) {
         guard batch > capacity else { return }
         capacity = batch
-        acts = spec.widths.map { [Float](repeating: 0, count: batch * $0) }
-        deltas = spec.widths.map { [Float](repeating: 0, count: batch * $0) }
+        acts = spec.widths.enumerated().map { [Float](repeating: 0, count: $0.offset == 0 ? 0 : batch * $0.element) }
+        deltas = spec.widths.enumerated().map { [Float](repeating: 0, count: $0.offset == 0 ? 0 : batch * $0.element) }
     }
 
     /// Computes logits for `batch` rows of `x` into acts.last; returns nothing, read with `logits`.
     private mutating func forward(params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int) {
         reserve(batch: batch)
-        acts[0].withUnsafeMutableBufferPointer { a0 in
-            a0.baseAddress!.update(from: x, count: batch * spec.inputFeatures)
-        }
         for (l, layer) in layers.enumerated() {
             let isLast = l == layers.count - 1
             let input = acts[l]
             acts[l + 1].withUnsafeMutableBufferPointer { outBuf in
                 input.withUnsafeBufferPointer { inBuf in
+                    let inputs = l == 0 ? x : UnsafePointer(inBuf.baseAddress!)
                     let out = outBuf.baseAddress!
                     let bias = params + offsets[l].bias
                     // Seed every row with the bias, then Z += A · Wᵀ.
                     for r in 0..<batch { (out + r * layer.outputs).update(from: bias, count: layer.outputs) }
                     BLAS.gemm(transB: true, m: batch, n: layer.outputs, k: layer.inputs,
-                              a: inBuf.baseAddress!, lda: layer.inputs, b: params + offsets[l].weight,
+                              a: inputs, lda: layer.inputs, b: params + offsets[l].weight,
                               ldb: layer.inputs, beta: 1, c: out, ldc: layer.outputs)
                     if !isLast {
-                        for i in 0..<(batch * layer.outputs) where out[i] < 0 { out[i] = 0 }
+                        for i in 0..<(batch * layer.outputs) { out[i] = max(out[i], 0) }  // branch-free: vectorises
                     }
                 }
             }
         }
     }
 
-    /// Mean softmax cross-entropy over the batch and its gradient, written into `grad` (overwritten).
+    /// Mean softmax cross-entropy over the batch; its gradient ∇ goes into `grad` as grad ← decay·grad + ∇.
+    /// With decay 0 `grad` is overwritten; SGD with momentum passes its velocity and μ, so sgemm itself
+    /// performs the momentum update and no separate pass over the gradient is needed.
     public mutating func lossAndGradient(params: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                          labels: UnsafePointer<Int32>, batch: Int,
-                                         grad: UnsafeMutablePointer<Float>) -> Float {
+                                         grad: UnsafeMutablePointer<Float>, decay: Float = 0) -> Float {
         forward(params: params, x: x, batch: batch)
         let top = layers.count
         let classes = spec.classCount
@@ -78,11 +79,11 @@ public struct Network {
                     let d = dBuf.baseAddress!
                     // dW = δᵀ · A   (outputs × inputs)
                     BLAS.gemm(transA: true, m: layer.outputs, n: layer.inputs, k: batch,
-                              a: d, lda: layer.outputs, b: aBuf.baseAddress!, ldb: layer.inputs,
-                              c: grad + offsets[l].weight, ldc: layer.inputs)
+                              a: d, lda: layer.outputs, b: l == 0 ? x : aBuf.baseAddress!, ldb: layer.inputs,
+                              beta: decay, c: grad + offsets[l].weight, ldc: layer.inputs)
                     // db = column sums of δ
                     let db = grad + offsets[l].bias
-                    db.update(repeating: 0, count: layer.outputs)
+                    for o in 0..<layer.outputs { db[o] *= decay }
                     for r in 0..<batch {
                         let row = d + r * layer.outputs
                         for o in 0..<layer.outputs { db[o] += row[o] }
@@ -93,7 +94,7 @@ public struct Network {
                         let p = prev.baseAddress!
                         BLAS.gemm(m: batch, n: layer.inputs, k: layer.outputs, a: d, lda: layer.outputs,
                                   b: params + offsets[l].weight, ldb: layer.inputs, c: p, ldc: layer.inputs)
-                        for i in 0..<(batch * layer.inputs) where aBuf[i] <= 0 { p[i] = 0 }
+                        for i in 0..<(batch * layer.inputs) { p[i] = aBuf[i] > 0 ? p[i] : 0 }
                     }
                 }
             }

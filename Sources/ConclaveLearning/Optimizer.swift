@@ -1,3 +1,5 @@
+import ConclaveTensor
+
 /// Local optimisers over a flat parameter vector.
 public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
     case sgd
@@ -7,12 +9,28 @@ public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
 public protocol Optimizer {
     /// params ← params − update(grad). Both buffers have the model's parameter count.
     mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int)
+
+    /// One training step: `gradient(buffer, decay)` must write buffer ← decay·buffer + ∇ and return the loss.
+    /// Optimisers that keep a running sum of gradients (momentum) let the gradient land in it directly.
+    mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
+                       gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float
+}
+
+extension Optimizer {
+    public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
+                              gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
+        var grad = [Float](repeating: 0, count: count)
+        let loss = grad.withUnsafeMutableBufferPointer { gradient($0.baseAddress!, 0) }
+        grad.withUnsafeBufferPointer { step(params: params, grad: $0.baseAddress!, count: count) }
+        return loss
+    }
 }
 
 /// SGD with (heavy-ball) momentum, as in PyTorch: v ← μv + g; p ← p − ηv.
 public struct SGD: Optimizer {
     public let learningRate: Float
     public let momentum: Float
+    /// The momentum buffer, or the plain gradient when momentum is 0.
     private var velocity: [Float] = []
 
     public init(learningRate: Float, momentum: Float = 0) {
@@ -22,16 +40,29 @@ public struct SGD: Optimizer {
 
     public mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int) {
         guard momentum != 0 else {
-            for i in 0..<count { params[i] -= learningRate * grad[i] }
+            BLAS.axpy(count, -learningRate, grad, params)
             return
         }
         if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
         let mu = momentum, lr = learningRate
+        // One fused pass: cheaper than two BLAS level-1 calls at these sizes (measured).
         velocity.withUnsafeMutableBufferPointer { v in
             for i in 0..<count {
                 v[i] = mu * v[i] + grad[i]
                 params[i] -= lr * v[i]
             }
+        }
+    }
+
+    /// v ← μv + ∇ is computed in place by the gradient itself, then p ← p − ηv.
+    public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
+                              gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
+        if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
+        let lr = learningRate, mu = momentum
+        return velocity.withUnsafeMutableBufferPointer { v in
+            let loss = gradient(v.baseAddress!, mu)
+            for i in 0..<count { params[i] -= lr * v[i] }
+            return loss
         }
     }
 }
@@ -44,6 +75,7 @@ public struct Adam: Optimizer {
     public let epsilon: Float
     private var m: [Float] = []
     private var v: [Float] = []
+    private var g: [Float] = []
     private var t = 0
 
     public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
@@ -51,6 +83,19 @@ public struct Adam: Optimizer {
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
+    }
+
+    public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
+                              gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
+        if g.count != count { g = [Float](repeating: 0, count: count) }
+        var scratch = g
+        g = []
+        defer { g = scratch }
+        return scratch.withUnsafeMutableBufferPointer { buffer in
+            let loss = gradient(buffer.baseAddress!, 0)
+            step(params: params, grad: buffer.baseAddress!, count: count)
+            return loss
+        }
     }
 
     public mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int) {

@@ -53,7 +53,6 @@ public enum Trainer {
         let batchCap = min(config.batchSize, data.count)
         var xb = [Float](repeating: 0, count: batchCap * d)
         var yb = [Int32](repeating: 0, count: batchCap)
-        var grad = [Float](repeating: 0, count: params.count)
         var order = Array(0..<data.count)
         var lossSum = 0.0, steps = 0
         for _ in 0..<config.localEpochs {
@@ -72,15 +71,13 @@ public enum Trainer {
                 }
                 let count = params.count
                 let loss = params.withUnsafeMutableBufferPointer { p in
-                    grad.withUnsafeMutableBufferPointer { g in
-                        let l = xb.withUnsafeBufferPointer { x in
-                            yb.withUnsafeBufferPointer { y in
-                                network.lossAndGradient(params: p.baseAddress!, x: x.baseAddress!,
-                                                        labels: y.baseAddress!, batch: n, grad: g.baseAddress!)
+                    xb.withUnsafeBufferPointer { x in
+                        yb.withUnsafeBufferPointer { y in
+                            optimizer.step(params: p.baseAddress!, count: count) { grad, decay in
+                                network.lossAndGradient(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
+                                                        batch: n, grad: grad, decay: decay)
                             }
                         }
-                        optimizer.step(params: p.baseAddress!, grad: g.baseAddress!, count: count)
-                        return l
                     }
                 }
                 lossSum += Double(loss)

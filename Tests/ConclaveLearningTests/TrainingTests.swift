@@ -52,6 +52,35 @@ import Testing
         #expect(abs(q[0] + 0.01) < 1e-5)
     }
 
+    /// The fused path (sgemm writes v ← μv + ∇ straight into the velocity) must equal the textbook step.
+    @Test func fusedMomentumStepEqualsTheTextbookStep() throws {
+        let spec = try ModelSpec(architecture: .mlp, inputFeatures: 8, hidden: [5], classCount: 3)
+        let data = Fixtures.blobs(count: 16)
+        var net = Network(spec: spec)
+        let count = spec.parameterCount
+        func gradient(_ p: [Float], into g: UnsafeMutablePointer<Float>, decay: Float) -> Float {
+            p.withUnsafeBufferPointer { pb in data.features.withUnsafeBufferPointer { x in data.labels.withUnsafeBufferPointer { y in
+                net.lossAndGradient(params: pb.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!, batch: 16,
+                                    grad: g, decay: decay)
+            } } }
+        }
+        var fused = spec.initialParameters(seed: 1), classic = fused
+        var a = SGD(learningRate: 0.1, momentum: 0.9), b = SGD(learningRate: 0.1, momentum: 0.9)
+        var grad = [Float](repeating: 0, count: count)
+        for _ in 0..<3 {
+            let snapshot = fused
+            _ = fused.withUnsafeMutableBufferPointer { p in
+                a.step(params: p.baseAddress!, count: count) { g, decay in gradient(snapshot, into: g, decay: decay) }
+            }
+            _ = grad.withUnsafeMutableBufferPointer { gradient(classic, into: $0.baseAddress!, decay: 0) }
+            classic.withUnsafeMutableBufferPointer { p in grad.withUnsafeBufferPointer { g in
+                b.step(params: p.baseAddress!, grad: g.baseAddress!, count: count)
+            } }
+        }
+        for (x, y) in zip(fused, classic) { #expect(abs(x - y) < 1e-5) }
+        #expect(fused != spec.initialParameters(seed: 1))
+    }
+
     @Test func shapeMismatchesAreErrors() throws {
         let spec = try ModelSpec(architecture: .logreg, inputFeatures: 4, hidden: [], classCount: 3)
         let data = Fixtures.blobs(count: 10, features: 8)
