@@ -75,6 +75,7 @@ public struct Adam: Optimizer {
     public let epsilon: Float
     private var m: [Float] = []
     private var v: [Float] = []
+    /// Gradient scratch, reused across steps.
     private var g: [Float] = []
     private var t = 0
 
@@ -88,6 +89,7 @@ public struct Adam: Optimizer {
     public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
                               gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
         if g.count != count { g = [Float](repeating: 0, count: count) }
+        // Take the scratch out of `self` while `step` mutates `self` (exclusive access), then put it back.
         var scratch = g
         g = []
         defer { g = scratch }
