@@ -52,7 +52,8 @@ let package = Package(
         .target(name: "ConclaveCrypto", dependencies: ["CSodium", "COpenSSL"], swiftSettings: settings),
         .target(name: "ConclaveTensor", dependencies: ["COpenBLAS"], swiftSettings: settings),
         .target(name: "ConclaveLearning", dependencies: ["ConclaveTensor", "CZlib"], swiftSettings: settings),
-        .target(name: "ConclaveFederation", dependencies: ["ConclaveLearning", "ConclaveCrypto"],
+        .target(name: "ConclaveSecAgg", dependencies: ["ConclaveCrypto"], swiftSettings: settings),
+        .target(name: "ConclaveFederation", dependencies: ["ConclaveLearning", "ConclaveCrypto", "ConclaveSecAgg"],
                 swiftSettings: settings),
 
         // The edges.
@@ -79,6 +80,7 @@ let package = Package(
                 swiftSettings: settings),
         .testTarget(name: "ConclaveTensorTests", dependencies: ["ConclaveTensor"], swiftSettings: settings),
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto"], swiftSettings: settings),
+        .testTarget(name: "ConclaveSecAggTests", dependencies: ["ConclaveSecAgg", "ConclaveCrypto"], swiftSettings: settings),
         .testTarget(name: "ConclaveLearningTests", dependencies: ["ConclaveLearning", "ConclaveTesting"],
                     swiftSettings: settings),
         .testTarget(name: "ConclaveFederationTests", dependencies: ["ConclaveFederation", "ConclaveTesting"],
