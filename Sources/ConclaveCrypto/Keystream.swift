@@ -4,8 +4,16 @@ import CSodium
 /// A cryptographic pseudo-random generator that expands a 16- or 32-byte key into a keystream.
 /// Secure aggregation expands its pairwise and self masks with one of these.
 public protocol Keystream: Sendable {
-    /// Fills `buffer` with the keystream starting at block 0 for this key and nonce.
-    func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError)
+    /// Fills `buffer` with the keystream starting `byteOffset` bytes in (a multiple of 64), so a long mask
+    /// can be produced in cache-sized pieces, or in parallel.
+    func fill(_ buffer: UnsafeMutableRawBufferPointer, byteOffset: Int) throws(CryptoError)
+}
+
+extension Keystream {
+    /// Fills `buffer` with the keystream from its start.
+    public func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        try fill(buffer, byteOffset: 0)
+    }
 }
 
 public struct CryptoError: Error, CustomStringConvertible, Sendable {
@@ -26,11 +34,20 @@ public struct AESCTRKeystream: Keystream {
         self.iv = iv
     }
 
-    public func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+    public func fill(_ buffer: UnsafeMutableRawBufferPointer, byteOffset: Int) throws(CryptoError) {
         guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
+        guard byteOffset >= 0, byteOffset % 64 == 0 else { throw CryptoError("keystream offset must be a multiple of 64") }
+        // The counter block for this offset: the IV plus offset/16, as a 128-bit big-endian number.
+        var counter = iv
+        var carry = UInt64(byteOffset / 16)
+        for i in stride(from: 15, through: 0, by: -1) where carry > 0 {
+            let sum = UInt64(counter[i]) + (carry & 0xff)
+            counter[i] = UInt8(truncatingIfNeeded: sum)
+            carry = (carry >> 8) + (sum >> 8)
+        }
         guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new failed") }
         defer { EVP_CIPHER_CTX_free(ctx) }
-        guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, key, iv) == 1 else {
+        guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, key, counter) == 1 else {
             throw CryptoError("AES-128-CTR initialisation failed")
         }
         // Encrypting zeros yields the raw keystream; do it in place, in slices that fit an Int32.
@@ -60,9 +77,12 @@ public struct ChaCha20Keystream: Keystream {
         self.nonce = nonce
     }
 
-    public func fill(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+    public func fill(_ buffer: UnsafeMutableRawBufferPointer, byteOffset: Int) throws(CryptoError) {
         guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
-        guard crypto_stream_chacha20_ietf(out, UInt64(buffer.count), nonce, key) == 0 else {
+        guard byteOffset >= 0, byteOffset % 64 == 0 else { throw CryptoError("keystream offset must be a multiple of 64") }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        // XOR over zeros from block offset/64 is the keystream from there.
+        guard crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(buffer.count), nonce, UInt32(byteOffset / 64), key) == 0 else {
             throw CryptoError("ChaCha20 keystream generation failed")
         }
     }

@@ -1,41 +1,96 @@
 public import ConclaveCrypto
+import Dispatch
 
-/// Expands a mask key into `length` pseudo-random UInt32 values with a cryptographic PRG — AES-128-CTR
-/// (libcrypto, AES-NI) by default, ChaCha20 (libsodium) as the portable fallback. Never a
-/// non-cryptographic generator.
+/// Expands mask seeds into pseudo-random UInt32 vectors with a cryptographic PRG — AES-128-CTR (libcrypto,
+/// AES-NI) by default, ChaCha20 (libsodium) as the portable fallback — and adds or subtracts them modulo 2³².
+/// Never a non-cryptographic generator.
 public enum MaskGenerator {
     public enum Kind: String, Sendable, CaseIterable {
         case aes
         case chacha
     }
 
-    /// Adds (sign +1) or subtracts (−1) the mask expanded from `seed` into `vector`, modulo 2³².
-    public static func apply(seed: [UInt8], kind: Kind, sign: Int32, to vector: inout [UInt32],
-                             scratch: inout [UInt32]) throws(CryptoError) {
-        if scratch.count != vector.count { scratch = [UInt32](repeating: 0, count: vector.count) }
-        try expand(seed: seed, kind: kind, into: &scratch)
-        vector.withUnsafeMutableBufferPointer { v in
-            scratch.withUnsafeBufferPointer { m in
-                if sign > 0 {
-                    for i in 0..<m.count { v[i] &+= m[i] }
-                } else {
-                    for i in 0..<m.count { v[i] &-= m[i] }
-                }
-            }
+    /// One mask to apply: its 32-byte seed and whether it is added (+1) or subtracted (−1).
+    public struct Term: Sendable {
+        public var seed: [UInt8]
+        public var sign: Int32
+        public init(seed: [UInt8], sign: Int32) {
+            self.seed = seed
+            self.sign = sign
         }
     }
 
-    /// The mask itself. `seed` is 32 bytes; AES uses its first 16 as the key (the KDF output is uniform).
-    public static func expand(seed: [UInt8], kind: Kind, into out: inout [UInt32]) throws(CryptoError) {
+    /// Values per piece: 64 KiB of keystream stays in cache between being produced and being added.
+    static let piece = 16_384
+
+    static func keystream(_ seed: [UInt8], _ kind: Kind) throws(CryptoError) -> any Keystream {
         guard seed.count == 32 else { throw CryptoError("mask seeds are 32 bytes, got \(seed.count)") }
-        let stream: any Keystream = switch kind {
-        case .aes: try AESCTRKeystream(key: Array(seed.prefix(16)))
+        return switch kind {
+        case .aes: try AESCTRKeystream(key: Array(seed.prefix(16)))  // the KDF output is uniform: any 16 bytes do
         case .chacha: try ChaCha20Keystream(key: seed)
         }
-        var failure: CryptoError?
-        out.withUnsafeMutableBytes { bytes in
-            do throws(CryptoError) { try stream.fill(bytes) } catch { failure = error }
-        }
-        if let failure { throw failure }
     }
+
+    /// vector ← vector ± mask(seed) for every term, modulo 2³². The vector is cut into cache-sized pieces and
+    /// the pieces are spread over `threads` threads; each piece gets every term's keystream at its offset.
+    public static func apply(_ terms: [Term], kind: Kind, to vector: inout [UInt32], threads: Int = 1) throws(CryptoError) {
+        guard !terms.isEmpty, !vector.isEmpty else { return }
+        let streams = try terms.map { term throws(CryptoError) in (try keystream(term.seed, kind), term.sign) }
+        let pieces = (vector.count + piece - 1) / piece
+        let workers = max(1, min(threads, pieces))
+        let failure = FailureBox()
+        vector.withUnsafeMutableBufferPointer { buffer in
+            let target = UnsafeSendable(buffer)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                var scratch = [UInt32](repeating: 0, count: piece)
+                var p = worker
+                while p < pieces {
+                    let start = p * piece, count = min(piece, target.value.count - start)
+                    let out = target.value.baseAddress! + start
+                    for (stream, sign) in streams {
+                        let failed = scratch.withUnsafeMutableBytes { bytes -> Bool in
+                            do throws(CryptoError) {
+                                try stream.fill(UnsafeMutableRawBufferPointer(rebasing: bytes[0..<(count * 4)]),
+                                                byteOffset: start * 4)
+                                return false
+                            } catch {
+                                failure.set(error)
+                                return true
+                            }
+                        }
+                        if failed { return }
+                        scratch.withUnsafeBufferPointer { m in
+                            if sign > 0 {
+                                for i in 0..<count { out[i] &+= m[i] }
+                            } else {
+                                for i in 0..<count { out[i] &-= m[i] }
+                            }
+                        }
+                    }
+                    p += workers
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+    }
+
+    /// The mask of one seed, from its start.
+    public static func expand(seed: [UInt8], kind: Kind, count: Int) throws(CryptoError) -> [UInt32] {
+        var out = [UInt32](repeating: 0, count: count)
+        try apply([Term(seed: seed, sign: 1)], kind: kind, to: &out)
+        return out
+    }
+}
+
+/// A pointer handed to worker threads that write disjoint ranges of it.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+final class FailureBox: @unchecked Sendable {
+    private var stored: CryptoError?
+    private let lock = DispatchQueue(label: "conclave.secagg.failure")
+    func set(_ e: CryptoError) { lock.sync { if stored == nil { stored = e } } }
+    var error: CryptoError? { lock.sync { stored } }
 }

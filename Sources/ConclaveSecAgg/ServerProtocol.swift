@@ -17,6 +17,8 @@ public struct SecAggServer {
     private var survivors: [String] = []
     private var signatures: [String: [UInt8]] = [:]
     private var responses: [String: UnmaskingResponse] = [:]
+    /// Threads used to expand masks when unmasking.
+    public var threads = 1
 
     public enum Phase: Equatable, Sendable {
         case advertising, sharing, collecting, checking, unmasking, finished
@@ -143,14 +145,13 @@ public struct SecAggServer {
         try expect(.unmasking, "finishing")
         try requireQuorum(responses.count, "sent unmasking shares")
         var result = sum
-        var scratch = [UInt32]()
         let t = parameters.threshold
         do throws(CryptoError) {
+            var terms = [MaskGenerator.Term]()
             for u in survivors {
                 let shares = responses.values.compactMap { $0.selfMaskShares[u] }
                 let seed = try Shamir.combine(shares, threshold: t)
-                try MaskGenerator.apply(seed: SelfMask.seed(seed, context: parameters.context), kind: parameters.prg,
-                                        sign: -1, to: &result, scratch: &scratch)
+                terms.append(MaskGenerator.Term(seed: try SelfMask.seed(seed, context: parameters.context), sign: -1))
             }
             for v in sharers.subtracting(survivors).sorted() {
                 let shares = responses.values.compactMap { $0.maskKeyShares[v] }
@@ -161,10 +162,10 @@ public struct SecAggServer {
                 for u in survivors {
                     let seed = try PairwiseMask.seed(secret: dropped, peerKey: keys[u]!.maskKey, context: parameters.context)
                     // u added +mask when u < v, −mask otherwise: undo it.
-                    try MaskGenerator.apply(seed: seed, kind: parameters.prg, sign: u < v ? -1 : 1, to: &result,
-                                            scratch: &scratch)
+                    terms.append(MaskGenerator.Term(seed: seed, sign: u < v ? -1 : 1))
                 }
             }
+            try MaskGenerator.apply(terms, kind: parameters.prg, to: &result, threads: threads)
         } catch {
             phase = .aborted("unmasking failed: \(error.message)")
             throw SecAggError("round aborted: unmasking failed: \(error.message)")

@@ -19,6 +19,8 @@ public struct SecAggSilo {
     private var heldShares: [String: (seed: Shamir.Share, key: Shamir.Share)] = [:]
     private var sharers: Set<String> = []
     private var survivors: [String] = []
+    /// Threads used to expand masks.
+    public var threads = 1
 
     enum Phase { case created, advertised, shared, masked, checked, done }
 
@@ -118,14 +120,13 @@ public struct SecAggSilo {
         }
         sharers = senders
         var masked = input
-        var scratch = [UInt32]()
         do {
-            try MaskGenerator.apply(seed: SelfMask.seed(selfMaskSeed.bytes, context: parameters.context), kind: parameters.prg,
-                                    sign: 1, to: &masked, scratch: &scratch)
+            var terms = [MaskGenerator.Term(seed: try SelfMask.seed(selfMaskSeed.bytes, context: parameters.context), sign: 1)]
             for peer in senders.sorted() where peer != id {
                 let seed = try PairwiseMask.seed(secret: maskPair, peerKey: neighbours[peer]!.maskKey, context: parameters.context)
-                try MaskGenerator.apply(seed: seed, kind: parameters.prg, sign: id < peer ? 1 : -1, to: &masked, scratch: &scratch)
+                terms.append(MaskGenerator.Term(seed: seed, sign: id < peer ? 1 : -1))
             }
+            try MaskGenerator.apply(terms, kind: parameters.prg, to: &masked, threads: threads)
         } catch {
             throw SecAggError("\(id): masking failed: \(error.message)")
         }
