@@ -2,6 +2,6 @@ import ArgumentParser
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Measure this machine: training throughput and aggregation cost.",
-        subcommands: [TrainingBench.self, AggregationBench.self])
+        commandName: "bench", abstract: "Measure this machine: training throughput, aggregation and secure aggregation cost.",
+        subcommands: [TrainingBench.self, AggregationBench.self, SecAggBench.self])
 }

@@ -87,3 +87,64 @@ public struct ChaCha20Keystream: Keystream {
         }
     }
 }
+
+/// Reads a keystream sequentially from a starting offset, keeping the cipher state between reads so many
+/// small reads cost no more than one long one.
+public final class KeystreamCursor {
+    private enum Engine {
+        case aes(OpaquePointer)
+        case chacha(key: [UInt8], nonce: [UInt8])
+    }
+
+    private let engine: Engine
+    private var offset: Int
+
+    /// Starts `stream` at `byteOffset` (a multiple of 64).
+    public init(_ stream: any Keystream, byteOffset: Int) throws(CryptoError) {
+        guard byteOffset >= 0, byteOffset % 64 == 0 else { throw CryptoError("keystream offset must be a multiple of 64") }
+        offset = byteOffset
+        switch stream {
+        case let aes as AESCTRKeystream:
+            var counter = aes.iv
+            var carry = UInt64(byteOffset / 16)
+            for i in stride(from: 15, through: 0, by: -1) where carry > 0 {
+                let sum = UInt64(counter[i]) + (carry & 0xff)
+                counter[i] = UInt8(truncatingIfNeeded: sum)
+                carry = (carry >> 8) + (sum >> 8)
+            }
+            guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new failed") }
+            guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, aes.key, counter) == 1 else {
+                EVP_CIPHER_CTX_free(ctx)
+                throw CryptoError("AES-128-CTR initialisation failed")
+            }
+            engine = .aes(ctx)
+        case let chacha as ChaCha20Keystream:
+            engine = .chacha(key: chacha.key, nonce: chacha.nonce)
+        default:
+            throw CryptoError("no cursor for keystream \(type(of: stream))")
+        }
+    }
+
+    deinit {
+        if case .aes(let ctx) = engine { EVP_CIPHER_CTX_free(ctx) }
+    }
+
+    /// Fills `buffer` with the next `buffer.count` bytes. Every read but the last must be a multiple of 64.
+    public func next(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
+        guard offset % 64 == 0 else { throw CryptoError("a short read must be the last read of a keystream cursor") }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        switch engine {
+        case .aes(let ctx):
+            var written: Int32 = 0
+            guard EVP_EncryptUpdate(ctx, out, &written, out, Int32(buffer.count)) == 1, Int(written) == buffer.count else {
+                throw CryptoError("AES-128-CTR keystream generation failed")
+            }
+        case .chacha(let key, let nonce):
+            guard crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(buffer.count), nonce, UInt32(offset / 64), key) == 0 else {
+                throw CryptoError("ChaCha20 keystream generation failed")
+            }
+        }
+        offset += buffer.count
+    }
+}

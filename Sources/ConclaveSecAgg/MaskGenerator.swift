@@ -20,8 +20,8 @@ public enum MaskGenerator {
         }
     }
 
-    /// Values per piece: 64 KiB of keystream stays in cache between being produced and being added.
-    static let piece = 16_384
+    /// Values per piece: 16 KiB of keystream and 16 KiB of output stay in L1 while every term is added.
+    static let piece = 4096
 
     static func keystream(_ seed: [UInt8], _ kind: Kind) throws(CryptoError) -> any Keystream {
         guard seed.count == 32 else { throw CryptoError("mask seeds are 32 bytes, got \(seed.count)") }
@@ -31,8 +31,9 @@ public enum MaskGenerator {
         }
     }
 
-    /// vector ← vector ± mask(seed) for every term, modulo 2³². The vector is cut into cache-sized pieces and
-    /// the pieces are spread over `threads` threads; each piece gets every term's keystream at its offset.
+    /// vector ← vector ± mask(seed) for every term, modulo 2³². The vector is split into `threads` contiguous
+    /// ranges, one per thread; each thread walks its range in cache-sized pieces and adds every term's
+    /// keystream to a piece before moving on, reading each keystream sequentially through a cursor.
     public static func apply(_ terms: [Term], kind: Kind, to vector: inout [UInt32], threads: Int = 1) throws(CryptoError) {
         guard !terms.isEmpty, !vector.isEmpty else { return }
         let streams = try terms.map { term throws(CryptoError) in (try keystream(term.seed, kind), term.sign) }
@@ -42,32 +43,33 @@ public enum MaskGenerator {
         vector.withUnsafeMutableBufferPointer { buffer in
             let target = UnsafeSendable(buffer)
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                var scratch = [UInt32](repeating: 0, count: piece)
-                var p = worker
-                while p < pieces {
-                    let start = p * piece, count = min(piece, target.value.count - start)
-                    let out = target.value.baseAddress! + start
-                    for (stream, sign) in streams {
-                        let failed = scratch.withUnsafeMutableBytes { bytes -> Bool in
-                            do throws(CryptoError) {
-                                try stream.fill(UnsafeMutableRawBufferPointer(rebasing: bytes[0..<(count * 4)]),
-                                                byteOffset: start * 4)
-                                return false
-                            } catch {
-                                failure.set(error)
-                                return true
-                            }
-                        }
-                        if failed { return }
-                        scratch.withUnsafeBufferPointer { m in
-                            if sign > 0 {
-                                for i in 0..<count { out[i] &+= m[i] }
-                            } else {
-                                for i in 0..<count { out[i] &-= m[i] }
-                            }
-                        }
+                let first = pieces * worker / workers, last = pieces * (worker + 1) / workers
+                let start = first * piece, end = min(target.value.count, last * piece)
+                guard start < end else { return }
+                do throws(CryptoError) {
+                    let cursors = try streams.map { s throws(CryptoError) in
+                        (try KeystreamCursor(s.0, byteOffset: start * 4), s.1)
                     }
-                    p += workers
+                    let scratch = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: piece)
+                    defer { scratch.deallocate() }
+                    let scratchBase = UnsafeMutableRawPointer(scratch.baseAddress!)
+                    var at = start
+                    while at < end {
+                        let count = min(piece, end - at)
+                        let out = target.value.baseAddress! + at
+                        for (cursor, sign) in cursors {
+                            let bytes = UnsafeMutableRawBufferPointer(start: scratchBase, count: count * 4)
+                            try cursor.next(bytes)
+                            if sign > 0 {
+                                for i in 0..<count { out[i] &+= scratch[i] }
+                            } else {
+                                for i in 0..<count { out[i] &-= scratch[i] }
+                            }
+                        }
+                        at += count
+                    }
+                } catch {
+                    failure.set(error)
                 }
             }
         }

@@ -39,6 +39,25 @@ import Testing
         #expect(actual == (0..<length).map { UInt32($0) })
     }
 
+    /// A cursor's sequential reads reproduce the one-shot keystream from its starting offset.
+    @Test(arguments: [MaskGenerator.Kind.aes, .chacha])
+    func cursorReadsMatchOneShotFill(kind: MaskGenerator.Kind) throws {
+        let key = SecureRandom.bytes(32)
+        let stream: any Keystream = kind == .aes ? try AESCTRKeystream(key: Array(key.prefix(16))) : try ChaCha20Keystream(key: key)
+        var whole = [UInt8](repeating: 0, count: 64 * 100)
+        try whole.withUnsafeMutableBytes { try stream.fill($0) }
+        let cursor = try KeystreamCursor(stream, byteOffset: 128)
+        var read = [UInt8]()
+        for size in [64, 640, 1280, 37] {
+            var part = [UInt8](repeating: 0xEE, count: size)
+            try part.withUnsafeMutableBytes { try cursor.next($0) }
+            read += part
+        }
+        #expect(read == Array(whole[128..<(128 + read.count)]))
+        var more = [UInt8](repeating: 0, count: 64)
+        #expect(throws: CryptoError.self) { try more.withUnsafeMutableBytes { try cursor.next($0) } }
+    }
+
     @Test func masksAreNotTrivial() throws {
         let mask = try MaskGenerator.expand(seed: SecureRandom.bytes(32), kind: .aes, count: 4096)
         #expect(Set(mask).count > 4000)
