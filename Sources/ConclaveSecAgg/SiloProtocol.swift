@@ -17,6 +17,10 @@ public struct SecAggSilo {
     private var neighbours: [String: KeyAdvertisement] = [:]
     /// Decrypted shares held for others: (self-mask seed share, mask-key share) by owner.
     private var heldShares: [String: (seed: Shamir.Share, key: Shamir.Share)] = [:]
+    /// Per neighbour, agreed in round 1 so masking (round 2) is only keystream work: the key its share
+    /// bundles are encrypted under, and the seed of the pairwise mask with it.
+    private var channelKeys: [String: [UInt8]] = [:]
+    private var pairwiseSeeds: [String: [UInt8]] = [:]
     private var sharers: Set<String> = []
     private var survivors: [String] = []
     /// Threads used to expand masks.
@@ -72,6 +76,9 @@ public struct SecAggSilo {
                     continue
                 }
                 let key = try channelKey(with: byID[peer]!)
+                channelKeys[peer] = key
+                pairwiseSeeds[peer] = try PairwiseMask.seed(secret: maskPair, peerKey: byID[peer]!.maskKey,
+                                                            context: parameters.context)
                 out.append(EncryptedShare(from: id, to: peer, ciphertext: try XChaCha20Poly1305.seal(
                     bundle, key: key, associatedData: parameters.shareAssociatedData(from: id, to: peer))))
             }
@@ -104,7 +111,7 @@ public struct SecAggSilo {
             guard !senders.contains(share.from) else { throw SecAggError("\(id): two shares from '\(share.from)'") }
             let plain: [UInt8]
             do {
-                plain = try XChaCha20Poly1305.open(share.ciphertext, key: channelKey(with: peer),
+                plain = try XChaCha20Poly1305.open(share.ciphertext, key: channelKeys[peer.silo] ?? channelKey(with: peer),
                                                    associatedData: parameters.shareAssociatedData(from: share.from, to: id))
             } catch {
                 throw SecAggError("\(id): share from '\(share.from)' failed authentication (tampered or replayed)")
@@ -123,8 +130,7 @@ public struct SecAggSilo {
         do {
             var terms = [MaskGenerator.Term(seed: try SelfMask.seed(selfMaskSeed.bytes, context: parameters.context), sign: 1)]
             for peer in senders.sorted() where peer != id {
-                let seed = try PairwiseMask.seed(secret: maskPair, peerKey: neighbours[peer]!.maskKey, context: parameters.context)
-                terms.append(MaskGenerator.Term(seed: seed, sign: id < peer ? 1 : -1))
+                terms.append(MaskGenerator.Term(seed: pairwiseSeeds[peer]!, sign: id < peer ? 1 : -1))
             }
             try MaskGenerator.apply(terms, kind: parameters.prg, to: &masked, threads: threads)
         } catch {
