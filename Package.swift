@@ -22,7 +22,8 @@ let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
 let package = Package(
     name: "Conclave",
     products: [
-        .library(name: "ConclaveCore", targets: ["ConclaveFederation", "ConclaveLearning", "ConclaveTensor", "ConclaveCrypto"]),
+        .library(name: "ConclaveCore", targets: ["ConclaveFederation", "ConclaveLearning", "ConclaveTensor", "ConclaveCrypto",
+                                                 "ConclaveSecAgg"]),
         .executable(name: "conclave", targets: ["ConclaveCLI"]),
         .executable(name: "conclave-coordinator", targets: ["ConclaveCoordinator"]),
         .executable(name: "conclave-client", targets: ["ConclaveClient"]),
