@@ -49,10 +49,11 @@ struct SecAggBench: AsyncParsableCommand {
         }
 
         for i in members.indices { try server.receiveKeys(members[i].advertiseKeys()) }
-        let keys = try server.endAdvertising()
+        _ = try server.endAdvertising()
         var shareTotal = 0.0
         for i in members.indices {
             var shares: [EncryptedShare] = []
+            let keys = server.advertisements(for: ids[i])
             shareTotal += try seconds { shares = try members[i].shareKeys(keys) }
             try server.receiveShares(from: ids[i], shares)
         }

@@ -59,12 +59,21 @@ public struct SecAggParameters: Sendable, Equatable {
     /// Length of the (encoded) vectors.
     public var length: Int
     public var prg: MaskGenerator.Kind
+    /// Who is whose neighbour (SecAgg+); nil is the complete graph over the silos that advertise keys.
+    /// With a graph, `threshold` counts shares within one silo's neighbourhood.
+    public var graph: NeighbourGraph?
 
-    public init(context: [UInt8], threshold: Int, length: Int, prg: MaskGenerator.Kind = .aes) {
+    public init(context: [UInt8], threshold: Int, length: Int, prg: MaskGenerator.Kind = .aes, graph: NeighbourGraph? = nil) {
         self.context = context
         self.threshold = threshold
         self.length = length
         self.prg = prg
+        self.graph = graph
+    }
+
+    /// Whether `a` and `b` exchange masks and shares.
+    func adjacent(_ a: String, _ b: String) -> Bool {
+        a == b || graph.map { $0.neighbours(of: a).contains(b) } ?? true
     }
 
     func signedKeys(_ silo: String, _ encryptionKey: [UInt8], _ maskKey: [UInt8]) -> [UInt8] {

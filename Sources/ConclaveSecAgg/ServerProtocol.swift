@@ -62,15 +62,20 @@ public struct SecAggServer {
         return keys.keys.sorted().map { keys[$0]! }
     }
 
+    /// The advertisements one silo needs: its own and its neighbours' (all of them for the complete graph).
+    public func advertisements(for silo: String) -> [KeyAdvertisement] {
+        keys.keys.sorted().filter { parameters.adjacent(silo, $0) }.map { keys[$0]! }
+    }
+
     // Round 1
     public mutating func receiveShares(from silo: String, _ shares: [EncryptedShare]) throws(SecAggError) {
         try expect(.sharing, "shares from '\(silo)'")
         guard keys[silo] != nil else { throw SecAggError("silo '\(silo)' did not advertise keys this round") }
         guard !sharers.contains(silo) else { throw SecAggError("silo '\(silo)' already sent its shares") }
         let recipients = shares.map(\.to)
-        guard shares.allSatisfy({ $0.from == silo }), Set(recipients).count == shares.count,
-              Set(recipients) == Set(keys.keys).subtracting([silo])
-        else { throw SecAggError("shares from '\(silo)' must go to each other advertised silo exactly once") }
+        let expected = Set(keys.keys.filter { $0 != silo && parameters.adjacent(silo, $0) })
+        guard shares.allSatisfy({ $0.from == silo }), Set(recipients).count == shares.count, Set(recipients) == expected
+        else { throw SecAggError("shares from '\(silo)' must go to each advertised neighbour exactly once") }
         for share in shares { outbox[share.to, default: []].append(share) }
         sharers.insert(silo)
     }
@@ -159,7 +164,7 @@ public struct SecAggServer {
                 guard dropped.publicKey == keys[v]?.maskKey else {
                     throw CryptoError("reconstructed mask key of '\(v)' does not match its advertised key")
                 }
-                for u in survivors {
+                for u in survivors where parameters.adjacent(u, v) {
                     let seed = try PairwiseMask.seed(secret: dropped, peerKey: keys[u]!.maskKey, context: parameters.context)
                     // u added +mask when u < v, −mask otherwise: undo it.
                     terms.append(MaskGenerator.Term(seed: seed, sign: u < v ? -1 : 1))

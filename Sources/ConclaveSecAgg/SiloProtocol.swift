@@ -48,7 +48,7 @@ public struct SecAggSilo {
     public mutating func shareKeys(_ advertisements: [KeyAdvertisement]) throws(SecAggError) -> [EncryptedShare] {
         guard phase == .advertised else { throw SecAggError("\(id): keys must be advertised before sharing") }
         var byID = [String: KeyAdvertisement]()
-        for ad in advertisements {
+        for ad in advertisements where parameters.adjacent(id, ad.silo) {
             guard let identityKey = directory[ad.silo] else { throw SecAggError("\(id): unknown silo '\(ad.silo)' in key list") }
             guard byID[ad.silo] == nil else { throw SecAggError("\(id): silo '\(ad.silo)' advertised twice") }
             guard Ed25519.verify(signature: ad.signature, message: parameters.signedKeys(ad.silo, ad.encryptionKey, ad.maskKey),
@@ -61,7 +61,7 @@ public struct SecAggSilo {
             throw SecAggError("\(id): the key list does not carry this silo's own keys")
         }
         guard byID.count >= parameters.threshold else {
-            throw SecAggError("\(id): only \(byID.count) silos advertised keys, fewer than the threshold \(parameters.threshold)")
+            throw SecAggError("\(id): only \(byID.count) neighbours advertised keys, fewer than the threshold \(parameters.threshold)")
         }
         neighbours = byID
         let order = byID.keys.sorted()
@@ -144,11 +144,12 @@ public struct SecAggSilo {
     public mutating func signSurvivors(_ list: [String]) throws(SecAggError) -> [UInt8] {
         guard phase == .masked else { throw SecAggError("\(id): nothing masked yet") }
         let set = Set(list)
-        guard set.count == list.count, set.contains(id), set.isSubset(of: sharers) else {
+        let local = set.filter { parameters.adjacent(id, $0) }
+        guard set.count == list.count, set.contains(id), local.isSubset(of: sharers) else {
             throw SecAggError("\(id): survivor list must hold distinct silos that shared keys, this one included")
         }
-        guard set.count >= parameters.threshold else {
-            throw SecAggError("\(id): only \(set.count) survivors, fewer than the threshold \(parameters.threshold); aborting")
+        guard local.count >= parameters.threshold else {
+            throw SecAggError("\(id): only \(local.count) survivors among its neighbours, fewer than the threshold \(parameters.threshold); aborting")
         }
         survivors = list.sorted()
         phase = .checked
@@ -168,10 +169,10 @@ public struct SecAggSilo {
             guard Ed25519.verify(signature: signature, message: message, publicKey: key) else {
                 throw SecAggError("\(id): survivor-list signature of '\(silo)' is invalid: the coordinator showed silos different lists")
             }
-            valid += 1
+            if parameters.adjacent(id, silo) { valid += 1 }
         }
         guard valid >= parameters.threshold else {
-            throw SecAggError("\(id): only \(valid) silos confirmed the survivor list, fewer than the threshold \(parameters.threshold)")
+            throw SecAggError("\(id): only \(valid) neighbours confirmed the survivor list, fewer than the threshold \(parameters.threshold)")
         }
         var response = UnmaskingResponse(silo: id, selfMaskShares: [:], maskKeyShares: [:])
         for owner in sharers {

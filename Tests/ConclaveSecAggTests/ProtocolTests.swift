@@ -13,11 +13,14 @@ struct Federation {
     let inputs: [[UInt32]]
     let parameters: SecAggParameters
 
-    init(n: Int, threshold: Int, length: Int, prg: MaskGenerator.Kind = .aes, context: String = "run-1/round-1") {
-        let parameters = SecAggParameters(context: Array(context.utf8), threshold: threshold, length: length, prg: prg)
+    init(n: Int, threshold: Int, length: Int, prg: MaskGenerator.Kind = .aes, context: String = "run-1/round-1",
+         hararyDegree: Int? = nil) {
+        let ids = (0..<n).map { "silo-" + String(String($0 + 1000).dropFirst()) }
+        let graph = hararyDegree.map { try! NeighbourGraph.harary(ids, degree: $0, seed: Array(context.utf8)) }
+        let parameters = SecAggParameters(context: Array(context.utf8), threshold: threshold, length: length, prg: prg,
+                                          graph: graph)
         self.parameters = parameters
         let identities = (0..<n).map { _ in Ed25519KeyPair() }
-        let ids = (0..<n).map { "silo-" + String(String($0 + 1000).dropFirst()) }
         let directory = Dictionary(uniqueKeysWithValues: zip(ids, identities.map(\.publicKey)))
         silos = zip(ids, identities).map { SecAggSilo(id: $0, identity: $1, directory: directory, parameters: parameters) }
         server = SecAggServer(parameters: parameters, directory: directory)
@@ -29,9 +32,11 @@ struct Federation {
     mutating func run(drops: [Drop: Set<Int>] = [:]) throws -> (unmasked: [UInt32], expected: [UInt32], survivors: [String]) {
         let all = Set(silos.indices)
         for i in all { try server.receiveKeys(silos[i].advertiseKeys()) }
-        let keys = try server.endAdvertising()
+        _ = try server.endAdvertising()
         var live = all.subtracting(drops[.afterAdvertising] ?? [])
-        for i in live.sorted() { try server.receiveShares(from: silos[i].id, silos[i].shareKeys(keys)) }
+        for i in live.sorted() {
+            try server.receiveShares(from: silos[i].id, silos[i].shareKeys(server.advertisements(for: silos[i].id)))
+        }
         let mailbox = try server.endSharing()
         live.subtract(drops[.afterSharing] ?? [])
         var expected = [UInt32](repeating: 0, count: parameters.length)
@@ -77,6 +82,18 @@ struct Federation {
                                   .duringUnmasking: Set(30..<68)])
         #expect(r.unmasked == r.expected)
         #expect(r.survivors.count == 92)
+    }
+
+    /// SecAgg+: 150 silos on a Harary graph with the degree and threshold the parameter finder picks for 10 %
+    /// dropout; each silo shares and masks with its k neighbours only, and the sum is still exact.
+    @Test func hararyGraphFederationSumsExactly() throws {
+        let choice = try GraphParameters.choose(silos: 150, dropoutRate: 0.1, adversary: .curious, completeUpTo: 100)
+        #expect(!choice.complete && choice.degree < 149)
+        var f = Federation(n: 150, threshold: choice.threshold, length: 300, hararyDegree: choice.degree)
+        let r = try f.run(drops: [.afterAdvertising: [0, 50], .afterSharing: [3, 77, 120], .afterMasking: [9],
+                                  .duringUnmasking: [11, 12, 140]])
+        #expect(r.unmasked == r.expected)
+        #expect(r.survivors.count == 145)
     }
 
     @Test func fewerThanTSurvivorsAbortsCleanly() throws {
