@@ -13,12 +13,17 @@ struct SecAggBench: AsyncParsableCommand {
     @Option(help: "Parameters per update.") var params = 100_000
     @Option(help: "Fraction of silos that drop after sharing keys (0 ≤ F < 1).") var dropout = 0.0
     @Option(help: "Mask generator: aes (AES-128-CTR) or chacha (ChaCha20).") var prg = "aes"
-    @Option(help: "Shamir threshold t (default: ⌊n/2⌋ + 1).") var threshold: Int?
+    @Option(help: "Shamir threshold t (default: chosen from n and the dropout rate, as the coordinator does).") var threshold: Int?
+    @Option(help: "Fraction of silos that may collude with the coordinator, for choosing the graph.") var corruption = 0.0
     @Option(help: "Threads the coordinator unmasks with.") var threads = 2
     @Flag(help: "Print one JSON object.") var json = false
 
     var kind: MaskGenerator.Kind? { MaskGenerator.Kind(rawValue: prg) }
-    var t: Int { threshold ?? silos / 2 + 1 }
+    /// The graph and threshold the coordinator would pick (active adversary, at least 5 % dropout tolerated).
+    var choice: GraphParameters.Choice? {
+        try? GraphParameters.choose(silos: silos, dropoutRate: max(dropout, 0.05), corruptionRate: corruption)
+    }
+    var t: Int { threshold ?? choice?.threshold ?? silos / 2 + 1 }
     var dropped: Int { Int((dropout * Double(silos)).rounded()) }
 
     func validate() throws {
@@ -27,6 +32,9 @@ struct SecAggBench: AsyncParsableCommand {
         guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         guard kind != nil else { throw ValidationError("--prg must be aes or chacha, got '\(prg)'") }
         guard (1...silos).contains(t) else { throw ValidationError("--threshold must be in 1…\(silos)") }
+        if threshold == nil, choice == nil {
+            throw ValidationError("no safe graph for \(silos) silos at dropout \(dropout) and corruption \(corruption)")
+        }
         guard silos - dropped >= t else {
             throw ValidationError("--dropout \(dropout) leaves \(silos - dropped) silos, below the threshold \(t)")
         }
@@ -34,8 +42,10 @@ struct SecAggBench: AsyncParsableCommand {
     }
 
     func run() throws {
-        let parameters = SecAggParameters(context: Array("bench/round-1".utf8), threshold: t, length: params, prg: kind!)
         let ids = (0..<silos).map { "silo-\($0)" }
+        let context = Array("bench/round-1".utf8)
+        let graph = try choice.flatMap { c in c.complete ? nil : try NeighbourGraph.harary(ids, degree: c.degree, seed: context) }
+        let parameters = SecAggParameters(context: context, threshold: t, length: params, prg: kind!, graph: graph)
         let identities = ids.map { _ in Ed25519KeyPair() }
         let directory = Dictionary(uniqueKeysWithValues: zip(ids, identities.map(\.publicKey)))
         var members = zip(ids, identities).map { SecAggSilo(id: $0, identity: $1, directory: directory, parameters: parameters) }
@@ -76,18 +86,18 @@ struct SecAggBench: AsyncParsableCommand {
 
         // The PRG floor for one silo: self mask + one pairwise mask per other silo that shared, at the
         // keystream speed measured now.
-        let streams = silos
+        let streams = (graph.map { $0.neighbours(of: ids[0]).count } ?? (silos - 1)) + 1
         let speed = try keystreamBytesPerSecond()
         let floor = Double(params) * Double(streams) * 4 / speed
         let maskSeconds = maskTotal / Double(live.count)
         let result: [String: Any] = [
-            "silos": silos, "params": params, "dropout": dropout, "dropped": dropped, "threshold": t, "prg": prg,
+            "silos": silos, "params": params, "neighbours": streams - 1, "dropout": dropout, "dropped": dropped, "threshold": t, "prg": prg,
             "threads": threads, "share_seconds": shareTotal / Double(silos), "mask_seconds": maskSeconds, "unmask_seconds": unmaskSeconds,
             "plain_sum_seconds": plainSeconds, "exact": unmasked == plain, "keystream_gb_per_s": speed / 1e9,
             "mask_floor_seconds": floor, "mask_vs_floor": maskSeconds / floor,
         ]
         if json { printJSON(result); return }
-        print("secure aggregation: \(silos) silos (\(dropped) dropped), \(params) parameters, t = \(t), \(prg)")
+        print("secure aggregation: \(silos) silos (\(dropped) dropped), \(params) parameters, \(streams - 1) neighbours each, t = \(t), \(prg)")
         print(String(format: "  key sharing/silo   %.4f s  (key agreements, Shamir, encryption: before the input exists)",
                      shareTotal / Double(silos)))
         print(String(format: "  masking per silo   %.4f s  (%.2f× the keystream floor of %.4f s at %.2f GB/s)",
