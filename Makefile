@@ -10,17 +10,18 @@ ARGS ?=
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
+	  echo "installing:$$missing" >&2; \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; } >&2; \
 	fi
 
+# Build output goes to standard error, so `make demo ARGS=--json` prints only the JSON summary on stdout.
 build: deps
-	swift build -c release
+	@swift build -c release >&2
 
 # A whole federated run on this machine: `make demo ARGS="--rounds 10 --json"` passes options to `conclave demo`.
 demo: build
-	.build/release/conclave demo $(ARGS)
+	@.build/release/conclave demo $(ARGS)
 
 # Builds everything (the end-to-end tests start the real executables) and runs every test.
 test: deps
