@@ -11,6 +11,11 @@ struct AggregationBench: AsyncParsableCommand {
     @Option(help: "Parameters per update.") var params = 1_000_000
     @Flag(help: "Print JSON.") var json = false
 
+    func validate() throws {
+        guard silos >= 1 else { throw ValidationError("--silos must be at least 1") }
+        guard params >= 20 else { throw ValidationError("--params must be at least 20") }
+    }
+
     func run() throws {
         // A logistic-regression model with `params` parameters: (inputs + 1) × 10 ≈ params.
         let inputs = max(1, params / 10 - 1)

@@ -17,12 +17,23 @@ struct TrainingBench: AsyncParsableCommand {
     @Option(help: "Directory holding Fashion-MNIST's IDX files.") var dataDir = "/usr/share/datasets/fashion-mnist"
     @Flag(help: "Print JSON.") var json = false
 
+    var widths: [Int]? {
+        let parts = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return !parts.isEmpty && parts.allSatisfy({ ($0 ?? 0) > 0 }) ? parts.map { $0! } : nil
+    }
+
+    func validate() throws {
+        guard widths != nil else { throw ValidationError("--hidden must be positive integers, e.g. 256 or 256,128") }
+        guard batchSize >= 1, repeats >= 1, threads >= 1 else {
+            throw ValidationError("--batch-size, --repeats and --threads must be at least 1")
+        }
+    }
+
     func run() throws {
         BLAS.setThreads(threads)
         let data = try IDX.dataset(imagesPath: dataDir + "/train-images-idx3-ubyte.gz",
                                    labelsPath: dataDir + "/train-labels-idx1-ubyte.gz")
-        let widths = hidden.split(separator: ",").compactMap { Int($0) }
-        let spec = try ModelSpec(architecture: .mlp, inputFeatures: 784, hidden: widths, classCount: 10)
+        let spec = try ModelSpec(architecture: .mlp, inputFeatures: 784, hidden: widths!, classCount: 10)
         guard let kind = OptimizerKind(rawValue: optimizer) else { throw ValidationError("--optimizer must be sgd or adam") }
         let config = TrainingConfig(localEpochs: 1, batchSize: batchSize, learningRate: 0.01, optimizer: kind, momentum: momentum)
         let initial = spec.initialParameters(seed: 1)

@@ -67,13 +67,6 @@ public final class ConfigSection {
         has(key) ? try double(key) : d
     }
 
-    public func bool(_ key: String, default d: Bool) throws(ConfigError) -> Bool {
-        guard has(key) else { return d }
-        let v = try value(key)
-        guard case .boolean(let b) = v else { throw wrongType(key, "true or false", v) }
-        return b
-    }
-
     public func ints(_ key: String) throws(ConfigError) -> [Int] {
         let v = try value(key)
         guard case .array(let items) = v else { throw wrongType(key, "an array of integers", v) }

@@ -35,9 +35,11 @@ public struct AESCTRKeystream: Keystream {
     }
 
     public func fill(_ buffer: UnsafeMutableRawBufferPointer, byteOffset: Int) throws(CryptoError) {
-        guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
-        guard byteOffset >= 0, byteOffset % 64 == 0 else { throw CryptoError("keystream offset must be a multiple of 64") }
-        // The counter block for this offset: the IV plus offset/16, as a 128-bit big-endian number.
+        try KeystreamCursor(self, byteOffset: byteOffset).next(buffer)
+    }
+
+    /// The counter block at `byteOffset`: the IV plus offset/16, as a 128-bit big-endian number.
+    func counter(at byteOffset: Int) -> [UInt8] {
         var counter = iv
         var carry = UInt64(byteOffset / 16)
         for i in stride(from: 15, through: 0, by: -1) where carry > 0 {
@@ -45,22 +47,7 @@ public struct AESCTRKeystream: Keystream {
             counter[i] = UInt8(truncatingIfNeeded: sum)
             carry = (carry >> 8) + (sum >> 8)
         }
-        guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new failed") }
-        defer { EVP_CIPHER_CTX_free(ctx) }
-        guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, key, counter) == 1 else {
-            throw CryptoError("AES-128-CTR initialisation failed")
-        }
-        // Encrypting zeros yields the raw keystream; do it in place, in slices that fit an Int32.
-        buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        var done = 0
-        while done < buffer.count {
-            let n = Int32(min(buffer.count - done, 1 << 30))
-            var written: Int32 = 0
-            guard EVP_EncryptUpdate(ctx, out + done, &written, out + done, n) == 1, written == n else {
-                throw CryptoError("AES-128-CTR keystream generation failed")
-            }
-            done += Int(n)
-        }
+        return counter
     }
 }
 
@@ -78,18 +65,12 @@ public struct ChaCha20Keystream: Keystream {
     }
 
     public func fill(_ buffer: UnsafeMutableRawBufferPointer, byteOffset: Int) throws(CryptoError) {
-        guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
-        guard byteOffset >= 0, byteOffset % 64 == 0 else { throw CryptoError("keystream offset must be a multiple of 64") }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        // XOR over zeros from block offset/64 is the keystream from there.
-        guard crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(buffer.count), nonce, UInt32(byteOffset / 64), key) == 0 else {
-            throw CryptoError("ChaCha20 keystream generation failed")
-        }
+        try KeystreamCursor(self, byteOffset: byteOffset).next(buffer)
     }
 }
 
 /// Reads a keystream sequentially from a starting offset, keeping the cipher state between reads so many
-/// small reads cost no more than one long one.
+/// small reads cost no more than one long one. The one place that drives libcrypto and libsodium's ciphers.
 public final class KeystreamCursor {
     private enum Engine {
         case aes(OpaquePointer)
@@ -105,15 +86,8 @@ public final class KeystreamCursor {
         offset = byteOffset
         switch stream {
         case let aes as AESCTRKeystream:
-            var counter = aes.iv
-            var carry = UInt64(byteOffset / 16)
-            for i in stride(from: 15, through: 0, by: -1) where carry > 0 {
-                let sum = UInt64(counter[i]) + (carry & 0xff)
-                counter[i] = UInt8(truncatingIfNeeded: sum)
-                carry = (carry >> 8) + (sum >> 8)
-            }
             guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new failed") }
-            guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, aes.key, counter) == 1 else {
+            guard EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nil, aes.key, aes.counter(at: byteOffset)) == 1 else {
                 EVP_CIPHER_CTX_free(ctx)
                 throw CryptoError("AES-128-CTR initialisation failed")
             }
@@ -133,17 +107,24 @@ public final class KeystreamCursor {
     public func next(_ buffer: UnsafeMutableRawBufferPointer) throws(CryptoError) {
         guard let out = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), buffer.count > 0 else { return }
         guard offset % 64 == 0 else { throw CryptoError("a short read must be the last read of a keystream cursor") }
+        // Encrypting (XOR-ing) zeros yields the raw keystream; done in place, in slices that fit an Int32.
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        switch engine {
-        case .aes(let ctx):
-            var written: Int32 = 0
-            guard EVP_EncryptUpdate(ctx, out, &written, out, Int32(buffer.count)) == 1, Int(written) == buffer.count else {
-                throw CryptoError("AES-128-CTR keystream generation failed")
+        var done = 0
+        while done < buffer.count {
+            let n = min(buffer.count - done, 1 << 30)
+            switch engine {
+            case .aes(let ctx):
+                var written: Int32 = 0
+                guard EVP_EncryptUpdate(ctx, out + done, &written, out + done, Int32(n)) == 1, Int(written) == n else {
+                    throw CryptoError("AES-128-CTR keystream generation failed")
+                }
+            case .chacha(let key, let nonce):
+                let block = UInt32(truncatingIfNeeded: (offset + done) / 64)
+                guard crypto_stream_chacha20_ietf_xor_ic(out + done, out + done, UInt64(n), nonce, block, key) == 0 else {
+                    throw CryptoError("ChaCha20 keystream generation failed")
+                }
             }
-        case .chacha(let key, let nonce):
-            guard crypto_stream_chacha20_ietf_xor_ic(out, out, UInt64(buffer.count), nonce, UInt32(offset / 64), key) == 0 else {
-                throw CryptoError("ChaCha20 keystream generation failed")
-            }
+            done += n
         }
         offset += buffer.count
     }

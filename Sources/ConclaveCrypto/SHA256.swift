@@ -14,10 +14,6 @@ public struct SHA256: Sendable {
         crypto_hash_sha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
     }
 
-    public mutating func update(floats: [Float]) {
-        floats.withUnsafeBytes { update($0) }
-    }
-
     public mutating func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
         crypto_hash_sha256_final(&state, &out)

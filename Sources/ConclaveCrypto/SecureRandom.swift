@@ -9,7 +9,4 @@ public enum SecureRandom {
         return out
     }
 
-    public static func uint64() -> UInt64 {
-        bytes(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-    }
 }

@@ -17,19 +17,17 @@ public enum Evaluator {
         var network = Network(spec: spec)
         var loss = 0.0, correct = 0
         let d = data.featureCount
-        do {
-            parameters.withUnsafeBufferPointer { p in
-                data.features.withUnsafeBufferPointer { x in
-                    data.labels.withUnsafeBufferPointer { y in
-                        var start = 0
-                        while start < data.count {
-                            let n = min(batchSize, data.count - start)
-                            let r = network.evaluate(params: p.baseAddress!, x: x.baseAddress! + start * d,
-                                                     labels: y.baseAddress! + start, batch: n)
-                            loss += Double(r.loss)
-                            correct += r.correct
-                            start += n
-                        }
+        parameters.withUnsafeBufferPointer { p in
+            data.features.withUnsafeBufferPointer { x in
+                data.labels.withUnsafeBufferPointer { y in
+                    var start = 0
+                    while start < data.count {
+                        let n = min(batchSize, data.count - start)
+                        let r = network.evaluate(params: p.baseAddress!, x: x.baseAddress! + start * d,
+                                                 labels: y.baseAddress! + start, batch: n)
+                        loss += Double(r.loss)
+                        correct += r.correct
+                        start += n
                     }
                 }
             }

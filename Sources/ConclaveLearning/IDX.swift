@@ -42,9 +42,10 @@ public enum IDX {
             let o = 4 + 4 * r
             dims.append(Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3]))
         }
-        let expected = dims.reduce(1, *)
+        let sizes = dims.map(String.init).joined(separator: "×")
+        guard let expected = checkedProduct(dims) else { throw DataError("\(path): IDX dimensions \(sizes) are too large") }
         guard data.count - headerSize == expected else {
-            throw DataError("\(path): IDX header promises \(expected) bytes of data, file holds \(data.count - headerSize)")
+            throw DataError("\(path): IDX header promises \(sizes) = \(expected) bytes of data, file holds \(data.count - headerSize)")
         }
         return IDXArray(dimensions: dims, bytes: Array(data[headerSize...]))
     }

@@ -16,15 +16,6 @@ public protocol Optimizer {
                        gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float
 }
 
-extension Optimizer {
-    public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
-                              gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
-        var grad = [Float](repeating: 0, count: count)
-        let loss = grad.withUnsafeMutableBufferPointer { gradient($0.baseAddress!, 0) }
-        grad.withUnsafeBufferPointer { step(params: params, grad: $0.baseAddress!, count: count) }
-        return loss
-    }
-}
 
 /// SGD with (heavy-ball) momentum, as in PyTorch: v ← μv + g; p ← p − ηv.
 public struct SGD: Optimizer {

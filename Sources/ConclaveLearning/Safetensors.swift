@@ -60,8 +60,8 @@ public enum Safetensors {
                   let shape = entry["shape"] as? [Int], let range = entry["data_offsets"] as? [Int], range.count == 2
             else { throw DataError("\(source): tensor '\(name)' has a malformed header entry") }
             guard dtype == "F32" else { throw DataError("\(source): tensor '\(name)' is \(dtype); only F32 is supported") }
-            let count = shape.reduce(1, *)
-            guard range[1] - range[0] == count * 4, range[0] >= 0, base + range[1] <= data.count else {
+            guard let count = checkedProduct(shape), count <= (data.count - base) / 4, range[0] >= 0,
+                  range[1] >= range[0], range[1] - range[0] == count * 4, range[1] <= data.count - base else {
                 throw DataError("\(source): tensor '\(name)' byte range does not match its shape or the file")
             }
             var values = [Float](repeating: 0, count: count)

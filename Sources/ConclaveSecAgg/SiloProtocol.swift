@@ -111,7 +111,7 @@ public struct SecAggSilo {
             guard !senders.contains(share.from) else { throw SecAggError("\(id): two shares from '\(share.from)'") }
             let plain: [UInt8]
             do {
-                plain = try XChaCha20Poly1305.open(share.ciphertext, key: channelKeys[peer.silo] ?? channelKey(with: peer),
+                plain = try XChaCha20Poly1305.open(share.ciphertext, key: channelKeys[peer.silo]!,
                                                    associatedData: parameters.shareAssociatedData(from: share.from, to: id))
             } catch {
                 throw SecAggError("\(id): share from '\(share.from)' failed authentication (tampered or replayed)")

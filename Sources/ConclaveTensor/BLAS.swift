@@ -18,26 +18,9 @@ public enum BLAS {
         cblas_saxpy(blasint(n), alpha, x, 1, y, 1)
     }
 
-    /// y ← α·x + β·y
-    public static func axpby(_ n: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ beta: Float,
-                             _ y: UnsafeMutablePointer<Float>) {
-        cblas_saxpby(blasint(n), alpha, x, 1, beta, y, 1)
-    }
-
-    /// y ← α·op(A)·x + β·y, A row-major m×n.
-    public static func gemv(transA: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                            x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>) {
-        cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, blasint(m), blasint(n), alpha, a, blasint(lda),
-                    x, 1, beta, y, 1)
-    }
-
     /// x ← α·x
     public static func scal(_ n: Int, _ alpha: Float, _ x: UnsafeMutablePointer<Float>) {
         cblas_sscal(blasint(n), alpha, x, 1)
-    }
-
-    public static func dot(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
-        cblas_sdot(blasint(n), x, 1, y, 1)
     }
 
     /// Euclidean norm of x.

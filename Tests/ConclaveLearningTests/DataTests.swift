@@ -104,3 +104,24 @@ import Testing
         #expect(throws: DataError.self) { try other.parameters(from: tensors) }
     }
 }
+
+@Suite struct ForgedHeaderTests {
+    /// Sizes in a file header are untrusted: an overflowing product is an error, not a crash.
+    @Test func forgedSizesAreErrors() throws {
+        let dir = Fixtures.temporaryDirectory()
+        // rank 3, each dimension 0x7fffffff: the product overflows Int.
+        let idx: [UInt8] = [0, 0, 8, 3] + [UInt8](repeating: 0x7f, count: 1) + [0xff, 0xff, 0xff] + [0x7f, 0xff, 0xff, 0xff]
+            + [0x7f, 0xff, 0xff, 0xff] + [1, 2, 3]
+        _ = FileManager.default.createFile(atPath: dir + "/big", contents: Data(idx))
+        let e = #expect(throws: DataError.self) { try IDX.read(path: dir + "/big") }
+        #expect(e?.message.contains("too large") == true)
+
+        let header = #"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#
+        var file = Data()
+        var n = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &n) { file.append(contentsOf: $0) }
+        file.append(Data(header.utf8))
+        file.append(Data(count: 16))
+        #expect(throws: DataError.self) { try Safetensors.decode(file, source: "forged") }
+    }
+}

@@ -1,5 +1,5 @@
 import ConclaveCrypto
-public import ConclaveFederation
+import ConclaveFederation
 public import ConclaveWire
 public import GRPCCore
 import SwiftProtobuf
@@ -111,13 +111,5 @@ actor UploadGate {
 
     private func release() {
         if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
-    }
-}
-
-extension RunDriver {
-    /// The parameter count an update for this run and round must have; refuses closed rounds early,
-    /// before any of the update's data is read.
-    public func expectedParameterCount(runID: String, round: Int) throws(FederationError) -> Int {
-        try openRoundParameterCount(runID: runID, round: round)
     }
 }

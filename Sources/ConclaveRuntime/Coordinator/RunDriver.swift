@@ -212,7 +212,9 @@ public actor RunDriver {
         return (record.spec, chosen.round, chosen.checkpointSHA256, checkpoint.weights)
     }
 
-    func openRoundParameterCount(runID: String, round: Int) throws(FederationError) -> Int {
+    /// The parameter count an update for this run and round must have; refuses closed rounds early,
+    /// before any of the update's data is read.
+    public func expectedParameterCount(runID: String, round: Int) throws(FederationError) -> Int {
         guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round else {
             throw FederationError(.failedPrecondition,
                 "round \(round) of run '\(runID)' is not open (\(machine?.stateSummary ?? "no run is active"))")

@@ -20,7 +20,7 @@ public struct LogfmtHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        let time = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
         var line = "ts=\(time) level=\(event.level) label=\(label) msg=\(Self.quote(event.message.description))"
         for key in merged.keys.sorted() { line += " \(key)=\(Self.quote(merged[key]!.description))" }
         FileHandle.standardError.write(Data((line + "\n").utf8))
