@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConclaveConfig
+import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
 import ConclaveRuntime
@@ -30,7 +31,10 @@ struct ClientCommand: AsyncParsableCommand {
         let data = try settings.data.load(classCount: settings.classCount)
         logger.info("data loaded", metadata: ["examples": "\(data.count)", "features": "\(data.featureCount)",
                                               "source": "\(settings.data.description)"])
-        let agent = AgentService(agent: Agent(config: settings, data: data, logger: logger))
+        let identity = try IdentityKeyFile.loadOrCreate(path: settings.identityKeyPath)
+        logger.info(identity.created ? "identity key created" : "identity key loaded",
+                    metadata: ["path": "\(settings.identityKeyPath)", "public_key": "\(identity.key.publicKey.hexString)"])
+        let agent = AgentService(agent: Agent(config: settings, data: data, identity: identity.key, logger: logger))
         let group = ServiceGroup(configuration: .init(
             services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

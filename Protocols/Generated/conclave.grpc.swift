@@ -56,10 +56,24 @@ public enum Conclave_V1_Federation: Sendable {
                 type: .clientStreaming
             )
         }
+        /// Namespace for "SecureAggregate" metadata.
+        public enum SecureAggregate: Sendable {
+            /// Request type for "SecureAggregate".
+            public typealias Input = Conclave_V1_SecureClientMessage
+            /// Response type for "SecureAggregate".
+            public typealias Output = Conclave_V1_SecureServerMessage
+            /// Descriptor for "SecureAggregate".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "conclave.v1.Federation"),
+                method: "SecureAggregate",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Descriptors for all methods in the "conclave.v1.Federation" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             FetchTask.descriptor,
-            SubmitUpdate.descriptor
+            SubmitUpdate.descriptor,
+            SecureAggregate.descriptor
         ]
     }
 }
@@ -123,6 +137,38 @@ extension Conclave_V1_Federation {
             request: GRPCCore.StreamingServerRequest<Conclave_V1_UpdateChunk>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SubmitReply>
+
+        /// Handle the "SecureAggregate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+        /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+        /// > The agent opens this stream after training and sends, in order, one message per phase:
+        /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+        /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+        /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+        /// >   4. `SurvivorSignature` (its signature over the survivor list);
+        /// >   5. `UnmaskingShares`.
+        /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+        /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+        /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+        /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+        /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+        /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+        /// > dropped for the rest of the round.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Conclave_V1_SecureClientMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Conclave_V1_SecureServerMessage` messages.
+        func secureAggregate(
+            request: GRPCCore.StreamingServerRequest<Conclave_V1_SecureClientMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SecureServerMessage>
     }
 
     /// Service protocol for the "conclave.v1.Federation" service.
@@ -170,6 +216,38 @@ extension Conclave_V1_Federation {
             request: GRPCCore.StreamingServerRequest<Conclave_V1_UpdateChunk>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Conclave_V1_SubmitReply>
+
+        /// Handle the "SecureAggregate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+        /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+        /// > The agent opens this stream after training and sends, in order, one message per phase:
+        /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+        /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+        /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+        /// >   4. `SurvivorSignature` (its signature over the survivor list);
+        /// >   5. `UnmaskingShares`.
+        /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+        /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+        /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+        /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+        /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+        /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+        /// > dropped for the rest of the round.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Conclave_V1_SecureClientMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Conclave_V1_SecureServerMessage` messages.
+        func secureAggregate(
+            request: GRPCCore.StreamingServerRequest<Conclave_V1_SecureClientMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SecureServerMessage>
     }
 
     /// Simple service protocol for the "conclave.v1.Federation" service.
@@ -216,6 +294,39 @@ extension Conclave_V1_Federation {
             request: GRPCCore.RPCAsyncSequence<Conclave_V1_UpdateChunk, any Swift.Error>,
             context: GRPCCore.ServerContext
         ) async throws -> Conclave_V1_SubmitReply
+
+        /// Handle the "SecureAggregate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+        /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+        /// > The agent opens this stream after training and sends, in order, one message per phase:
+        /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+        /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+        /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+        /// >   4. `SurvivorSignature` (its signature over the survivor list);
+        /// >   5. `UnmaskingShares`.
+        /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+        /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+        /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+        /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+        /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+        /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+        /// > dropped for the rest of the round.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Conclave_V1_SecureClientMessage` messages.
+        ///   - response: A response stream of `Conclave_V1_SecureServerMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func secureAggregate(
+            request: GRPCCore.RPCAsyncSequence<Conclave_V1_SecureClientMessage, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Conclave_V1_SecureServerMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -240,6 +351,17 @@ extension Conclave_V1_Federation.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_SubmitReply>(),
             handler: { request, context in
                 try await self.submitUpdate(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Conclave_V1_Federation.Method.SecureAggregate.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_SecureClientMessage>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_SecureServerMessage>(),
+            handler: { request, context in
+                try await self.secureAggregate(
                     request: request,
                     context: context
                 )
@@ -306,6 +428,23 @@ extension Conclave_V1_Federation.SimpleServiceProtocol {
             metadata: [:]
         )
     }
+
+    public func secureAggregate(
+        request: GRPCCore.StreamingServerRequest<Conclave_V1_SecureClientMessage>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SecureServerMessage> {
+        return GRPCCore.StreamingServerResponse<Conclave_V1_SecureServerMessage>(
+            metadata: [:],
+            producer: { writer in
+                try await self.secureAggregate(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
 }
 
 // MARK: conclave.v1.Federation (client)
@@ -363,6 +502,43 @@ extension Conclave_V1_Federation {
             deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_SubmitReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_SubmitReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SecureAggregate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+        /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+        /// > The agent opens this stream after training and sends, in order, one message per phase:
+        /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+        /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+        /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+        /// >   4. `SurvivorSignature` (its signature over the survivor list);
+        /// >   5. `UnmaskingShares`.
+        /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+        /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+        /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+        /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+        /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+        /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+        /// > dropped for the rest of the round.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Conclave_V1_SecureClientMessage` messages.
+        ///   - serializer: A serializer for `Conclave_V1_SecureClientMessage` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_SecureServerMessage` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func secureAggregate<Result>(
+            request: GRPCCore.StreamingClientRequest<Conclave_V1_SecureClientMessage>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_SecureClientMessage>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_SecureServerMessage>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Conclave_V1_SecureServerMessage>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -449,6 +625,52 @@ extension Conclave_V1_Federation {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SecureAggregate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+        /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+        /// > The agent opens this stream after training and sends, in order, one message per phase:
+        /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+        /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+        /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+        /// >   4. `SurvivorSignature` (its signature over the survivor list);
+        /// >   5. `UnmaskingShares`.
+        /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+        /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+        /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+        /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+        /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+        /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+        /// > dropped for the rest of the round.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Conclave_V1_SecureClientMessage` messages.
+        ///   - serializer: A serializer for `Conclave_V1_SecureClientMessage` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_SecureServerMessage` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func secureAggregate<Result>(
+            request: GRPCCore.StreamingClientRequest<Conclave_V1_SecureClientMessage>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_SecureClientMessage>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_SecureServerMessage>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Conclave_V1_SecureServerMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Conclave_V1_Federation.Method.SecureAggregate.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -508,6 +730,47 @@ extension Conclave_V1_Federation.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_UpdateChunk>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_SubmitReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SecureAggregate" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+    /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+    /// > The agent opens this stream after training and sends, in order, one message per phase:
+    /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+    /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+    /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+    /// >   4. `SurvivorSignature` (its signature over the survivor list);
+    /// >   5. `UnmaskingShares`.
+    /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+    /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+    /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+    /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+    /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+    /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+    /// > dropped for the rest of the round.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Conclave_V1_SecureClientMessage` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func secureAggregate<Result>(
+        request: GRPCCore.StreamingClientRequest<Conclave_V1_SecureClientMessage>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Conclave_V1_SecureServerMessage>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.secureAggregate(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_SecureClientMessage>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_SecureServerMessage>(),
             options: options,
             onResponse: handleResponse
         )
@@ -578,6 +841,52 @@ extension Conclave_V1_Federation.ClientProtocol {
             producer: producer
         )
         return try await self.submitUpdate(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SecureAggregate" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Secure aggregation (Bonawitz et al., CCS 2017; SecAgg+ graph of Bell et al., CCS 2020) of one round's
+    /// > update, for runs whose `TrainTask` carries a `SecureTask`; `SubmitUpdate` is refused for those runs.
+    /// > The agent opens this stream after training and sends, in order, one message per phase:
+    /// >   1. `SecureJoin` (its fresh per-round keys, signed with its identity key, and training statistics);
+    /// >   2. `SecureShares` (its encrypted Shamir share bundles, one per neighbour named in `KeyList`);
+    /// >   3. `MaskedInputHeader`, then `WeightsChunk`s of its masked input (little-endian uint32 values);
+    /// >   4. `SurvivorSignature` (its signature over the survivor list);
+    /// >   5. `UnmaskingShares`.
+    /// > Each time a phase closes (every connected silo answered, or the phase deadline passed) the coordinator
+    /// > sends this silo what the phase produced: `KeyList` after 1, `SecureShares` (bundles addressed to this
+    /// > silo) after 2, `SurvivorList` after 3, `SurvivorSignatures` after 4, and after 5 a `SecureResult`. A
+    /// > `SecureResult` may also come at any point instead of the next message: the round ended for this silo
+    /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
+    /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
+    /// > dropped for the rest of the round.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func secureAggregate<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Conclave_V1_SecureClientMessage>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Conclave_V1_SecureServerMessage>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Conclave_V1_SecureClientMessage>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.secureAggregate(
             request: request,
             options: options,
             onResponse: handleResponse

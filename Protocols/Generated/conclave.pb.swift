@@ -56,6 +56,10 @@ public nonisolated struct Conclave_V1_SiloDescription: Sendable {
   /// Name of the dataset the silo trains on (for the privacy ledger later; free text now).
   public var dataset: String = String()
 
+  /// The silo's long-term Ed25519 public key (32 bytes). It signs the silo's secure-aggregation messages.
+  /// The coordinator remembers the first key it sees for a silo id and refuses a different one later.
+  public var identityKey: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -169,51 +173,456 @@ public nonisolated struct Conclave_V1_Wait: Sendable {
   public init() {}
 }
 
-public nonisolated struct Conclave_V1_TrainTask: Sendable {
+public nonisolated struct Conclave_V1_TrainTask: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Identifies the run and the round; an update must echo both.
-  public var runID: String = String()
+  public var runID: String {
+    get {_storage._runID}
+    set {_uniqueStorage()._runID = newValue}
+  }
 
-  public var round: UInt32 = 0
+  public var round: UInt32 {
+    get {_storage._round}
+    set {_uniqueStorage()._round = newValue}
+  }
 
   /// The model to build; its parameter count must equal `total_values`.
   public var model: Conclave_V1_ModelSpec {
-    get {_model ?? Conclave_V1_ModelSpec()}
-    set {_model = newValue}
+    get {_storage._model ?? Conclave_V1_ModelSpec()}
+    set {_uniqueStorage()._model = newValue}
   }
   /// Returns true if `model` has been explicitly set.
-  public var hasModel: Bool {self._model != nil}
+  public var hasModel: Bool {_storage._model != nil}
   /// Clears the value of `model`. Subsequent reads from it will return its default value.
-  public mutating func clearModel() {self._model = nil}
+  public mutating func clearModel() {_uniqueStorage()._model = nil}
 
   /// Local training hyper-parameters.
   public var training: Conclave_V1_TrainingConfig {
-    get {_training ?? Conclave_V1_TrainingConfig()}
-    set {_training = newValue}
+    get {_storage._training ?? Conclave_V1_TrainingConfig()}
+    set {_uniqueStorage()._training = newValue}
   }
   /// Returns true if `training` has been explicitly set.
-  public var hasTraining: Bool {self._training != nil}
+  public var hasTraining: Bool {_storage._training != nil}
   /// Clears the value of `training`. Subsequent reads from it will return its default value.
-  public mutating func clearTraining() {self._training = nil}
+  public mutating func clearTraining() {_uniqueStorage()._training = nil}
 
   /// Number of float32 values in the global weights that follow.
-  public var totalValues: UInt64 = 0
+  public var totalValues: UInt64 {
+    get {_storage._totalValues}
+    set {_uniqueStorage()._totalValues = newValue}
+  }
 
   /// Lowercase hex SHA-256 of the global weights' little-endian bytes; the agent checks it.
-  public var weightsSha256: String = String()
+  public var weightsSha256: String {
+    get {_storage._weightsSha256}
+    set {_uniqueStorage()._weightsSha256 = newValue}
+  }
 
   /// Seconds until the coordinator closes the round with or without this silo.
-  public var deadlineSeconds: Double = 0
+  public var deadlineSeconds: Double {
+    get {_storage._deadlineSeconds}
+    set {_uniqueStorage()._deadlineSeconds = newValue}
+  }
+
+  /// Present when the run uses secure aggregation: send the update with `SecureAggregate`.
+  public var secure: Conclave_V1_SecureTask {
+    get {_storage._secure ?? Conclave_V1_SecureTask()}
+    set {_uniqueStorage()._secure = newValue}
+  }
+  /// Returns true if `secure` has been explicitly set.
+  public var hasSecure: Bool {_storage._secure != nil}
+  /// Clears the value of `secure`. Subsequent reads from it will return its default value.
+  public mutating func clearSecure() {_uniqueStorage()._secure = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _model: Conclave_V1_ModelSpec? = nil
-  fileprivate var _training: Conclave_V1_TrainingConfig? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// One round's secure-aggregation parameters, as told to one selected silo.
+public nonisolated struct Conclave_V1_SecureTask: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Bound into every signature, ciphertext and mask; fresh for each attempt of a round.
+  public var context: Data = Data()
+
+  /// Shamir threshold t: fewest survivors (within a silo's neighbourhood) the sum can be unmasked from.
+  public var threshold: UInt32 = 0
+
+  /// Mask generator: "aes" (AES-128-CTR) or "chacha" (ChaCha20).
+  public var prg: String = String()
+
+  /// Ids of the silos selected for the round.
+  public var members: [String] = []
+
+  /// Neighbours per silo in the SecAgg+ Harary graph over `members`; 0 means the complete graph.
+  public var degree: UInt32 = 0
+
+  /// Seed of the Harary graph's random relabelling (32 bytes; see NeighbourGraph.harary).
+  public var graphSeed: Data = Data()
+
+  /// Ed25519 identity keys of the members, by silo id.
+  public var identityKeys: Dictionary<String,Data> = [:]
+
+  /// L2 bound the silo clips its update to before weighting and quantizing.
+  public var clipNorm: Double = 0
+
+  /// This silo's weight in the average, n_k / (sum of n over `members`), in (0, 1]. The silo sends
+  /// weight * clip(update), quantized to the fixed-point grid of clip_norm and len(members) (Z_2^32).
+  public var weight: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SecureClientMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Conclave_V1_SecureClientMessage.OneOf_Kind? = nil
+
+  public var join: Conclave_V1_SecureJoin {
+    get {
+      if case .join(let v)? = kind {return v}
+      return Conclave_V1_SecureJoin()
+    }
+    set {kind = .join(newValue)}
+  }
+
+  public var shares: Conclave_V1_SecureShares {
+    get {
+      if case .shares(let v)? = kind {return v}
+      return Conclave_V1_SecureShares()
+    }
+    set {kind = .shares(newValue)}
+  }
+
+  public var maskedHeader: Conclave_V1_MaskedInputHeader {
+    get {
+      if case .maskedHeader(let v)? = kind {return v}
+      return Conclave_V1_MaskedInputHeader()
+    }
+    set {kind = .maskedHeader(newValue)}
+  }
+
+  /// A piece of the masked input: `values` holds little-endian uint32 values.
+  public var masked: Conclave_V1_WeightsChunk {
+    get {
+      if case .masked(let v)? = kind {return v}
+      return Conclave_V1_WeightsChunk()
+    }
+    set {kind = .masked(newValue)}
+  }
+
+  public var survivorSignature: Conclave_V1_SurvivorSignature {
+    get {
+      if case .survivorSignature(let v)? = kind {return v}
+      return Conclave_V1_SurvivorSignature()
+    }
+    set {kind = .survivorSignature(newValue)}
+  }
+
+  public var unmasking: Conclave_V1_UnmaskingShares {
+    get {
+      if case .unmasking(let v)? = kind {return v}
+      return Conclave_V1_UnmaskingShares()
+    }
+    set {kind = .unmasking(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Kind: Equatable, Sendable {
+    case join(Conclave_V1_SecureJoin)
+    case shares(Conclave_V1_SecureShares)
+    case maskedHeader(Conclave_V1_MaskedInputHeader)
+    /// A piece of the masked input: `values` holds little-endian uint32 values.
+    case masked(Conclave_V1_WeightsChunk)
+    case survivorSignature(Conclave_V1_SurvivorSignature)
+    case unmasking(Conclave_V1_UnmaskingShares)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SecureJoin: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var silo: Conclave_V1_SiloDescription {
+    get {_silo ?? Conclave_V1_SiloDescription()}
+    set {_silo = newValue}
+  }
+  /// Returns true if `silo` has been explicitly set.
+  public var hasSilo: Bool {self._silo != nil}
+  /// Clears the value of `silo`. Subsequent reads from it will return its default value.
+  public mutating func clearSilo() {self._silo = nil}
+
+  public var runID: String = String()
+
+  public var round: UInt32 = 0
+
+  public var keys: Conclave_V1_KeyAdvertisement {
+    get {_keys ?? Conclave_V1_KeyAdvertisement()}
+    set {_keys = newValue}
+  }
+  /// Returns true if `keys` has been explicitly set.
+  public var hasKeys: Bool {self._keys != nil}
+  /// Clears the value of `keys`. Subsequent reads from it will return its default value.
+  public mutating func clearKeys() {self._keys = nil}
+
+  /// Examples the update was trained on, mean training loss, and seconds spent training.
+  public var numExamples: UInt64 = 0
+
+  public var trainLoss: Double = 0
+
+  public var trainSeconds: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _silo: Conclave_V1_SiloDescription? = nil
+  fileprivate var _keys: Conclave_V1_KeyAdvertisement? = nil
+}
+
+/// A silo's per-round X25519 public keys, signed with its identity key over both keys and the context.
+public nonisolated struct Conclave_V1_KeyAdvertisement: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var siloID: String = String()
+
+  public var encryptionKey: Data = Data()
+
+  public var maskKey: Data = Data()
+
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A Shamir share bundle encrypted from one silo to another (XChaCha20-Poly1305, nonce prepended).
+public nonisolated struct Conclave_V1_EncryptedShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fromSilo: String = String()
+
+  public var toSilo: String = String()
+
+  public var ciphertext: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SecureShares: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shares: [Conclave_V1_EncryptedShare] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_MaskedInputHeader: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Must equal the round's context.
+  public var context: Data = Data()
+
+  /// Number of uint32 values that follow; must equal the model's parameter count.
+  public var totalValues: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SurvivorSignature: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A share of a secret over GF(2^61 - 1), one field element per 7-byte piece of the secret.
+public nonisolated struct Conclave_V1_ShamirShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var x: UInt64 = 0
+
+  public var values: [UInt64] = []
+
+  public var secretLength: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_UnmaskingShares: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Shares of the self-mask seeds of silos on the survivor list.
+  public var selfMaskShares: Dictionary<String,Conclave_V1_ShamirShare> = [:]
+
+  /// Shares of the mask keys of silos that shared keys but are not on the survivor list.
+  public var maskKeyShares: Dictionary<String,Conclave_V1_ShamirShare> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SecureServerMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Conclave_V1_SecureServerMessage.OneOf_Kind? = nil
+
+  public var keys: Conclave_V1_KeyList {
+    get {
+      if case .keys(let v)? = kind {return v}
+      return Conclave_V1_KeyList()
+    }
+    set {kind = .keys(newValue)}
+  }
+
+  public var shares: Conclave_V1_SecureShares {
+    get {
+      if case .shares(let v)? = kind {return v}
+      return Conclave_V1_SecureShares()
+    }
+    set {kind = .shares(newValue)}
+  }
+
+  public var survivors: Conclave_V1_SurvivorList {
+    get {
+      if case .survivors(let v)? = kind {return v}
+      return Conclave_V1_SurvivorList()
+    }
+    set {kind = .survivors(newValue)}
+  }
+
+  public var signatures: Conclave_V1_SurvivorSignatures {
+    get {
+      if case .signatures(let v)? = kind {return v}
+      return Conclave_V1_SurvivorSignatures()
+    }
+    set {kind = .signatures(newValue)}
+  }
+
+  public var result: Conclave_V1_SecureResult {
+    get {
+      if case .result(let v)? = kind {return v}
+      return Conclave_V1_SecureResult()
+    }
+    set {kind = .result(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Kind: Equatable, Sendable {
+    case keys(Conclave_V1_KeyList)
+    case shares(Conclave_V1_SecureShares)
+    case survivors(Conclave_V1_SurvivorList)
+    case signatures(Conclave_V1_SurvivorSignatures)
+    case result(Conclave_V1_SecureResult)
+
+  }
+
+  public init() {}
+}
+
+/// The advertisements of this silo and its neighbours that arrived before advertising closed.
+public nonisolated struct Conclave_V1_KeyList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var advertisements: [Conclave_V1_KeyAdvertisement] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Silos whose masked inputs the coordinator holds.
+public nonisolated struct Conclave_V1_SurvivorList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var siloIds: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SurvivorSignatures: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var signatures: Dictionary<String,Data> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_SecureResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// True when the round's sum was unmasked and the new model committed.
+  public var completed: Bool = false
+
+  public var message: String = String()
+
+  /// Silos whose inputs the sum holds, and selected silos that dropped out.
+  public var unmasked: UInt32 = 0
+
+  public var dropped: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Conclave_V1_ModelSpec: Sendable {
@@ -517,6 +926,13 @@ public nonisolated struct Conclave_V1_RoundInfo: Sendable {
 
   public var finishedAt: Double = 0
 
+  /// Secure aggregation only: silos whose inputs were unmasked into the sum, and selected silos that dropped.
+  public var unmasked: UInt32 = 0
+
+  public var dropped: UInt32 = 0
+
+  public var secure: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -606,7 +1022,7 @@ fileprivate nonisolated let _protobuf_package = "conclave.v1"
 
 nonisolated extension Conclave_V1_SiloDescription: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SiloDescription"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}silo_id\0\u{3}num_examples\0\u{3}num_features\0\u{3}num_classes\0\u{1}dataset\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}silo_id\0\u{3}num_examples\0\u{3}num_features\0\u{3}num_classes\0\u{1}dataset\0\u{3}identity_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -619,6 +1035,7 @@ nonisolated extension Conclave_V1_SiloDescription: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.numFeatures) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.numClasses) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.dataset) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.identityKey) }()
       default: break
       }
     }
@@ -640,6 +1057,9 @@ nonisolated extension Conclave_V1_SiloDescription: SwiftProtobuf.Message, SwiftP
     if !self.dataset.isEmpty {
       try visitor.visitSingularStringField(value: self.dataset, fieldNumber: 5)
     }
+    if !self.identityKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.identityKey, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -649,6 +1069,7 @@ nonisolated extension Conclave_V1_SiloDescription: SwiftProtobuf.Message, SwiftP
     if lhs.numFeatures != rhs.numFeatures {return false}
     if lhs.numClasses != rhs.numClasses {return false}
     if lhs.dataset != rhs.dataset {return false}
+    if lhs.identityKey != rhs.identityKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -859,7 +1280,126 @@ nonisolated extension Conclave_V1_Wait: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0")
+
+  fileprivate class _StorageClass {
+    var _runID: String = String()
+    var _round: UInt32 = 0
+    var _model: Conclave_V1_ModelSpec? = nil
+    var _training: Conclave_V1_TrainingConfig? = nil
+    var _totalValues: UInt64 = 0
+    var _weightsSha256: String = String()
+    var _deadlineSeconds: Double = 0
+    var _secure: Conclave_V1_SecureTask? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _runID = source._runID
+      _round = source._round
+      _model = source._model
+      _training = source._training
+      _totalValues = source._totalValues
+      _weightsSha256 = source._weightsSha256
+      _deadlineSeconds = source._deadlineSeconds
+      _secure = source._secure
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._runID) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._round) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._model) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._training) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._totalValues) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._weightsSha256) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineSeconds) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._secure) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._runID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._runID, fieldNumber: 1)
+      }
+      if _storage._round != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._round, fieldNumber: 2)
+      }
+      try { if let v = _storage._model {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._training {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if _storage._totalValues != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._totalValues, fieldNumber: 5)
+      }
+      if !_storage._weightsSha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._weightsSha256, fieldNumber: 6)
+      }
+      if _storage._deadlineSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._deadlineSeconds, fieldNumber: 7)
+      }
+      try { if let v = _storage._secure {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_TrainTask, rhs: Conclave_V1_TrainTask) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._runID != rhs_storage._runID {return false}
+        if _storage._round != rhs_storage._round {return false}
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._training != rhs_storage._training {return false}
+        if _storage._totalValues != rhs_storage._totalValues {return false}
+        if _storage._weightsSha256 != rhs_storage._weightsSha256 {return false}
+        if _storage._deadlineSeconds != rhs_storage._deadlineSeconds {return false}
+        if _storage._secure != rhs_storage._secure {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureTask"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -867,13 +1407,154 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.runID) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._model) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._training) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.totalValues) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.weightsSha256) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.deadlineSeconds) }()
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.context) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.threshold) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.prg) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.degree) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.graphSeed) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufBytes>.self, value: &self.identityKeys) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.clipNorm) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.context.isEmpty {
+      try visitor.visitSingularBytesField(value: self.context, fieldNumber: 1)
+    }
+    if self.threshold != 0 {
+      try visitor.visitSingularUInt32Field(value: self.threshold, fieldNumber: 2)
+    }
+    if !self.prg.isEmpty {
+      try visitor.visitSingularStringField(value: self.prg, fieldNumber: 3)
+    }
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.members, fieldNumber: 4)
+    }
+    if self.degree != 0 {
+      try visitor.visitSingularUInt32Field(value: self.degree, fieldNumber: 5)
+    }
+    if !self.graphSeed.isEmpty {
+      try visitor.visitSingularBytesField(value: self.graphSeed, fieldNumber: 6)
+    }
+    if !self.identityKeys.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufBytes>.self, value: self.identityKeys, fieldNumber: 7)
+    }
+    if self.clipNorm.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.clipNorm, fieldNumber: 8)
+    }
+    if self.weight.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.weight, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SecureTask, rhs: Conclave_V1_SecureTask) -> Bool {
+    if lhs.context != rhs.context {return false}
+    if lhs.threshold != rhs.threshold {return false}
+    if lhs.prg != rhs.prg {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.degree != rhs.degree {return false}
+    if lhs.graphSeed != rhs.graphSeed {return false}
+    if lhs.identityKeys != rhs.identityKeys {return false}
+    if lhs.clipNorm != rhs.clipNorm {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureClientMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}join\0\u{1}shares\0\u{3}masked_header\0\u{1}masked\0\u{3}survivor_signature\0\u{1}unmasking\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Conclave_V1_SecureJoin?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .join(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .join(v)
+        }
+      }()
+      case 2: try {
+        var v: Conclave_V1_SecureShares?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .shares(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .shares(v)
+        }
+      }()
+      case 3: try {
+        var v: Conclave_V1_MaskedInputHeader?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .maskedHeader(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .maskedHeader(v)
+        }
+      }()
+      case 4: try {
+        var v: Conclave_V1_WeightsChunk?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .masked(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .masked(v)
+        }
+      }()
+      case 5: try {
+        var v: Conclave_V1_SurvivorSignature?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .survivorSignature(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .survivorSignature(v)
+        }
+      }()
+      case 6: try {
+        var v: Conclave_V1_UnmaskingShares?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .unmasking(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .unmasking(v)
+        }
+      }()
       default: break
       }
     }
@@ -884,38 +1565,610 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.runID.isEmpty {
-      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 1)
-    }
-    if self.round != 0 {
-      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 2)
-    }
-    try { if let v = self._model {
+    switch self.kind {
+    case .join?: try {
+      guard case .join(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .shares?: try {
+      guard case .shares(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .maskedHeader?: try {
+      guard case .maskedHeader(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    try { if let v = self._training {
+    }()
+    case .masked?: try {
+      guard case .masked(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if self.totalValues != 0 {
-      try visitor.visitSingularUInt64Field(value: self.totalValues, fieldNumber: 5)
-    }
-    if !self.weightsSha256.isEmpty {
-      try visitor.visitSingularStringField(value: self.weightsSha256, fieldNumber: 6)
-    }
-    if self.deadlineSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.deadlineSeconds, fieldNumber: 7)
+    }()
+    case .survivorSignature?: try {
+      guard case .survivorSignature(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .unmasking?: try {
+      guard case .unmasking(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Conclave_V1_TrainTask, rhs: Conclave_V1_TrainTask) -> Bool {
+  public static func ==(lhs: Conclave_V1_SecureClientMessage, rhs: Conclave_V1_SecureClientMessage) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureJoin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureJoin"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{1}keys\0\u{3}num_examples\0\u{3}train_loss\0\u{3}train_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._silo) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._keys) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.numExamples) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.trainLoss) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.trainSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._silo {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 3)
+    }
+    try { if let v = self._keys {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.numExamples != 0 {
+      try visitor.visitSingularUInt64Field(value: self.numExamples, fieldNumber: 5)
+    }
+    if self.trainLoss.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.trainLoss, fieldNumber: 6)
+    }
+    if self.trainSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.trainSeconds, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SecureJoin, rhs: Conclave_V1_SecureJoin) -> Bool {
+    if lhs._silo != rhs._silo {return false}
     if lhs.runID != rhs.runID {return false}
     if lhs.round != rhs.round {return false}
-    if lhs._model != rhs._model {return false}
-    if lhs._training != rhs._training {return false}
+    if lhs._keys != rhs._keys {return false}
+    if lhs.numExamples != rhs.numExamples {return false}
+    if lhs.trainLoss != rhs.trainLoss {return false}
+    if lhs.trainSeconds != rhs.trainSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_KeyAdvertisement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeyAdvertisement"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}silo_id\0\u{3}encryption_key\0\u{3}mask_key\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.siloID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.encryptionKey) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.maskKey) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.siloID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siloID, fieldNumber: 1)
+    }
+    if !self.encryptionKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.encryptionKey, fieldNumber: 2)
+    }
+    if !self.maskKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.maskKey, fieldNumber: 3)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_KeyAdvertisement, rhs: Conclave_V1_KeyAdvertisement) -> Bool {
+    if lhs.siloID != rhs.siloID {return false}
+    if lhs.encryptionKey != rhs.encryptionKey {return false}
+    if lhs.maskKey != rhs.maskKey {return false}
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_EncryptedShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EncryptedShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_silo\0\u{3}to_silo\0\u{1}ciphertext\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.fromSilo) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.toSilo) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.ciphertext) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.fromSilo.isEmpty {
+      try visitor.visitSingularStringField(value: self.fromSilo, fieldNumber: 1)
+    }
+    if !self.toSilo.isEmpty {
+      try visitor.visitSingularStringField(value: self.toSilo, fieldNumber: 2)
+    }
+    if !self.ciphertext.isEmpty {
+      try visitor.visitSingularBytesField(value: self.ciphertext, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_EncryptedShare, rhs: Conclave_V1_EncryptedShare) -> Bool {
+    if lhs.fromSilo != rhs.fromSilo {return false}
+    if lhs.toSilo != rhs.toSilo {return false}
+    if lhs.ciphertext != rhs.ciphertext {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureShares: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureShares"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shares\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.shares) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.shares.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.shares, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SecureShares, rhs: Conclave_V1_SecureShares) -> Bool {
+    if lhs.shares != rhs.shares {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_MaskedInputHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MaskedInputHeader"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{3}total_values\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.context) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.totalValues) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.context.isEmpty {
+      try visitor.visitSingularBytesField(value: self.context, fieldNumber: 1)
+    }
+    if self.totalValues != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalValues, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_MaskedInputHeader, rhs: Conclave_V1_MaskedInputHeader) -> Bool {
+    if lhs.context != rhs.context {return false}
     if lhs.totalValues != rhs.totalValues {return false}
-    if lhs.weightsSha256 != rhs.weightsSha256 {return false}
-    if lhs.deadlineSeconds != rhs.deadlineSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SurvivorSignature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SurvivorSignature"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SurvivorSignature, rhs: Conclave_V1_SurvivorSignature) -> Bool {
+    if lhs.signature != rhs.signature {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_ShamirShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShamirShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}x\0\u{1}values\0\u{3}secret_length\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.x) }()
+      case 2: try { try decoder.decodeRepeatedUInt64Field(value: &self.values) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.secretLength) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.x != 0 {
+      try visitor.visitSingularUInt64Field(value: self.x, fieldNumber: 1)
+    }
+    if !self.values.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.values, fieldNumber: 2)
+    }
+    if self.secretLength != 0 {
+      try visitor.visitSingularUInt32Field(value: self.secretLength, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_ShamirShare, rhs: Conclave_V1_ShamirShare) -> Bool {
+    if lhs.x != rhs.x {return false}
+    if lhs.values != rhs.values {return false}
+    if lhs.secretLength != rhs.secretLength {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_UnmaskingShares: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UnmaskingShares"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}self_mask_shares\0\u{3}mask_key_shares\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Conclave_V1_ShamirShare>.self, value: &self.selfMaskShares) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Conclave_V1_ShamirShare>.self, value: &self.maskKeyShares) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.selfMaskShares.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Conclave_V1_ShamirShare>.self, value: self.selfMaskShares, fieldNumber: 1)
+    }
+    if !self.maskKeyShares.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Conclave_V1_ShamirShare>.self, value: self.maskKeyShares, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_UnmaskingShares, rhs: Conclave_V1_UnmaskingShares) -> Bool {
+    if lhs.selfMaskShares != rhs.selfMaskShares {return false}
+    if lhs.maskKeyShares != rhs.maskKeyShares {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureServerMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureServerMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}shares\0\u{1}survivors\0\u{1}signatures\0\u{1}result\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Conclave_V1_KeyList?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .keys(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .keys(v)
+        }
+      }()
+      case 2: try {
+        var v: Conclave_V1_SecureShares?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .shares(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .shares(v)
+        }
+      }()
+      case 3: try {
+        var v: Conclave_V1_SurvivorList?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .survivors(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .survivors(v)
+        }
+      }()
+      case 4: try {
+        var v: Conclave_V1_SurvivorSignatures?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .signatures(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .signatures(v)
+        }
+      }()
+      case 5: try {
+        var v: Conclave_V1_SecureResult?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .result(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .result(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.kind {
+    case .keys?: try {
+      guard case .keys(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .shares?: try {
+      guard case .shares(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .survivors?: try {
+      guard case .survivors(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .signatures?: try {
+      guard case .signatures(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .result?: try {
+      guard case .result(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SecureServerMessage, rhs: Conclave_V1_SecureServerMessage) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_KeyList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeyList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}advertisements\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.advertisements) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.advertisements.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.advertisements, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_KeyList, rhs: Conclave_V1_KeyList) -> Bool {
+    if lhs.advertisements != rhs.advertisements {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SurvivorList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SurvivorList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}silo_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.siloIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.siloIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.siloIds, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SurvivorList, rhs: Conclave_V1_SurvivorList) -> Bool {
+    if lhs.siloIds != rhs.siloIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SurvivorSignatures: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SurvivorSignatures"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}signatures\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufBytes>.self, value: &self.signatures) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.signatures.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufBytes>.self, value: self.signatures, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SurvivorSignatures, rhs: Conclave_V1_SurvivorSignatures) -> Bool {
+    if lhs.signatures != rhs.signatures {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}completed\0\u{1}message\0\u{1}unmasked\0\u{1}dropped\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.completed) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.unmasked) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.dropped) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.completed != false {
+      try visitor.visitSingularBoolField(value: self.completed, fieldNumber: 1)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
+    }
+    if self.unmasked != 0 {
+      try visitor.visitSingularUInt32Field(value: self.unmasked, fieldNumber: 3)
+    }
+    if self.dropped != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dropped, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SecureResult, rhs: Conclave_V1_SecureResult) -> Bool {
+    if lhs.completed != rhs.completed {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.unmasked != rhs.unmasked {return false}
+    if lhs.dropped != rhs.dropped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1478,7 +2731,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1496,6 +2749,9 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.checkpointSha256) }()
       case 10: try { try decoder.decodeSingularDoubleField(value: &self.finishedAt) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.unmasked) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.dropped) }()
+      case 13: try { try decoder.decodeSingularBoolField(value: &self.secure) }()
       default: break
       }
     }
@@ -1532,6 +2788,15 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     if self.finishedAt.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.finishedAt, fieldNumber: 10)
     }
+    if self.unmasked != 0 {
+      try visitor.visitSingularUInt32Field(value: self.unmasked, fieldNumber: 11)
+    }
+    if self.dropped != 0 {
+      try visitor.visitSingularUInt32Field(value: self.dropped, fieldNumber: 12)
+    }
+    if self.secure != false {
+      try visitor.visitSingularBoolField(value: self.secure, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1546,6 +2811,9 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     if lhs.seconds != rhs.seconds {return false}
     if lhs.checkpointSha256 != rhs.checkpointSha256 {return false}
     if lhs.finishedAt != rhs.finishedAt {return false}
+    if lhs.unmasked != rhs.unmasked {return false}
+    if lhs.dropped != rhs.dropped {return false}
+    if lhs.secure != rhs.secure {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -110,7 +110,8 @@ enum RunView {
         let acc = round.testAccuracy.isFinite ? String(format: "%.4f", round.testAccuracy) : "n/a"
         let loss = round.testLoss.isFinite ? String(format: "%.4f", round.testLoss) : "n/a"
         let number = String(round.round).leftPadded(to: String(planned).count)
-        return "round \(number)/\(planned)  silos \(round.silos.count)  test_accuracy \(acc)  test_loss \(loss)  "
+        let silos = round.secure ? "unmasked \(round.unmasked)  dropped \(round.dropped)" : "silos \(round.silos.count)"
+        return "round \(number)/\(planned)  \(silos)  test_accuracy \(acc)  test_loss \(loss)  "
             + String(format: "%.1fs", round.seconds)
     }
 }

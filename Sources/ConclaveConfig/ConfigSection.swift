@@ -45,6 +45,13 @@ public final class ConfigSection {
         has(key) ? try string(key) : d
     }
 
+    public func bool(_ key: String, default d: Bool) throws(ConfigError) -> Bool {
+        guard has(key) else { return d }
+        let v = try value(key)
+        guard case .boolean(let b) = v else { throw wrongType(key, "true or false", v) }
+        return b
+    }
+
     public func int(_ key: String) throws(ConfigError) -> Int {
         let v = try value(key)
         guard case .integer(let n) = v else { throw wrongType(key, "an integer", v) }

@@ -1,5 +1,6 @@
 public import ConclaveFederation
 import ConclaveLearning
+import ConclaveSecAgg
 
 /// `run.toml`: the run spec an ML engineer writes and `conclave run start --spec` sends.
 public enum RunSpecFile {
@@ -44,6 +45,8 @@ public enum RunSpecFile {
             try s.rejectUnknownKeys()
         }
 
+        let secure = try secureAggregation(root, source: source)
+
         var evaluation: DataSource?
         if let e = try root.optionalSection("evaluation") {
             evaluation = try DataSourceConfig.parse(e, relativeTo: baseDirectoryOf)
@@ -53,9 +56,36 @@ public enum RunSpecFile {
         do {
             return try RunSpec(name: name, model: model, rounds: rounds, training: training, minSilos: minSilos,
                                silosPerRound: perRound, roundDeadlineSeconds: deadline, server: server,
-                               seed: UInt64(truncatingIfNeeded: seed), evaluation: evaluation)
+                               seed: UInt64(truncatingIfNeeded: seed), evaluation: evaluation,
+                               secureAggregation: secure)
         } catch {
             throw ConfigError("\(source): \(error.message)")
+        }
+    }
+
+    /// `[secure_aggregation]`: on unless `enabled = false`; every other key has a default.
+    static func secureAggregation(_ root: ConfigSection, source: String) throws(ConfigError) -> SecureAggregationConfig? {
+        let d = SecureAggregationDefaults.self
+        var values = (clip: d.clipNorm, dropout: d.dropoutRate, corruption: d.corruptionRate, adversary: d.adversary,
+                      prg: d.prg, timeout: d.phaseTimeoutSeconds)
+        if let s = try root.optionalSection("secure_aggregation") {
+            guard try s.bool("enabled", default: true) else {
+                try s.rejectUnknownKeys()
+                return nil
+            }
+            values = (try s.double("clip_norm", default: d.clipNorm), try s.double("dropout_rate", default: d.dropoutRate),
+                      try s.double("corruption_rate", default: d.corruptionRate),
+                      try s.choice("adversary", as: GraphParameters.Adversary.self, default: d.adversary),
+                      try s.choice("prg", as: MaskGenerator.Kind.self, default: d.prg),
+                      try s.double("phase_timeout_seconds", default: d.phaseTimeoutSeconds))
+            try s.rejectUnknownKeys()
+        }
+        do {
+            return try SecureAggregationConfig(clipNorm: values.clip, dropoutRate: values.dropout,
+                                               corruptionRate: values.corruption, adversary: values.adversary,
+                                               prg: values.prg, phaseTimeoutSeconds: values.timeout)
+        } catch {
+            throw ConfigError("\(source): [secure_aggregation]: \(error.message)")
         }
     }
 

@@ -4,6 +4,8 @@ public import ConclaveFederation
 public struct SiloConfig: Sendable, Equatable {
     public var siloID: String
     public var coordinator: HostPort
+    /// File holding the silo's long-term Ed25519 identity key (created on first start, mode 0600).
+    public var identityKeyPath: String
     public var data: DataSource
     public var datasetName: String
     public var classCount: Int?
@@ -27,6 +29,7 @@ public struct SiloConfig: Sendable, Equatable {
         let address: HostPort
         let addressText = try silo.string("coordinator")
         do { address = try HostPort(parsing: addressText) } catch { throw silo.invalid("coordinator", error.message) }
+        let identity = ConfigFile.resolve(try silo.string("identity_key", default: "\(id).identity.key"), relativeTo: source)
         try silo.rejectUnknownKeys()
 
         let dataSection = try root.section("data")
@@ -52,7 +55,7 @@ public struct SiloConfig: Sendable, Equatable {
         }
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
-        return SiloConfig(siloID: id, coordinator: address, data: data, datasetName: name, classCount: classes,
+        return SiloConfig(siloID: id, coordinator: address, identityKeyPath: identity, data: data, datasetName: name, classCount: classes,
                           threads: threads, backoffInitialSeconds: initial, backoffMaxSeconds: maximum,
                           logLevel: level)
     }

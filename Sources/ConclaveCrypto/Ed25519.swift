@@ -15,6 +15,27 @@ public struct Ed25519KeyPair: Sendable {
         sk.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, $0.count) }
     }
 
+    /// Rebuilds a key pair from its 32-byte seed: the form an identity key is stored in on disk.
+    public init(seed: [UInt8]) throws(CryptoError) {
+        Sodium.ensureReady()
+        guard seed.count == Int(crypto_sign_SEEDBYTES) else {
+            throw CryptoError("an Ed25519 seed is \(crypto_sign_SEEDBYTES) bytes, got \(seed.count)")
+        }
+        var pk = [UInt8](repeating: 0, count: Int(crypto_sign_PUBLICKEYBYTES))
+        var sk = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
+        crypto_sign_seed_keypair(&pk, &sk, seed)
+        publicKey = pk
+        secretKey = SecretBytes(sk)
+        sk.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, $0.count) }
+    }
+
+    /// The 32-byte seed the key pair can be rebuilt from. Secret: write it only to a file only its owner reads.
+    public var seed: [UInt8] {
+        var seed = [UInt8](repeating: 0, count: Int(crypto_sign_SEEDBYTES))
+        secretKey.withBytes { sk in _ = crypto_sign_ed25519_sk_to_seed(&seed, sk.baseAddress!) }
+        return seed
+    }
+
     public func sign(_ message: [UInt8]) -> [UInt8] {
         var signature = [UInt8](repeating: 0, count: Int(crypto_sign_BYTES))
         secretKey.withBytes { sk in

@@ -1,4 +1,6 @@
 import ConclaveLearning
+import ConclaveCrypto
+import ConclaveSecAgg
 
 /// One run's rounds, as a pure state machine: silo polls, updates and clock ticks go in; decisions come out.
 /// It performs no I/O. The caller persists a closed round and then calls `roundCommitted()`; until it does,
@@ -17,6 +19,9 @@ public struct RoundStateMachine: Sendable {
     public private(set) var completedRounds: Int
     public private(set) var state: State
     private var lastSeen: [String: Double] = [:]
+    /// What each silo last said about itself (example counts weight the average; identity keys sign its
+    /// secure-aggregation messages and may not change while the coordinator runs).
+    private var known: [String: SiloInfo] = [:]
 
     public enum State: Sendable {
         case waitingForSilos
@@ -32,6 +37,13 @@ public struct RoundStateMachine: Sendable {
         public let selected: Set<String>
         public fileprivate(set) var contributions: [Contribution] = []
         fileprivate var sum: RunningSum
+        /// Set when the run uses secure aggregation: updates then arrive masked, through its phases.
+        public fileprivate(set) var secure: SecureRound?
+
+        func hasReported(_ silo: String) -> Bool {
+            if let secure { return secure.joined(silo) || secure.gone.contains(silo) }
+            return contributions.contains { $0.silo == silo }
+        }
     }
 
     public struct Contribution: Sendable, Equatable {
@@ -39,6 +51,27 @@ public struct RoundStateMachine: Sendable {
         public var examples: UInt64
         public var trainLoss: Double
         public var trainSeconds: Double
+
+        public init(silo: String, examples: UInt64, trainLoss: Double, trainSeconds: Double) {
+            self.silo = silo
+            self.examples = examples
+            self.trainLoss = trainLoss
+            self.trainSeconds = trainSeconds
+        }
+    }
+
+    /// How a secure round ended: how many silos' inputs were unmasked into the sum and how many of the
+    /// selected silos dropped out along the way.
+    public struct SecureSummary: Sendable, Equatable {
+        public let unmasked: Int
+        public let dropped: Int
+        public let threshold: Int
+
+        public init(unmasked: Int, dropped: Int, threshold: Int) {
+            self.unmasked = unmasked
+            self.dropped = dropped
+            self.threshold = threshold
+        }
     }
 
     /// A closed round awaiting persistence: the weights it produced and who contributed.
@@ -50,6 +83,7 @@ public struct RoundStateMachine: Sendable {
         public let serverOptimizer: ServerOptimizer
         public let startedAt: Double
         public let closedAt: Double
+        public let secure: SecureSummary?
 
         public var examples: UInt64 { contributions.reduce(0) { $0 + $1.examples } }
         /// Example-weighted mean of the silos' training losses.
@@ -60,7 +94,7 @@ public struct RoundStateMachine: Sendable {
     }
 
     public enum WorkDecision: Sendable {
-        case train(round: Int, weights: [Float], secondsLeft: Double)
+        case train(round: Int, weights: [Float], secondsLeft: Double, secure: SecureTask?)
         case wait(reason: String)
         case finished
     }
@@ -71,6 +105,8 @@ public struct RoundStateMachine: Sendable {
         case roundClosed(ClosedRound)
         /// Too few silos reported by the deadline; the round will be retried with the same number.
         case roundAbandoned(round: Int, reason: String)
+        /// A secure-aggregation phase closed: deliver each silo its reply.
+        case secureAdvanced(round: Int, replies: [String: SecureRound.Reply])
     }
 
     public init(runID: String, spec: RunSpec, globalWeights: [Float], completedRounds: Int = 0,
@@ -106,6 +142,16 @@ public struct RoundStateMachine: Sendable {
         guard silo.examples > 0 else {
             throw FederationError(.failedPrecondition, "silo '\(silo.id)' has no training examples")
         }
+        if spec.secureAggregation != nil {
+            guard silo.identityKey.count == 32 else {
+                throw FederationError(.failedPrecondition,
+                    "silo '\(silo.id)' sent no identity key; run '\(runID)' uses secure aggregation, which needs one (upgrade the agent)")
+            }
+            if let earlier = known[silo.id]?.identityKey, !earlier.isEmpty, earlier != silo.identityKey {
+                throw FederationError(.permissionDenied,
+                    "silo '\(silo.id)' presented a different identity key than earlier in this run; refusing it")
+            }
+        }
     }
 
     /// Silos seen within the liveness window.
@@ -116,6 +162,7 @@ public struct RoundStateMachine: Sendable {
     public mutating func requestWork(from silo: SiloInfo, now: Double) throws(FederationError) -> WorkDecision {
         try admit(silo)
         lastSeen[silo.id] = now
+        known[silo.id] = silo
         switch state {
         case .finished:
             return .finished
@@ -130,20 +177,24 @@ public struct RoundStateMachine: Sendable {
             guard live.count >= needed else {
                 return .wait(reason: "waiting for silos: \(live.count) of \(needed) connected")
             }
-            let round = openRound(live: live, now: now)
+            let round: OpenRound
+            do { round = try openRound(live: live, now: now) } catch {
+                return .wait(reason: "cannot open round \(completedRounds + 1): \(error.message)")
+            }
             state = .collecting(round)
             return decision(for: silo.id, in: round, now: now)
         }
     }
 
     private func decision(for silo: String, in round: OpenRound, now: Double) -> WorkDecision {
-        if round.selected.contains(silo), !round.contributions.contains(where: { $0.silo == silo }) {
-            return .train(round: round.number, weights: globalWeights, secondsLeft: max(0, round.deadline - now))
+        if round.selected.contains(silo), !round.hasReported(silo) {
+            return .train(round: round.number, weights: globalWeights, secondsLeft: max(0, round.deadline - now),
+                          secure: round.secure?.tasks[silo])
         }
         return .wait(reason: "round \(round.number) is in progress")
     }
 
-    private func openRound(live: [String], now: Double) -> OpenRound {
+    private func openRound(live: [String], now: Double) throws(FederationError) -> OpenRound {
         let number = completedRounds + 1
         var chosen = live
         if let k = spec.silosPerRound, k < live.count {
@@ -151,8 +202,34 @@ public struct RoundStateMachine: Sendable {
             chosen.shuffle(using: &rng)
             chosen = Array(chosen.prefix(k))
         }
-        return OpenRound(number: number, startedAt: now, deadline: now + spec.roundDeadlineSeconds,
-                         selected: Set(chosen), sum: RunningSum(parameterCount: spec.model.parameterCount))
+        let deadline = now + spec.roundDeadlineSeconds
+        var round = OpenRound(number: number, startedAt: now, deadline: deadline, selected: Set(chosen),
+                              sum: RunningSum(parameterCount: spec.model.parameterCount))
+        if let config = spec.secureAggregation {
+            round.secure = try SecureRound(tasks: secureTasks(config, members: chosen.sorted(), round: number),
+                                           minimum: spec.minSilos, phaseTimeout: config.phaseTimeoutSeconds,
+                                           advertisingDeadline: deadline)
+        }
+        return round
+    }
+
+    /// Each selected silo's view of a secure round: one fresh context and graph, its own FedAvg weight.
+    private func secureTasks(_ config: SecureAggregationConfig, members: [String], round: Int)
+        throws(FederationError) -> [String: SecureTask] {
+        let choice = try config.graph(for: members.count)
+        let context = Array("\(runID)/round-\(round)/attempt-\(SecureRandom.bytes(8).hexString)".utf8)
+        let graphSeed = SecureRandom.bytes(32)
+        let directory = Dictionary(uniqueKeysWithValues: members.map { ($0, known[$0]?.identityKey ?? []) })
+        let total = Double(members.reduce(UInt64(0)) { $0 + (known[$1]?.examples ?? 0) })
+        var tasks = [String: SecureTask]()
+        for silo in members {
+            tasks[silo] = SecureTask(context: context, threshold: choice.threshold, prg: config.prg, members: members,
+                                     degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
+                                     directory: directory, clipNorm: config.clipNorm,
+                                     weight: Double(known[silo]?.examples ?? 0) / total,
+                                     parameterCount: spec.model.parameterCount)
+        }
+        return tasks
     }
 
     /// Takes one silo's update (local weights minus the global weights of the task).
@@ -168,34 +245,105 @@ public struct RoundStateMachine: Sendable {
         guard open.selected.contains(silo.id) else {
             throw FederationError(.failedPrecondition, "silo '\(silo.id)' was not selected for round \(round)")
         }
+        guard open.secure == nil else {
+            throw FederationError(.failedPrecondition,
+                "run '\(runID)' uses secure aggregation: updates must be masked and sent with SecureAggregate")
+        }
         guard !open.contributions.contains(where: { $0.silo == silo.id }) else {
             throw FederationError(.alreadyExists, "silo '\(silo.id)' already sent its update for round \(round)")
         }
-        try open.sum.add(update, examples: silo.examples, silo: silo.id)
+        state = .waitingForSilos  // drop the state's reference so the sum is updated in place, not copied
+        do { try open.sum.add(update, examples: silo.examples, silo: silo.id) } catch {
+            state = .collecting(open)
+            throw error
+        }
         lastSeen[silo.id] = now
         open.contributions.append(Contribution(silo: silo.id, examples: silo.examples, trainLoss: trainLoss,
                                                trainSeconds: trainSeconds))
         state = .collecting(open)
-        if open.contributions.count == open.selected.count { return close(open, now: now) }
+        if open.contributions.count == open.selected.count {
+            return close(open, delta: open.sum.mean(), contributions: open.contributions, secure: nil, now: now)
+        }
         return .none
+    }
+
+    /// Takes one secure-aggregation message from a silo in the open round.
+    public mutating func secure(_ message: SecureRound.Message, from silo: String, runID: String, round: Int,
+                                now: Double) throws(FederationError) -> Event {
+        guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {
+            throw FederationError(.failedPrecondition,
+                "secure round \(round) of run '\(runID)' is not open (\(stateSummary))")
+        }
+        lastSeen[silo] = now
+        state = .waitingForSilos  // drop the state's reference so the masked sum is updated in place, not copied
+        let step: SecureRound.Step
+        do { step = try open.secure!.receive(message, from: silo, now: now) } catch {
+            state = .collecting(open)
+            throw error
+        }
+        return advance(open, step, now: now)
+    }
+
+    /// A silo's secure-aggregation connection ended before the round did.
+    public mutating func secureLeft(_ silo: String, runID: String, round: Int, now: Double) -> Event {
+        guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {
+            return .none
+        }
+        state = .waitingForSilos
+        let step = open.secure!.leave(silo, now: now)
+        return advance(open, step, now: now)
+    }
+
+    private mutating func advance(_ open: OpenRound, _ step: SecureRound.Step, now: Double) -> Event {
+        state = .collecting(open)
+        guard let secure = open.secure else { return .none }
+        switch step {
+        case .pending:
+            return .none
+        case .advanced(let replies):
+            return .secureAdvanced(round: open.number, replies: replies)
+        case .aborted(let reason):
+            state = .waitingForSilos
+            return .roundAbandoned(round: open.number, reason: "secure aggregation: \(reason)")
+        case .finished(let sum, let survivors):
+            do throws(FederationError) {
+                let delta = try secure.mean(of: sum, survivors: survivors)
+                let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
+                                            threshold: secure.threshold)
+                return close(open, delta: delta, contributions: survivors.compactMap { secure.stats[$0] },
+                             secure: summary, now: now)
+            } catch {
+                state = .waitingForSilos
+                return .roundAbandoned(round: open.number, reason: "secure aggregation: \(error.message)")
+            }
+        }
     }
 
     /// Advances the clock: closes or abandons a round whose deadline has passed.
     public mutating func tick(now: Double) -> Event {
-        guard case .collecting(let open) = state, now >= open.deadline else { return .none }
-        if open.contributions.count >= spec.minSilos { return close(open, now: now) }
+        guard case .collecting(var open) = state else { return .none }
+        if open.secure != nil {
+            state = .waitingForSilos
+            let step = open.secure!.tick(now: now)
+            return advance(open, step, now: now)
+        }
+        guard now >= open.deadline else { return .none }
+        if open.contributions.count >= spec.minSilos {
+            return close(open, delta: open.sum.mean(), contributions: open.contributions, secure: nil, now: now)
+        }
         state = .waitingForSilos
         return .roundAbandoned(round: open.number,
             reason: "only \(open.contributions.count) of \(spec.minSilos) required silos reported before the deadline")
     }
 
-    private mutating func close(_ open: OpenRound, now: Double) -> Event {
+    private mutating func close(_ open: OpenRound, delta: [Float], contributions: [Contribution],
+                                secure: SecureSummary?, now: Double) -> Event {
         var weights = globalWeights
         var optimizer = serverOptimizer
-        optimizer.apply(delta: open.sum.mean(), to: &weights)
-        let closed = ClosedRound(number: open.number, contributions: open.contributions, selected: open.selected,
+        optimizer.apply(delta: delta, to: &weights)
+        let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
-                                 closedAt: now)
+                                 closedAt: now, secure: secure)
         state = .committing(closed)
         return .roundClosed(closed)
     }
@@ -231,7 +379,12 @@ public struct RoundStateMachine: Sendable {
     public var stateSummary: String {
         switch state {
         case .waitingForSilos: "waiting for silos before round \(completedRounds + 1)"
-        case .collecting(let r): "round \(r.number) open, \(r.contributions.count)/\(r.selected.count) updates in"
+        case .collecting(let r):
+            if let secure = r.secure {
+                "round \(r.number) open (secure aggregation, phase \(secure.phase)), \(r.selected.count) silos selected"
+            } else {
+                "round \(r.number) open, \(r.contributions.count)/\(r.selected.count) updates in"
+            }
         case .committing(let r): "round \(r.number) being saved"
         case .finished: "run finished after \(completedRounds) rounds"
         }

@@ -17,11 +17,14 @@ public struct RunSpec: Sendable, Equatable, Codable {
     public var seed: UInt64
     /// Held-out data the coordinator scores the global model on after every round.
     public var evaluation: DataSource?
+    /// Secure aggregation of the silos' updates; nil sends updates in the clear (trusted-coordinator setups
+    /// and tests only).
+    public var secureAggregation: SecureAggregationConfig?
 
     public init(name: String, model: ModelSpec, rounds: Int, training: TrainingConfig, minSilos: Int,
                 silosPerRound: Int? = nil, roundDeadlineSeconds: Double = 300,
                 server: ServerOptimizerConfig = ServerOptimizerConfig(), seed: UInt64 = 1,
-                evaluation: DataSource? = nil) throws(FederationError) {
+                evaluation: DataSource? = nil, secureAggregation: SecureAggregationConfig? = nil) throws(FederationError) {
         guard rounds >= 1 else { throw FederationError(.invalidArgument, "rounds must be at least 1, got \(rounds)") }
         guard minSilos >= 1 else { throw FederationError(.invalidArgument, "min_silos must be at least 1, got \(minSilos)") }
         if let k = silosPerRound, k < minSilos {
@@ -39,6 +42,10 @@ public struct RunSpec: Sendable, Equatable, Codable {
         guard (0..<1).contains(training.momentum) else {
             throw FederationError(.invalidArgument, "momentum must be in [0, 1), got \(training.momentum)")
         }
+        if secureAggregation != nil, minSilos < 2 {
+            throw FederationError(.invalidArgument,
+                "secure aggregation needs min_silos of at least 2 (one silo's sum is its own update), got \(minSilos)")
+        }
         self.name = name
         self.model = model
         self.rounds = rounds
@@ -49,6 +56,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         self.server = server
         self.seed = seed
         self.evaluation = evaluation
+        self.secureAggregation = secureAggregation
     }
 }
 

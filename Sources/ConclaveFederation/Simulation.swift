@@ -1,14 +1,18 @@
 public import ConclaveLearning
+public import ConclaveCrypto
 
 /// A whole federation in one process: the round state machine plus in-memory silos, no sockets.
-/// Used to test round logic with hundreds of silos and to tune runs before deploying them.
+/// Used to test round logic with hundreds of silos and to tune runs before deploying them. With secure
+/// aggregation in the spec, every round runs the whole protocol (`SecureSiloSession` ↔ `SecureRound`).
 public struct Simulation {
     public struct Silo: Sendable {
         public var info: SiloInfo
         public var data: Dataset
+        public let identity: Ed25519KeyPair
         public init(id: String, data: Dataset) {
+            self.identity = Ed25519KeyPair()
             self.info = SiloInfo(id: id, examples: UInt64(data.count), features: data.featureCount,
-                                 classes: data.classCount)
+                                 classes: data.classCount, identityKey: identity.publicKey)
             self.data = data
         }
     }
@@ -43,29 +47,56 @@ public struct Simulation {
         while !machine.isFinished, attempts < (maxAttempts ?? machine.spec.rounds * 3) {
             attempts += 1
             clock += 1
-            var tasks = [(Silo, Int, [Float])]()
+            var tasks = [(Silo, Int, [Float], SecureTask?)]()
             // Two polls each: the first announces every silo, the second picks up the round that opens.
             for pass in 0..<2 {
                 for silo in silos where pass == 0 || !tasks.contains(where: { $0.0.info.id == silo.info.id }) {
-                    if case .train(let round, let weights, _) = try machine.requestWork(from: silo.info, now: clock) {
-                        tasks.append((silo, round, weights))
+                    if case .train(let round, let weights, _, let secure) = try machine.requestWork(from: silo.info, now: clock) {
+                        tasks.append((silo, round, weights, secure))
                     }
                 }
             }
             var closed: RoundStateMachine.ClosedRound?
             var dropped = 0
-            for (silo, round, weights) in tasks {
+            var sessions = [String: SecureSiloSession]()
+            var outbox = [(String, SecureRound.Message)]()
+            for (silo, round, weights, secure) in tasks {
                 if dropoutRate > 0, rng.nextUnitOpen() < dropoutRate {
                     dropped += 1
+                    if secure != nil, case .roundClosed(let c) = machine.secureLeft(silo.info.id, runID: machine.runID,
+                                                                                    round: round, now: clock) {
+                        closed = c
+                    }
                     continue
                 }
                 let result = try LocalUpdate.compute(model: machine.spec.model, training: machine.spec.training,
                                                      round: round, globalWeights: weights, siloID: silo.info.id,
                                                      data: silo.data)
+                if let secure {
+                    var session = try SecureSiloSession(siloID: silo.info.id, identity: silo.identity, task: secure,
+                                                        update: result.update)
+                    outbox.append((silo.info.id, session.start(.init(silo: silo.info.id, examples: silo.info.examples,
+                                                                      trainLoss: result.trainLoss, trainSeconds: result.seconds))))
+                    sessions[silo.info.id] = session
+                    continue
+                }
                 let event = try machine.submit(from: silo.info, runID: machine.runID, round: round,
                                                update: result.update, trainLoss: result.trainLoss,
                                                trainSeconds: result.seconds, now: clock)
                 if case .roundClosed(let c) = event { closed = c }
+            }
+            // Secure rounds: relay messages until the round closes or aborts.
+            while !outbox.isEmpty, let round = tasks.first?.1 {
+                let (from, message) = outbox.removeFirst()
+                switch try machine.secure(message, from: from, runID: machine.runID, round: round, now: clock) {
+                case .secureAdvanced(_, let replies):
+                    for (to, reply) in replies.sorted(by: { $0.key < $1.key }) {
+                        outbox.append((to, try sessions[to]!.respond(to: reply)))
+                    }
+                case .roundClosed(let c): closed = c
+                case .roundAbandoned: outbox = []
+                case .none: break
+                }
             }
             if closed == nil, !tasks.isEmpty {
                 clock += machine.spec.roundDeadlineSeconds

@@ -6,6 +6,7 @@ public import ConclaveCrypto
 /// Every coordinate of a clipped update lies in [−C, C], so after scaling by s and rounding it lies in
 /// [−(Cs + 1), Cs + 1]; the sum over at most `maxSilos` silos lies in ±n(Cs + 1). Choosing
 /// s = (2³¹ − 1 − n) / (nC) keeps that inside the signed 32-bit range, so the modular sum decodes exactly.
+/// (C is taken a millionth larger, covering float rounding in clipping and weighting.)
 public struct FixedPointEncoding: Sendable, Equatable {
     public let clipNorm: Double
     public let maxSilos: Int
@@ -17,7 +18,7 @@ public struct FixedPointEncoding: Sendable, Equatable {
         guard maxSilos >= 1, maxSilos < 1 << 20 else { throw CryptoError("max silos must be in 1…2²⁰, got \(maxSilos)") }
         self.clipNorm = clipNorm
         self.maxSilos = maxSilos
-        self.scale = (Double(Int32.max) - Double(maxSilos)) / (Double(maxSilos) * clipNorm)
+        self.scale = (Double(Int32.max) - Double(maxSilos)) / (Double(maxSilos) * clipNorm * 1.000001)
     }
 
     /// The update scaled down, if needed, to L2 norm ≤ clipNorm.

@@ -14,7 +14,7 @@ import Glibc
 ///   exceeded with probability < 2⁻⁴¹/n) from its surviving neighbours (hypergeometric, fallen short of with
 ///   probability < 2⁻²⁰/n). t is then the smallest safe value.
 public enum GraphParameters {
-    public enum Adversary: String, Sendable, CaseIterable {
+    public enum Adversary: String, Sendable, CaseIterable, Codable {
         /// The coordinator follows the protocol but reads everything it sees.
         case curious
         /// The coordinator may also lie about which silos dropped (signed survivor lists stop it).

@@ -5,7 +5,7 @@ import Dispatch
 /// AES-NI) by default, ChaCha20 (libsodium) as the portable fallback — and adds or subtracts them modulo 2³².
 /// Never a non-cryptographic generator.
 public enum MaskGenerator {
-    public enum Kind: String, Sendable, CaseIterable {
+    public enum Kind: String, Sendable, CaseIterable, Codable {
         case aes
         case chacha
     }

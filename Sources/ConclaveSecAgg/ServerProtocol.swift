@@ -3,7 +3,7 @@ import ConclaveCrypto
 /// The coordinator's side of secure aggregation as a pure state machine. It holds the running modular sum
 /// of masked inputs — never an individual input — and, after unmasking, learns only the sum over the silos
 /// whose masked inputs arrived. Each `end…` call closes a phase with whoever answered; fewer than t aborts.
-public struct SecAggServer {
+public struct SecAggServer: Sendable {
     public let parameters: SecAggParameters
     /// Long-term Ed25519 public keys by silo id; signatures are checked here too, so a forged key or survivor
     /// signature is refused at the door.

@@ -4,7 +4,7 @@ public import ConclaveCrypto
 /// relayed and returns what to send back. It keeps its own secrets and refuses anything that would let the
 /// coordinator learn its input: bad signatures, tampered or replayed shares, survivor lists not signed by
 /// at least t silos, and any request for both of one silo's shares.
-public struct SecAggSilo {
+public struct SecAggSilo: Sendable {
     public let id: String
     public let parameters: SecAggParameters
     private let identity: Ed25519KeyPair

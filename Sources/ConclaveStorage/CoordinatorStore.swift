@@ -43,6 +43,9 @@ public final class CoordinatorStore: Sendable {
         public var testAccuracy: Double?
         public var testLoss: Double?
         public var checkpointSHA256: String
+        /// Secure rounds only: silos unmasked into the sum, and selected silos that dropped out.
+        public var unmasked: Int?
+        public var dropped: Int?
     }
 
     private func wrap<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
@@ -111,7 +114,8 @@ public final class CoordinatorStore: Sendable {
                     return RoundRecord(runID: run, round: round, startedAt: row["started_at"],
                                        finishedAt: row["finished_at"], silos: silos, examples: row["num_examples"],
                                        trainLoss: row["train_loss"], testAccuracy: row["test_accuracy"],
-                                       testLoss: row["test_loss"], checkpointSHA256: row["checkpoint_sha256"])
+                                       testLoss: row["test_loss"], checkpointSHA256: row["checkpoint_sha256"],
+                                       unmasked: row["unmasked"], dropped: row["dropped"])
                 }
             }
         }
@@ -129,11 +133,11 @@ public final class CoordinatorStore: Sendable {
                 let loss = closed.trainLoss
                 try db.execute(sql: """
                     INSERT INTO rounds (run_id, round, started_at, finished_at, num_silos, num_examples, train_loss,
-                                        test_accuracy, test_loss, checkpoint_sha256)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        test_accuracy, test_loss, checkpoint_sha256, unmasked, dropped)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [run, closed.number, closed.startedAt, closed.closedAt, closed.contributions.count,
                                      Int64(closed.examples), loss.isFinite ? loss : nil, testAccuracy, testLoss,
-                                     checkpointSHA256])
+                                     checkpointSHA256, closed.secure?.unmasked, closed.secure?.dropped])
                 for c in closed.contributions {
                     try db.execute(sql: """
                         INSERT INTO round_silos (run_id, round, silo_id, num_examples, train_loss, train_seconds)
@@ -142,7 +146,8 @@ public final class CoordinatorStore: Sendable {
                 }
                 let metrics: [(String, Double?)] = [("train_loss", loss.isFinite ? loss : nil),
                     ("test_accuracy", testAccuracy), ("test_loss", testLoss),
-                    ("seconds", closed.closedAt - closed.startedAt), ("silos", Double(closed.contributions.count))]
+                    ("seconds", closed.closedAt - closed.startedAt), ("silos", Double(closed.contributions.count)),
+                    ("unmasked", closed.secure.map { Double($0.unmasked) }), ("dropped", closed.secure.map { Double($0.dropped) })]
                 for (name, value) in metrics {
                     guard let value else { continue }
                     try db.execute(sql: "INSERT INTO metrics (run_id, round, name, value) VALUES (?, ?, ?, ?)",
@@ -190,6 +195,30 @@ public final class CoordinatorStore: Sendable {
                     ON CONFLICT(id) DO UPDATE SET dataset = excluded.dataset, num_examples = excluded.num_examples,
                                                   last_seen = excluded.last_seen
                     """, arguments: [id, dataset, Int64(examples), now, now])
+            }
+        }
+    }
+
+    /// The identity key a silo was first seen with (trust on first use), if any.
+    public func identityKey(silo: String) throws(StorageError) -> [UInt8]? {
+        try wrap("read identity of silo \(silo)") {
+            try db.read { db in
+                try Data.fetchOne(db, sql: "SELECT identity_key FROM silos WHERE id = ?", arguments: [silo]).map { Array($0) }
+            }
+        }
+    }
+
+    /// Records a silo's identity key unless one is already on record; returns the key on record.
+    public func enrolIdentity(silo: String, key: [UInt8], dataset: String, examples: UInt64,
+                              now: Double) throws(StorageError) -> [UInt8] {
+        try wrap("enrol silo \(silo)") {
+            try db.write { db in
+                try db.execute(sql: """
+                    INSERT INTO silos (id, dataset, num_examples, first_seen, last_seen, identity_key) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET identity_key = COALESCE(silos.identity_key, excluded.identity_key)
+                    """, arguments: [silo, dataset, Int64(examples), now, now, Data(key)])
+                let stored = try Data.fetchOne(db, sql: "SELECT identity_key FROM silos WHERE id = ?", arguments: [silo])
+                return stored.map { Array($0) } ?? key
             }
         }
     }

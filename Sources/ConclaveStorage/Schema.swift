@@ -71,6 +71,13 @@ enum Schema {
                 );
                 """)
         }
+        m.registerMigration("v2-secure-aggregation") { db in
+            try db.execute(sql: """
+                ALTER TABLE silos ADD COLUMN identity_key BLOB;
+                ALTER TABLE rounds ADD COLUMN unmasked INTEGER;
+                ALTER TABLE rounds ADD COLUMN dropped INTEGER;
+                """)
+        }
         return m
     }
 }

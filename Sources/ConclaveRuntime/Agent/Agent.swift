@@ -1,5 +1,5 @@
 public import ConclaveConfig
-import ConclaveCrypto
+public import ConclaveCrypto
 import ConclaveFederation
 public import ConclaveLearning
 import ConclaveWire
@@ -13,17 +13,21 @@ public import Logging
 public struct Agent: Sendable {
     public let config: SiloConfig
     public let data: Dataset
+    /// The silo's long-term identity: signs its secure-aggregation keys and survivor lists.
+    public let identity: Ed25519KeyPair
     let logger: Logger
 
-    public init(config: SiloConfig, data: Dataset, logger: Logger) {
+    public init(config: SiloConfig, data: Dataset, identity: Ed25519KeyPair, logger: Logger) {
         self.config = config
         self.data = data
+        self.identity = identity
         self.logger = logger
     }
 
     var silo: SiloInfo {
         SiloInfo(id: config.siloID, examples: UInt64(data.count), features: data.featureCount,
-                 classes: config.classCount ?? data.classCount, dataset: config.datasetName)
+                 classes: config.classCount ?? data.classCount, dataset: config.datasetName,
+                 identityKey: identity.publicKey)
     }
 
     /// Runs until the task is cancelled (graceful shutdown).
@@ -124,6 +128,10 @@ public struct Agent: Sendable {
                                            "model": "\(spec.summary)", "examples": "\(data.count)"])
         let result = try LocalUpdate.compute(model: spec, training: training, round: Int(task.round),
                                              globalWeights: weights, siloID: config.siloID, data: data)
+        if task.hasSecure {
+            try await aggregateSecurely(task, spec: spec, result: result, federation: federation)
+            return
+        }
         var header = Conclave_V1_UpdateHeader()
         header.silo = silo.proto
         header.runID = task.runID
@@ -147,6 +155,35 @@ public struct Agent: Sendable {
         } catch let error as RPCError where error.code == .failedPrecondition {
             // The round closed without us (deadline): not fatal, ask for the next task.
             logger.warning("update not counted", metadata: ["round": "\(task.round)", "reason": "\(error.message)"])
+        }
+    }
+
+    /// Sends the update through secure aggregation: the coordinator only ever sees it masked.
+    private func aggregateSecurely(_ task: Conclave_V1_TrainTask, spec: ModelSpec, result: LocalUpdate.Result,
+                                   federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
+        let stats = RoundStateMachine.Contribution(silo: config.siloID, examples: UInt64(result.examples),
+                                                   trainLoss: result.trainLoss, trainSeconds: result.seconds)
+        do {
+            let secure = try SecureTask(proto: task.secure, parameterCount: spec.parameterCount)
+            let session = try SecureSiloSession(siloID: config.siloID, identity: identity, task: secure,
+                                                update: result.update, threads: config.threads)
+            guard let outcome = try await SecureExchange.run(federation, silo: silo.proto, runID: task.runID,
+                                                             round: Int(task.round), session: session, stats: stats)
+            else { return }
+            let meta: Logger.Metadata = ["round": "\(task.round)", "loss": "\(result.trainLoss)",
+                                         "seconds": "\(result.seconds)", "unmasked": "\(outcome.unmasked)",
+                                         "dropped": "\(outcome.dropped)", "reply": "\(outcome.message)"]
+            if outcome.completed {
+                logger.info("update aggregated securely", metadata: meta)
+            } else {
+                logger.warning("secure round ended without this update", metadata: meta)
+            }
+        } catch let error as FederationError {
+            // This silo refused something the coordinator relayed (a bad signature, a tampered share, a
+            // survivor list below the threshold): its update stays private; it waits for the next round.
+            logger.error("secure round refused by this silo", metadata: ["round": "\(task.round)", "error": "\(error.message)"])
+        } catch let error as RPCError where [.failedPrecondition, .invalidArgument].contains(error.code) {
+            logger.warning("secure round ended early", metadata: ["round": "\(task.round)", "reason": "\(error.message)"])
         }
     }
 }

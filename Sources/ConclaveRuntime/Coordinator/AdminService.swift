@@ -90,6 +90,11 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
             ri.seconds = round.finishedAt - round.startedAt
             ri.checkpointSha256 = round.checkpointSHA256
             ri.finishedAt = round.finishedAt
+            if let unmasked = round.unmasked {
+                ri.secure = true
+                ri.unmasked = UInt32(unmasked)
+                ri.dropped = UInt32(round.dropped ?? 0)
+            }
             return ri
         }
         return i

@@ -43,6 +43,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
             train.totalValues = UInt64(task.weights.count)
             train.weightsSha256 = SHA256.hex(floats: task.weights)
             train.deadlineSeconds = task.secondsLeft
+            if let secure = task.secure { train.secure = secure.proto }
             header.train = train
             try await response.write(.with { $0.header = header })
             for offset in WeightsCodec.offsets(count: task.weights.count) {

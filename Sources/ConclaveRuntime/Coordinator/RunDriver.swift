@@ -16,6 +16,10 @@ public actor RunDriver {
     private var machine: RoundStateMachine?
     private var evaluation: Dataset?
     private var lastRecorded: [String: Double] = [:]
+    /// Identity keys on record, by silo id (a cache of the silos table).
+    private var identities: [String: [UInt8]] = [:]
+    /// Secure-aggregation handlers waiting for their silo's phase to close, by silo id.
+    private var secureWaiters: [String: CheckedContinuation<SecureOutcome, Never>] = [:]
 
     public init(config: CoordinatorConfig, logger: Logger) throws(StorageError) {
         self.config = config
@@ -87,6 +91,18 @@ public actor RunDriver {
         public var round: Int
         public var weights: [Float]
         public var secondsLeft: Double
+        public var secure: SecureTask?
+    }
+
+    /// What a secure-aggregation handler tells its silo next.
+    public enum SecureOutcome: Sendable {
+        case reply(SecureRound.Reply)
+        /// The round ended for this silo: committed (`completed`) or not, with the reason.
+        case result(completed: Bool, message: String, unmasked: Int, dropped: Int)
+
+        static func failed(_ message: String) -> SecureOutcome {
+            .result(completed: false, message: message, unmasked: 0, dropped: 0)
+        }
     }
 
     public enum Work: Sendable {
@@ -98,18 +114,76 @@ public actor RunDriver {
         if machine == nil { resume() }
         guard var m = machine else { return .wait("no run is active") }
         let now = WallClock.now()
+        try checkIdentity(silo, now: now)
         let decision = try m.requestWork(from: silo, now: now)
         machine = m
         recordSilo(silo, now: now)
         switch decision {
-        case .train(let round, let weights, let left):
+        case .train(let round, let weights, let left, let secure):
             logger.debug("task sent", metadata: ["silo": "\(silo.id)", "round": "\(round)"])
-            return .train(Task(runID: m.runID, spec: m.spec, round: round, weights: weights, secondsLeft: left))
+            return .train(Task(runID: m.runID, spec: m.spec, round: round, weights: weights, secondsLeft: left,
+                               secure: secure))
         case .wait(let reason):
             return .wait(reason)
         case .finished:
             return .wait("run \(m.runID) has finished")
         }
+    }
+
+    /// Trust on first use: the first identity key a silo id presents is recorded; a different one is refused.
+    /// (Enrolment through a certificate authority replaces this when the PKI lands.)
+    private func checkIdentity(_ silo: SiloInfo, now: Double) throws(FederationError) {
+        guard !silo.identityKey.isEmpty else { return }
+        guard silo.identityKey.count == 32 else {
+            throw FederationError(.invalidArgument, "silo '\(silo.id)' sent a \(silo.identityKey.count)-byte identity key, not 32")
+        }
+        if identities[silo.id] == nil {
+            do {
+                identities[silo.id] = try store.enrolIdentity(silo: silo.id, key: silo.identityKey, dataset: silo.dataset,
+                                                              examples: silo.examples, now: now)
+            } catch {
+                throw FederationError(.failedPrecondition, "cannot check the identity of silo '\(silo.id)': \(error)")
+            }
+            if identities[silo.id] == silo.identityKey {
+                logger.info("silo identity on record", metadata: ["silo": "\(silo.id)",
+                                                                  "key": "\(silo.identityKey.hexString.prefix(16))"])
+            }
+        }
+        guard identities[silo.id] == silo.identityKey else {
+            throw FederationError(.permissionDenied,
+                "silo '\(silo.id)' presented identity key \(silo.identityKey.hexString.prefix(16))…, but this coordinator knows it by \(identities[silo.id]!.hexString.prefix(16))…; if the silo was reinstalled, restore its identity key file")
+        }
+    }
+
+    /// Takes one secure-aggregation message and suspends until the phase it answers closes; returns what
+    /// the silo is to be told next.
+    public func secure(_ message: SecureRound.Message, from silo: String, runID: String,
+                       round: Int) async throws(FederationError) -> SecureOutcome {
+        guard var m = machine else {
+            throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
+        }
+        let event = try m.secure(message, from: silo, runID: runID, round: round, now: WallClock.now())
+        machine = m
+        return await withCheckedContinuation { continuation in
+            secureWaiters.removeValue(forKey: silo)?.resume(returning: .failed("superseded by a newer connection"))
+            secureWaiters[silo] = continuation
+            handle(event)
+        }
+    }
+
+    /// A silo's secure-aggregation stream ended: it is not waited for again this round.
+    public func secureLeft(_ silo: String, runID: String, round: Int) {
+        guard var m = machine else { return }
+        let event = m.secureLeft(silo, runID: runID, round: round, now: WallClock.now())
+        machine = m
+        logger.info("silo left the secure round", metadata: ["silo": "\(silo)", "round": "\(round)"])
+        handle(event)
+    }
+
+    private func resolveSecureWaiters(_ outcome: SecureOutcome) {
+        let waiters = secureWaiters
+        secureWaiters = [:]
+        for (_, w) in waiters { w.resume(returning: outcome) }
     }
 
     private func recordSilo(_ silo: SiloInfo, now: Double) {
@@ -147,14 +221,23 @@ public actor RunDriver {
         switch event {
         case .none:
             return
+        case .secureAdvanced(let round, let replies):
+            for (silo, reply) in replies { secureWaiters.removeValue(forKey: silo)?.resume(returning: .reply(reply)) }
+            let left = secureWaiters
+            secureWaiters = [:]
+            for (_, w) in left { w.resume(returning: .failed("left out of round \(round): the phase closed without this silo")) }
+            logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):
             logger.warning("round abandoned", metadata: ["run": "\(m.runID)", "round": "\(round)", "reason": "\(reason)"])
             try? store.recordAttempt(run: m.runID, round: round, outcome: "abandoned", reason: reason, now: WallClock.now())
+            resolveSecureWaiters(.failed("round \(round) abandoned: \(reason)"))
         case .roundClosed(let closed):
             do {
                 try persist(closed, machine: m)
                 m.roundCommitted()
                 machine = m
+                resolveSecureWaiters(.result(completed: true, message: "round \(closed.number) committed",
+                                             unmasked: closed.secure?.unmasked ?? 0, dropped: closed.secure?.dropped ?? 0))
                 if m.isFinished {
                     logger.info("run completed", metadata: ["run": "\(m.runID)", "rounds": "\(m.completedRounds)"])
                     machine = nil
@@ -168,6 +251,7 @@ public actor RunDriver {
                              metadata: ["run": "\(m.runID)", "round": "\(closed.number)", "error": "\(error)"])
                 try? store.recordAttempt(run: m.runID, round: closed.number, outcome: "abandoned",
                                          reason: "could not be saved: \(error)", now: WallClock.now())
+                resolveSecureWaiters(.failed("round \(closed.number) could not be saved; it will run again"))
             }
         }
     }
@@ -186,11 +270,16 @@ public actor RunDriver {
                                      "checkpoint": "\(sha.prefix(16))",
                                      "seconds": "\(Double(Int((closed.closedAt - closed.startedAt) * 100)) / 100)"]
         if let result { meta["test_accuracy"] = "\(result.accuracy)" }
+        if let secure = closed.secure {
+            meta["unmasked"] = "\(secure.unmasked)"
+            meta["dropped"] = "\(secure.dropped)"
+        }
         logger.info("round closed", metadata: meta)
     }
 
     /// Stopping: the round in flight is abandoned (recorded) and will run again when the coordinator returns.
     public func shutdown() {
+        resolveSecureWaiters(.failed("the coordinator is shutting down"))
         guard var m = machine, let round = m.abandonRound() else { return }
         machine = m
         logger.info("round abandoned for shutdown", metadata: ["run": "\(m.runID)", "round": "\(round)"])

@@ -2,6 +2,7 @@ public import ConclaveFederation
 public import ConclaveLearning
 public import ConclaveWire
 public import GRPCCore
+import Foundation
 
 extension ModelSpec {
     public var proto: Conclave_V1_ModelSpec {
@@ -53,7 +54,7 @@ extension TrainingConfig {
 extension SiloInfo {
     public init(proto p: Conclave_V1_SiloDescription) {
         self.init(id: p.siloID, examples: p.numExamples, features: Int(p.numFeatures), classes: Int(p.numClasses),
-                  dataset: p.dataset)
+                  dataset: p.dataset, identityKey: Array(p.identityKey))
     }
 
     public var proto: Conclave_V1_SiloDescription {
@@ -63,6 +64,7 @@ extension SiloInfo {
         p.numFeatures = UInt32(features)
         p.numClasses = UInt32(classes)
         p.dataset = dataset
+        p.identityKey = Data(identityKey)
         return p
     }
 }

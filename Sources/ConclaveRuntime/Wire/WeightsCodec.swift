@@ -2,12 +2,13 @@ public import ConclaveFederation
 public import ConclaveWire
 import Foundation
 
-/// Float vectors on the wire: little-endian float32 bytes in chunks of at most 1 MiB (see conclave.proto).
+/// Vectors on the wire: little-endian float32 (weights, updates) or uint32 (masked inputs) values in chunks
+/// of at most 1 MiB (see conclave.proto).
 public enum WeightsCodec {
     public static let valuesPerChunk = 262_144
 
     /// The chunk starting at `offset`.
-    public static func chunk(_ values: [Float], offset: Int) -> Conclave_V1_WeightsChunk {
+    public static func chunk<Element: FourByteValue>(_ values: [Element], offset: Int) -> Conclave_V1_WeightsChunk {
         let end = min(values.count, offset + valuesPerChunk)
         var chunk = Conclave_V1_WeightsChunk()
         chunk.offset = UInt64(offset)
@@ -19,11 +20,18 @@ public enum WeightsCodec {
     public static func offsets(count: Int) -> StrideTo<Int> { stride(from: 0, to: count, by: valuesPerChunk) }
 }
 
+/// The element types that travel in `WeightsChunk`s.
+public protocol FourByteValue: BitwiseCopyable, Sendable { static var zero: Self { get } }
+extension Float: FourByteValue {}
+extension UInt32: FourByteValue {}
+
+public typealias WeightsAssembler = VectorAssembler<Float>
+
 /// Rebuilds a vector from its chunks, refusing anything out of order, misaligned or over-long, so a
 /// malformed stream is an error and never a silently wrong vector.
-public struct WeightsAssembler: Sendable {
+public struct VectorAssembler<Element: FourByteValue>: Sendable {
     public let total: Int
-    public private(set) var values: [Float]
+    public private(set) var values: [Element]
     private var filled = 0
     private let what: String
 
@@ -32,7 +40,7 @@ public struct WeightsAssembler: Sendable {
             throw FederationError(.invalidArgument, "\(what) announces \(total) values; the model has \(expected) parameters")
         }
         self.total = expected
-        self.values = [Float](repeating: 0, count: expected)
+        self.values = [Element](repeating: .zero, count: expected)
         self.what = what
     }
 
@@ -58,7 +66,9 @@ public struct WeightsAssembler: Sendable {
         filled += n
     }
 
-    public func finish() throws(FederationError) -> [Float] {
+    public var isComplete: Bool { filled == total }
+
+    public func finish() throws(FederationError) -> [Element] {
         guard filled == total else {
             throw FederationError(.invalidArgument, "\(what): stream ended after \(filled) of \(total) values")
         }
