@@ -62,11 +62,7 @@ public struct Simulation {
             var outbox = [(String, SecureRound.Message)]()
             for (silo, round, weights, secure) in tasks {
                 if dropoutRate > 0, rng.nextUnitOpen() < dropoutRate {
-                    dropped += 1
-                    if secure != nil, case .roundClosed(let c) = machine.secureLeft(silo.info.id, runID: machine.runID,
-                                                                                    round: round, now: clock) {
-                        closed = c
-                    }
+                    dropped += 1  // never reports (in a secure round: never joins, so advertising waits for the deadline)
                     continue
                 }
                 let result = try LocalUpdate.compute(model: machine.spec.model, training: machine.spec.training,
@@ -85,17 +81,31 @@ public struct Simulation {
                                                trainSeconds: result.seconds, now: clock)
                 if case .roundClosed(let c) = event { closed = c }
             }
-            // Secure rounds: relay messages until the round closes or aborts.
-            while !outbox.isEmpty, let round = tasks.first?.1 {
-                let (from, message) = outbox.removeFirst()
-                switch try machine.secure(message, from: from, runID: machine.runID, round: round, now: clock) {
+            // Secure rounds: relay messages, and let phase deadlines pass, until the round closes or aborts.
+            var ended = sessions.isEmpty
+            func relay(_ event: RoundStateMachine.Event) throws {
+                switch event {
                 case .secureAdvanced(_, let replies):
                     for (to, reply) in replies.sorted(by: { $0.key < $1.key }) {
                         outbox.append((to, try sessions[to]!.respond(to: reply)))
                     }
-                case .roundClosed(let c): closed = c
-                case .roundAbandoned: outbox = []
+                case .roundClosed(let c):
+                    closed = c
+                    ended = true
+                case .roundAbandoned:
+                    outbox = []
+                    ended = true
                 case .none: break
+                }
+            }
+            while !ended, let round = tasks.first?.1 {
+                while !outbox.isEmpty {
+                    let (from, message) = outbox.removeFirst()
+                    try relay(machine.secure(message, from: from, runID: machine.runID, round: round, now: clock))
+                }
+                if !ended {
+                    clock += machine.spec.roundDeadlineSeconds
+                    try relay(machine.tick(now: clock))
                 }
             }
             if closed == nil, !tasks.isEmpty {

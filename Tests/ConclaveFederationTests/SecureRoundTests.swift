@@ -20,9 +20,11 @@ import Testing
 
     enum Leave: CaseIterable { case beforeKeys, afterKeys, afterShares, afterMaskedInput, duringUnmasking }
 
-    func machine(minSilos: Int = 2, clip: Double = 10) throws -> RoundStateMachine {
-        let spec = try RunSpec(name: "t", model: Self.model, rounds: 3, training: TrainingConfig(), minSilos: minSilos,
-                               roundDeadlineSeconds: 10, secureAggregation: SecureAggregationConfig(clipNorm: clip))
+    /// Rounds select all `silos` (once that many have polled), and need at least two.
+    func machine(silos: Int) throws -> RoundStateMachine {
+        let spec = try RunSpec(name: "t", model: Self.model, rounds: 3, training: TrainingConfig(), minSilos: 2,
+                               silosPerRound: silos, roundDeadlineSeconds: 10,
+                               secureAggregation: SecureAggregationConfig())
         return RoundStateMachine(runID: "run-1", spec: spec, globalWeights: [Float](repeating: 0, count: 6))
     }
 
@@ -93,7 +95,7 @@ import Testing
     }
 
     @Test func secureRoundGivesTheWeightedMeanOfTheUpdates() throws {
-        var m = try machine()
+        var m = try machine(silos: 4)
         let ps = parties(4)
         let ups = updates(ps)
         let (event, _) = try run(&m, ps, updates: ups)
@@ -113,7 +115,7 @@ import Testing
     /// Two of five silos (n − t with t = 3) leave at each phase; the decoded mean equals the decoded sum of
     /// exactly the survivors' quantized inputs.
     @Test(arguments: Leave.allCases) func roundSurvivesSilosLeavingAt(_ point: Leave) throws {
-        var m = try machine()
+        var m = try machine(silos: 5)
         let ps = parties(5)
         let ups = updates(ps)
         let (event, sessions) = try run(&m, ps, updates: ups, leaving: ["s1": point, "s3": point])
@@ -121,7 +123,8 @@ import Testing
             Issue.record("round should close with 3 of 5 silos, got \(event)")
             return
         }
-        let survivors = point == .duringUnmasking ? ["s0", "s1", "s2", "s3", "s4"] : ["s0", "s2", "s4"]
+        // A silo that leaves once its masked input is in is still a survivor: its input is in the sum.
+        let survivors = [.afterMaskedInput, .duringUnmasking].contains(point) ? ["s0", "s1", "s2", "s3", "s4"] : ["s0", "s2", "s4"]
         #expect(closed.contributions.map(\.silo).sorted() == survivors)
         #expect(closed.secure?.unmasked == survivors.count)
         #expect(closed.secure?.dropped == 5 - survivors.count)
@@ -134,10 +137,10 @@ import Testing
     }
 
     @Test func tooFewSurvivorsAbandonsTheRoundAndARetryUsesAFreshContext() throws {
-        var m = try machine()
+        var m = try machine(silos: 5)
         let ps = parties(5)
         let first = try open(&m, ps)["s0"]!.context
-        m = try machine()
+        m = try machine(silos: 5)
         let (event, _) = try run(&m, ps, updates: updates(ps), leaving: ["s1": .afterShares, "s2": .afterShares, "s3": .afterShares])
         guard case .roundAbandoned(let round, let reason) = event else {
             Issue.record("round should abort with 2 of 5 silos, got \(event)")
@@ -152,7 +155,7 @@ import Testing
     }
 
     @Test func plainUpdatesAndOutOfTurnMessagesAreRefusedWithoutHarm() throws {
-        var m = try machine()
+        var m = try machine(silos: 3)
         let ps = parties(3)
         let tasks = try open(&m, ps)
         #expect(throws: FederationError.self) {
@@ -183,7 +186,7 @@ import Testing
     }
 
     @Test func silosWithoutOrWithChangedIdentityKeysAreRefused() throws {
-        var m = try machine()
+        var m = try machine(silos: 5)
         let bare = SiloInfo(id: "old-agent", examples: 10, features: 2, classes: 2)
         #expect(throws: FederationError.self) { try m.requestWork(from: bare, now: 0) }
         let p = Party("s0", examples: 10)
@@ -200,7 +203,7 @@ import Testing
         let silos = parts.enumerated().map { Simulation.Silo(id: "silo-\($0.offset)", data: train.subset($0.element)) }
         let spec = try RunSpec(name: "sim", model: ModelSpec(architecture: .logreg, inputFeatures: 8, hidden: [], classCount: 3),
                                rounds: 3, training: TrainingConfig(localEpochs: 1, batchSize: 8, learningRate: 0.05, momentum: 0),
-                               minSilos: 6, secureAggregation: SecureAggregationConfig(dropoutRate: 0.2))
+                               minSilos: 6, silosPerRound: 12, secureAggregation: SecureAggregationConfig(dropoutRate: 0.2))
         var sim = Simulation(spec: spec, silos: silos, dropoutRate: 0.15, seed: 5)
         let reports = try sim.run(evaluateOn: test)
         #expect(reports.count == 3)
