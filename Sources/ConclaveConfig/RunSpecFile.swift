@@ -10,7 +10,9 @@ public enum RunSpecFile {
         let name = try root.string("name", default: "run")
         let rounds = try root.int("rounds")
         let seed = try root.int("seed", default: 1)
-        let minSilos = try root.int("min_silos", default: 1)
+        let secure = try secureAggregation(root, source: source)
+        // One silo's "sum" is its own update: secure runs need two.
+        let minSilos = try root.int("min_silos", default: secure == nil ? 1 : 2)
         let perRound = root.has("silos_per_round") ? try root.int("silos_per_round") : nil
         let deadline = try root.double("round_deadline_seconds", default: 300)
 
@@ -44,8 +46,6 @@ public enum RunSpecFile {
                 tau: try s.double("tau", default: defaults.tau))
             try s.rejectUnknownKeys()
         }
-
-        let secure = try secureAggregation(root, source: source)
 
         var evaluation: DataSource?
         if let e = try root.optionalSection("evaluation") {

@@ -21,6 +21,8 @@ import Testing
         num_classes = 3
         [training]
         learning_rate = 0.05
+        [secure_aggregation]
+        enabled = false  # this test exercises the plain update path
         """
 
     func driver(_ dir: String) throws -> RunDriver {

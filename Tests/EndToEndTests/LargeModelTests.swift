@@ -42,6 +42,8 @@ import Testing
             [training]
             batch_size = 4
             learning_rate = 0.1
+            [secure_aggregation]
+            enabled = false  # this test exercises the plain update path
             """)
         let target = ["--coordinator", cluster.address]
         let deadline = Date().addingTimeInterval(540)

@@ -53,6 +53,8 @@ import Testing
             num_classes = 2
             [training]
             learning_rate = 0.1
+            [secure_aggregation]
+            enabled = false  # this test exercises the plain update path
             """, source: "run.toml")
         let runID = try #require(try driver.store.runs().first?.id)
         let server = CoordinatorServer(config: config, driver: driver, logger: Logger(label: "wire-test"))

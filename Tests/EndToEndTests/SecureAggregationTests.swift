@@ -1,0 +1,271 @@
+import ConclaveConfig
+import ConclaveCrypto
+import ConclaveFederation
+import ConclaveLearning
+import ConclaveRuntime
+import ConclaveSecAgg
+import ConclaveStorage
+import ConclaveTesting
+import ConclaveWire
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SwiftProtobuf
+import Synchronization
+import Testing
+
+/// Secure aggregation over real gRPC against an in-process coordinator: silos drop out at every phase, the
+/// committed model is exactly the decoded mean of the survivors' quantized inputs, and nothing the
+/// coordinator stores or logs holds an individual update.
+@Suite struct SecureAggregationTests {
+    static let features = 64, classes = 10  // 650 parameters
+
+    struct Silo: Sendable {
+        let id: String
+        let identity = Ed25519KeyPair()
+        let examples: UInt64
+        var description: Conclave_V1_SiloDescription {
+            .with {
+                $0.siloID = id; $0.numExamples = examples; $0.numFeatures = UInt32(SecureAggregationTests.features)
+                $0.numClasses = UInt32(SecureAggregationTests.classes); $0.identityKey = Data(identity.publicKey)
+            }
+        }
+    }
+
+    struct Contribution: Sendable {
+        let silo: String
+        let update: [Float]
+        let input: [UInt32]
+        let weight: Double
+        let outcome: SecureExchange.Outcome?
+    }
+
+    @Test(.timeLimit(.minutes(5))) func silosDropAtEveryPhaseAndTheSumIsExact() async throws {
+        let dir = Fixtures.temporaryDirectory("conclave-secure")
+        let config = try CoordinatorConfig.parse("""
+            [server]
+            listen = "127.0.0.1:0"
+            [storage]
+            database = "c.sqlite"
+            checkpoints = "ckpt"
+            """, source: dir + "/coordinator.toml")
+        let logs = LogCapture()
+        let logger = Logger(label: "secure-test") { _ in logs.handler() }
+        let driver = try RunDriver(config: config, logger: logger)
+        _ = try await driver.startRun(specTOML: """
+            rounds = 2
+            min_silos = 3
+            silos_per_round = 5
+            round_deadline_seconds = 120
+            [model]
+            architecture = "logreg"
+            input_features = \(Self.features)
+            num_classes = \(Self.classes)
+            [training]
+            learning_rate = 0.1
+            [secure_aggregation]
+            clip_norm = 4
+            dropout_rate = 0.4
+            phase_timeout_seconds = 20
+            """, source: "run.toml")
+        let runID = try #require(try driver.store.runs().first?.id)
+        let silos = (0..<5).map { Silo(id: "s\($0)", examples: UInt64(100 + 50 * $0)) }
+        // n = 5 with 40 % tolerated dropout: t = 3, so two silos may vanish per round, here at each phase.
+        let plans: [[String: SecureExchange.DropPoint]] = [["s1": .afterKeys, "s3": .afterShares],
+                                                           ["s0": .afterMaskedInput, "s2": .afterSignature]]
+        let server = CoordinatorServer(config: config, driver: driver, logger: logger)
+        let (addressStream, addressContinuation) = AsyncStream.makeStream(of: String.self)
+        let (stopStream, stopContinuation) = AsyncStream.makeStream(of: Void.self)
+        var all = [Contribution]()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await server.run(until: { for await _ in stopStream { return } },
+                                     onListening: { addressContinuation.yield($0) })
+            }
+            var iterator = addressStream.makeAsyncIterator()
+            let address = try HostPort(parsing: try #require(await iterator.next()))
+            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: address.host, port: address.port),
+                                                           transportSecurity: .plaintext)
+            try await withGRPCClient(transport: transport) { client in
+                let federation = Conclave_V1_Federation.Client(wrapping: client)
+                var global = [Float](repeating: 0, count: 650)
+                for (index, plan) in plans.enumerated() {
+                    let round = index + 1
+                    let tasks = try await Self.fetchTasks(federation, silos)
+                    if round == 1 { global = tasks["s0"]!.0 }  // the run's seeded initial model
+                    #expect(tasks.values.allSatisfy { $0.0 == global }, "every silo trains from the committed model")
+                    if round == 1 {
+                        // A forged key advertisement is refused at once, and the silo can still take part.
+                        try await Self.expectForgedJoinRefused(federation, silos[4], task: tasks["s4"]!.1, runID: runID)
+                    }
+                    let contributions = try await withThrowingTaskGroup(of: Contribution.self) { inner in
+                        for silo in silos {
+                            inner.addTask {
+                                try await Self.contribute(federation, silo, task: tasks[silo.id]!.1, runID: runID,
+                                                          round: round, dropAfter: plan[silo.id])
+                            }
+                        }
+                        return try await inner.reduce(into: [Contribution]()) { $0.append($1) }
+                    }
+                    all += contributions
+                    let survivors = contributions.filter { c in
+                        plan[c.silo].map { [.afterMaskedInput, .afterSignature].contains($0) } ?? true
+                    }
+                    #expect(survivors.count == (round == 1 ? 3 : 5))
+                    for c in contributions where plan[c.silo] == nil {
+                        #expect(c.outcome?.completed == true, "\(c.silo): \(c.outcome?.message ?? "no outcome")")
+                        #expect(c.outcome?.unmasked == survivors.count)
+                        #expect(c.outcome?.dropped == 5 - survivors.count)
+                    }
+                    var sum = [UInt32](repeating: 0, count: 650)
+                    for c in survivors { sum.addModular(c.input) }
+                    let encoding = try FixedPointEncoding(clipNorm: 4, maxSilos: 5)
+                    let weight = survivors.reduce(0.0) { $0 + $1.weight }
+                    let delta = encoding.decode(sum: sum).map { $0 * Float(1 / weight) }
+                    var expected = global
+                    var optimizer = ServerOptimizer(config: ServerOptimizerConfig(), parameterCount: 650)
+                    optimizer.apply(delta: delta, to: &expected)
+                    let exported = try await driver.exportModel(runID: runID, round: round)
+                    let exact = exported.weights == expected
+                    #expect(exact, "round \(round): the model is the exact decoded mean of the survivors' inputs")
+                    let record = try #require(try driver.store.rounds(run: runID).last)
+                    #expect(record.round == round)
+                    #expect(record.unmasked == survivors.count && record.dropped == 5 - survivors.count)
+                    #expect(record.silos == survivors.map(\.silo).sorted())
+                    global = expected
+                }
+            }
+            stopContinuation.yield()
+            stopContinuation.finish()
+            try await group.waitForAll()
+        }
+        try Self.expectNoIndividualUpdate(all, directory: dir, log: logs.text)
+    }
+
+    /// Polls as every silo until all five hold a task for the same round.
+    static func fetchTasks<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>,
+                                              _ silos: [Silo]) async throws -> [String: ([Float], Conclave_V1_TrainTask)] {
+        var tasks = [String: ([Float], Conclave_V1_TrainTask)]()
+        for _ in 0..<200 where tasks.count < silos.count {
+            for silo in silos where tasks[silo.id] == nil {
+                let fetched: ([Float], Conclave_V1_TrainTask)? = try await federation.fetchTask(.with { $0.silo = silo.description }) { response in
+                    var train: Conclave_V1_TrainTask?
+                    var assembler: WeightsAssembler?
+                    for try await chunk in response.messages {
+                        switch chunk.kind {
+                        case .header(let h):
+                            if case .train(let t) = h.action {
+                                train = t
+                                assembler = try WeightsAssembler(total: t.totalValues, expected: Int(t.totalValues), what: "weights")
+                            }
+                        case .weights(let w): try assembler?.add(w)
+                        case .none: break
+                        }
+                    }
+                    guard let train, let assembler else { return nil }
+                    return (try assembler.finish(), train)
+                }
+                if let fetched { tasks[silo.id] = fetched }
+            }
+            if tasks.count < silos.count { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(Set(tasks.values.map(\.1.round)).count == 1)
+        #expect(tasks.values.allSatisfy { $0.1.hasSecure })
+        return tasks
+    }
+
+    static func update(for silo: String, round: Int) -> [Float] {
+        var rng = SeededGenerator(seed: UInt64(round * 100 + Int(silo.dropFirst())!))
+        return (0..<650).map { _ in Float(rng.nextGaussian() * 0.05) }
+    }
+
+    static func contribute<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>, _ silo: Silo,
+                                               task: Conclave_V1_TrainTask, runID: String, round: Int,
+                                               dropAfter: SecureExchange.DropPoint?) async throws -> Contribution {
+        let secure = try SecureTask(proto: task.secure, parameterCount: 650)
+        let update = update(for: silo.id, round: round)
+        let session = try SecureSiloSession(siloID: silo.id, identity: silo.identity, task: secure, update: update)
+        let stats = RoundStateMachine.Contribution(silo: silo.id, examples: silo.examples, trainLoss: 1, trainSeconds: 0)
+        let outcome = try await SecureExchange.run(federation, silo: silo.description, runID: runID, round: round,
+                                                   session: session, stats: stats, dropAfter: dropAfter)
+        return Contribution(silo: silo.id, update: update, input: session.input, weight: secure.weight, outcome: outcome)
+    }
+
+    static func expectForgedJoinRefused<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>, _ silo: Silo,
+                                                            task: Conclave_V1_TrainTask, runID: String) async throws {
+        let secure = try SecureTask(proto: task.secure, parameterCount: 650)
+        let impostor = Ed25519KeyPair()
+        var directory = secure.directory
+        directory[silo.id] = impostor.publicKey
+        var forgedTask = secure
+        forgedTask.directory = directory
+        var session = try SecureSiloSession(siloID: silo.id, identity: impostor, task: forgedTask,
+                                            update: [Float](repeating: 0, count: 650))
+        guard case .keys(let ad, _) = session.start(.init(silo: silo.id, examples: 1, trainLoss: 0, trainSeconds: 0)) else { return }
+        do {
+            _ = try await federation.secureAggregate(request: StreamingClientRequest { writer in
+                try await writer.write(.with {
+                    $0.join = .with { j in
+                        j.silo = silo.description; j.runID = runID; j.round = task.round
+                        j.keys = .with { $0.siloID = ad.silo; $0.encryptionKey = Data(ad.encryptionKey)
+                                         $0.maskKey = Data(ad.maskKey); $0.signature = Data(ad.signature) }
+                    }
+                })
+            }) { response in
+                for try await _ in response.messages {}
+            }
+            Issue.record("a key advertisement signed by another key must be refused")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.contains("bad signature"), "\(error.message)")
+        }
+    }
+
+    /// Scans the database, the checkpoints and the log for any run of 8 consecutive values of any silo's
+    /// update — as float32 bytes, as its quantized input's bytes, or printed.
+    static func expectNoIndividualUpdate(_ contributions: [Contribution], directory: String, log: String) throws {
+        var stored = Data()
+        let files = FileManager.default.enumerator(atPath: directory)?.compactMap { $0 as? String } ?? []
+        for file in files {
+            var isDirectory: ObjCBool = false
+            let path = directory + "/" + file
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                stored.append(try Data(contentsOf: URL(fileURLWithPath: path)))
+            }
+        }
+        #expect(stored.count > 10_000, "the scan must see the database and the checkpoints")
+        #expect(log.contains("round closed"), "the scan must see the coordinator's log")
+        for c in contributions {
+            for start in stride(from: 0, to: 640, by: 64) {
+                let floats = c.update[start..<(start + 8)].withUnsafeBytes { Data($0) }
+                let ints = c.input[start..<(start + 8)].withUnsafeBytes { Data($0) }
+                #expect(stored.range(of: floats) == nil, "\(c.silo)'s update is stored in the clear")
+                #expect(stored.range(of: ints) == nil, "\(c.silo)'s quantized input is stored")
+                #expect(!log.contains("\(c.update[start])"), "\(c.silo)'s update appears in the log")
+            }
+        }
+    }
+}
+
+/// Collects every log line (message and metadata) written through it.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    func handler() -> Handler { Handler(capture: self) }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            capture.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
+        }
+    }
+}
