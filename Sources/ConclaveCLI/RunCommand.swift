@@ -91,10 +91,16 @@ enum RunView {
             "rounds_completed": Int(r.roundsCompleted), "model": model(r.model), "message": r.message,
             "min_silos": Int(r.minSilos),
             "rounds": r.rounds.map { round -> [String: Any] in
-                ["round": Int(round.round), "silos": round.silos, "num_examples": Int(round.numExamples),
-                 "test_accuracy": jsonNumber(round.testAccuracy), "test_loss": jsonNumber(round.testLoss),
-                 "train_loss": jsonNumber(round.trainLoss), "seconds": round.seconds,
-                 "checkpoint_sha256": round.checkpointSha256]
+                var out: [String: Any] = [
+                    "round": Int(round.round), "silos": round.silos, "num_examples": Int(round.numExamples),
+                    "test_accuracy": jsonNumber(round.testAccuracy), "test_loss": jsonNumber(round.testLoss),
+                    "train_loss": jsonNumber(round.trainLoss), "seconds": round.seconds,
+                    "checkpoint_sha256": round.checkpointSha256, "secure_aggregation": round.secure]
+                if round.secure {
+                    out["unmasked"] = Int(round.unmasked)
+                    out["dropped"] = Int(round.dropped)
+                }
+                return out
             },
         ]
     }

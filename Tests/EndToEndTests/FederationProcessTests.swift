@@ -107,6 +107,9 @@ import Testing
         let stored = try store.rounds(run: runID)
         #expect(stored.map(\.round) == [1, 2, 3, 4])
         #expect(stored.allSatisfy { $0.silos == ["silo-0", "silo-1", "silo-2"] })
+        // Secure aggregation is on by default: every round unmasked the three agents' sum, none dropped.
+        #expect(stored.allSatisfy { $0.unmasked == 3 && $0.dropped == 0 })
+        #expect(rounds.allSatisfy { $0["secure_aggregation"] as? Bool == true && $0["unmasked"] as? Int == 3 })
         for r in stored {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/checkpoints/\(r.checkpointSHA256).safetensors"))
             #expect(bytes.withUnsafeBytes { SHA256.hex($0) } == r.checkpointSHA256)
