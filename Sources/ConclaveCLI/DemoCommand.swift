@@ -21,10 +21,15 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Work directory (kept afterwards).") var workdir = "demo-work"
     @Option(help: "Directory holding Fashion-MNIST's IDX files.") var dataDir = "/usr/share/datasets/fashion-mnist"
     @Option(help: "Give up after this many seconds.") var timeout = 1800.0
+    @Flag(inversion: .prefixedNo, help: "Secure aggregation: the coordinator sees only masked updates and their sum.")
+    var secureAggregation = true
     @Flag(help: "Print the summary as one JSON object (progress goes to standard error).") var json = false
 
     func validate() throws {
         guard silos >= 1, silos <= 64 else { throw ValidationError("--silos must be between 1 and 64") }
+        guard silos >= 2 || !secureAggregation else {
+            throw ValidationError("secure aggregation needs at least 2 silos; use --silos 2 or more, or --no-secure-aggregation")
+        }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         guard localEpochs >= 1 else { throw ValidationError("--local-epochs must be at least 1") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
@@ -42,8 +47,10 @@ struct DemoCommand: AsyncParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let setup = try DemoSetup(workdir: workdir, dataDir: dataDir, silos: silos, rounds: rounds,
-                                  localEpochs: localEpochs, hidden: hiddenWidths!, alpha: alpha, seed: seed)
-        say("conclave demo: \(silos) silos, Dirichlet α=\(alpha), \(rounds) rounds, mlp 784-\(hidden)-10, work directory \(setup.root)")
+                                  localEpochs: localEpochs, hidden: hiddenWidths!, alpha: alpha, seed: seed,
+                                  secureAggregation: secureAggregation)
+        say("conclave demo: \(silos) silos, Dirichlet α=\(alpha), \(rounds) rounds, mlp 784-\(hidden)-10, "
+            + "secure aggregation \(secureAggregation ? "on" : "off"), work directory \(setup.root)")
         try setup.writeSiloData(log: say)
         let supervisor = ProcessSupervisor(logDirectory: setup.path("logs"))
         defer { supervisor.stopAll() }
@@ -85,6 +92,8 @@ struct DemoCommand: AsyncParsableCommand {
             "rounds": Int(info.roundsCompleted), "silos": silos, "test_accuracy": jsonNumber(last.testAccuracy),
             "test_loss": jsonNumber(last.testLoss), "seconds": (seconds * 10).rounded() / 10, "workdir": setup.root,
             "model": modelPath, "run_id": info.runID, "database": setup.path("coordinator.sqlite"),
+            "secure_aggregation": secureAggregation,
+            "dropped": info.rounds.reduce(0) { $0 + Int($1.dropped) },
         ]
         if json {
             printJSON(summary)

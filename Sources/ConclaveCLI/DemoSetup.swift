@@ -13,10 +13,11 @@ struct DemoSetup {
     let hidden: [Int]
     let alpha: Double
     let seed: Int
+    let secureAggregation: Bool
     static let marker = ".conclave-demo"
 
     init(workdir: String, dataDir: String, silos: Int, rounds: Int, localEpochs: Int, hidden: [Int], alpha: Double,
-         seed: Int) throws {
+         seed: Int, secureAggregation: Bool) throws {
         let fm = FileManager.default
         root = URL(fileURLWithPath: workdir).standardizedFileURL.path
         self.dataDir = dataDir
@@ -26,6 +27,7 @@ struct DemoSetup {
         self.hidden = hidden
         self.alpha = alpha
         self.seed = seed
+        self.secureAggregation = secureAggregation
         if fm.fileExists(atPath: root) {
             let contents = (try? fm.contentsOfDirectory(atPath: root)) ?? []
             guard contents.isEmpty || contents.contains(Self.marker) else {
@@ -95,6 +97,12 @@ struct DemoSetup {
 
             [server]
             optimizer = "fedavg"
+
+            [secure_aggregation]
+            # The coordinator only ever holds masked updates and their sum (Bonawitz et al. 2017).
+            enabled = \(secureAggregation)
+            clip_norm = 10
+            dropout_rate = 0.2
 
             [evaluation]
             format = "idx"

@@ -68,11 +68,9 @@ public enum RunSpecFile {
         let d = SecureAggregationDefaults.self
         var values = (clip: d.clipNorm, dropout: d.dropoutRate, corruption: d.corruptionRate, adversary: d.adversary,
                       prg: d.prg, timeout: d.phaseTimeoutSeconds)
+        var enabled = true
         if let s = try root.optionalSection("secure_aggregation") {
-            guard try s.bool("enabled", default: true) else {
-                try s.rejectUnknownKeys()
-                return nil
-            }
+            enabled = try s.bool("enabled", default: true)
             values = (try s.double("clip_norm", default: d.clipNorm), try s.double("dropout_rate", default: d.dropoutRate),
                       try s.double("corruption_rate", default: d.corruptionRate),
                       try s.choice("adversary", as: GraphParameters.Adversary.self, default: d.adversary),
@@ -80,6 +78,7 @@ public enum RunSpecFile {
                       try s.double("phase_timeout_seconds", default: d.phaseTimeoutSeconds))
             try s.rejectUnknownKeys()
         }
+        guard enabled else { return nil }
         do {
             return try SecureAggregationConfig(clipNorm: values.clip, dropoutRate: values.dropout,
                                                corruptionRate: values.corruption, adversary: values.adversary,

@@ -63,6 +63,37 @@ import Testing
         }
     }
 
+    @Test func secureAggregationIsOnByDefaultAndConfigurable() throws {
+        let plain = try RunSpecFile.parse(Self.run, source: "run.toml")
+        #expect(plain.secureAggregation == (try SecureAggregationConfig()))
+        let tuned = try RunSpecFile.parse(Self.run + """
+
+            [secure_aggregation]
+            clip_norm = 2.5
+            dropout_rate = 0.3
+            corruption_rate = 0.1
+            adversary = "curious"
+            prg = "chacha"
+            phase_timeout_seconds = 5
+            """, source: "run.toml")
+        #expect(tuned.secureAggregation == (try SecureAggregationConfig(clipNorm: 2.5, dropoutRate: 0.3, corruptionRate: 0.1,
+                                                                        adversary: .curious, prg: .chacha, phaseTimeoutSeconds: 5)))
+        let off = try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nenabled = false\nclip_norm = 3\n", source: "run.toml")
+        #expect(off.secureAggregation == nil)
+        let noQuorum = Self.run.replacingOccurrences(of: "min_silos = 5\nsilos_per_round = 5\n", with: "")
+        #expect(try RunSpecFile.parse(noQuorum, source: "run.toml").minSilos == 2, "secure runs default to two silos")
+        #expect(throws: ConfigError("run.toml: secure aggregation needs min_silos of at least 2 (one silo's sum is its own update), got 1")) {
+            try RunSpecFile.parse(noQuorum.replacingOccurrences(of: "name = \"fm\"", with: "name = \"fm\"\nmin_silos = 1"),
+                                  source: "run.toml")
+        }
+        #expect(throws: ConfigError("run.toml: [secure_aggregation]: secure_aggregation.clip_norm must be positive, got -1.0")) {
+            try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nclip_norm = -1\n", source: "run.toml")
+        }
+        #expect(throws: ConfigError("run.toml:33: key 'secure_aggregation.prg' must be one of 'aes', 'chacha', got 'rc4'")) {
+            try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nprg = \"rc4\"\n", source: "run.toml")
+        }
+    }
+
     @Test func siloConfigParsesBothDataFormats() throws {
         let idx = try SiloConfig.parse("""
             [silo]
