@@ -275,8 +275,13 @@ public nonisolated struct Conclave_V1_SecureTask: Sendable {
   public var clipNorm: Double = 0
 
   /// This silo's weight in the average, n_k / (sum of n over `members`), in (0, 1]. The silo sends
-  /// weight * clip(update), quantized to the fixed-point grid of clip_norm and len(members) (Z_2^32).
+  /// weight * clip(update), quantized to the fixed-point grid of clip_norm, len(members) and precision_bits.
   public var weight: Double = 0
+
+  /// Fewest bits of resolution per value across [-clip_norm, clip_norm]. When one uint32 per value cannot give
+  /// them without overflow for len(members) silos, each value takes two uint32 words (all low digits, then all
+  /// high digits; see FixedPointEncoding) and the masked input has twice the parameter count.
+  public var precisionBits: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1399,7 +1404,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecureTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0\u{3}precision_bits\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1416,6 +1421,7 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufBytes>.self, value: &self.identityKeys) }()
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.clipNorm) }()
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.precisionBits) }()
       default: break
       }
     }
@@ -1449,6 +1455,9 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
     if self.weight.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.weight, fieldNumber: 9)
     }
+    if self.precisionBits != 0 {
+      try visitor.visitSingularUInt32Field(value: self.precisionBits, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1462,6 +1471,7 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
     if lhs.identityKeys != rhs.identityKeys {return false}
     if lhs.clipNorm != rhs.clipNorm {return false}
     if lhs.weight != rhs.weight {return false}
+    if lhs.precisionBits != rhs.precisionBits {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -67,7 +67,7 @@ public enum RunSpecFile {
     static func secureAggregation(_ root: ConfigSection, source: String) throws(ConfigError) -> SecureAggregationConfig? {
         let d = SecureAggregationDefaults.self
         var values = (clip: d.clipNorm, dropout: d.dropoutRate, corruption: d.corruptionRate, adversary: d.adversary,
-                      prg: d.prg, timeout: d.phaseTimeoutSeconds)
+                      prg: d.prg, timeout: d.phaseTimeoutSeconds, precision: d.precisionBits)
         var enabled = true
         if let s = try root.optionalSection("secure_aggregation") {
             enabled = try s.bool("enabled", default: true)
@@ -75,14 +75,16 @@ public enum RunSpecFile {
                       try s.double("corruption_rate", default: d.corruptionRate),
                       try s.choice("adversary", as: GraphParameters.Adversary.self, default: d.adversary),
                       try s.choice("prg", as: MaskGenerator.Kind.self, default: d.prg),
-                      try s.double("phase_timeout_seconds", default: d.phaseTimeoutSeconds))
+                      try s.double("phase_timeout_seconds", default: d.phaseTimeoutSeconds),
+                      try s.int("precision_bits", default: d.precisionBits))
             try s.rejectUnknownKeys()
         }
         guard enabled else { return nil }
         do {
             return try SecureAggregationConfig(clipNorm: values.clip, dropoutRate: values.dropout,
                                                corruptionRate: values.corruption, adversary: values.adversary,
-                                               prg: values.prg, phaseTimeoutSeconds: values.timeout)
+                                               prg: values.prg, phaseTimeoutSeconds: values.timeout,
+                                               precisionBits: values.precision)
         } catch {
             throw ConfigError("\(source): [secure_aggregation]: \(error.message)")
         }

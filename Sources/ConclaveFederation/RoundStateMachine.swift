@@ -227,7 +227,7 @@ public struct RoundStateMachine: Sendable {
                                      degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
                                      directory: directory, clipNorm: config.clipNorm,
                                      weight: Double(known[silo]?.examples ?? 0) / total,
-                                     parameterCount: spec.model.parameterCount)
+                                     precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount)
         }
         return tasks
     }

@@ -12,6 +12,9 @@ public struct SecureAggregationConfig: Sendable, Equatable, Codable {
     public var corruptionRate: Double
     public var adversary: GraphParameters.Adversary
     public var prg: MaskGenerator.Kind
+    /// Fewest bits of resolution per value; beyond what one 32-bit word holds for the round's n, values
+    /// take two words (`FixedPointEncoding`).
+    public var precisionBits: Int
     /// Seconds each phase after training (sharing keys, masked input, consistency check, unmasking) waits for
     /// silos that are still connected before closing with whoever answered.
     public var phaseTimeoutSeconds: Double
@@ -21,7 +24,8 @@ public struct SecureAggregationConfig: Sendable, Equatable, Codable {
                 corruptionRate: Double = SecureAggregationDefaults.corruptionRate,
                 adversary: GraphParameters.Adversary = SecureAggregationDefaults.adversary,
                 prg: MaskGenerator.Kind = SecureAggregationDefaults.prg,
-                phaseTimeoutSeconds: Double = SecureAggregationDefaults.phaseTimeoutSeconds) throws(FederationError) {
+                phaseTimeoutSeconds: Double = SecureAggregationDefaults.phaseTimeoutSeconds,
+                precisionBits: Int = SecureAggregationDefaults.precisionBits) throws(FederationError) {
         guard clipNorm > 0, clipNorm.isFinite else {
             throw FederationError(.invalidArgument, "secure_aggregation.clip_norm must be positive, got \(clipNorm)")
         }
@@ -38,7 +42,11 @@ public struct SecureAggregationConfig: Sendable, Equatable, Codable {
         self.corruptionRate = corruptionRate
         self.adversary = adversary
         self.prg = prg
+        guard (8...48).contains(precisionBits) else {
+            throw FederationError(.invalidArgument, "secure_aggregation.precision_bits must be 8…48, got \(precisionBits)")
+        }
         self.phaseTimeoutSeconds = phaseTimeoutSeconds
+        self.precisionBits = precisionBits
     }
 
     /// The graph and threshold for `n` selected silos. When the configured dropout rate leaves no valid
@@ -68,4 +76,5 @@ public enum SecureAggregationDefaults {
     public static let adversary = GraphParameters.Adversary.active
     public static let prg = MaskGenerator.Kind.aes
     public static let phaseTimeoutSeconds = 30.0
+    public static let precisionBits = 20
 }

@@ -68,6 +68,8 @@ public struct SecureRound: Sendable {
     }
 
     public var phase: SecAggServer.Phase { server.phase }
+    /// 32-bit words in each masked input (the parameter count, or twice it for two-word encodings).
+    public var maskedLength: Int { server.parameters.length }
     public var threshold: Int { server.parameters.threshold }
 
     /// Whether the silo has sent its keys (it trained and joined the protocol).

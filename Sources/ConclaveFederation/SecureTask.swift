@@ -20,10 +20,12 @@ public struct SecureTask: Sendable, Equatable {
     /// This silo's FedAvg weight, nₖ / Σ n over the selected silos (≤ 1, so a weighted clipped update still
     /// lies within the clip bound the encoding is sized for).
     public var weight: Double
+    public var precisionBits: Int
     public var parameterCount: Int
 
     public init(context: [UInt8], threshold: Int, prg: MaskGenerator.Kind, members: [String], degree: Int?,
-                graphSeed: [UInt8], directory: [String: [UInt8]], clipNorm: Double, weight: Double, parameterCount: Int) {
+                graphSeed: [UInt8], directory: [String: [UInt8]], clipNorm: Double, weight: Double,
+                precisionBits: Int = SecureAggregationDefaults.precisionBits, parameterCount: Int) {
         self.context = context
         self.threshold = threshold
         self.prg = prg
@@ -33,6 +35,7 @@ public struct SecureTask: Sendable, Equatable {
         self.directory = directory
         self.clipNorm = clipNorm
         self.weight = weight
+        self.precisionBits = precisionBits
         self.parameterCount = parameterCount
     }
 
@@ -44,12 +47,13 @@ public struct SecureTask: Sendable, Equatable {
                 throw FederationError(.invalidArgument, "secure round: \(error.message)")
             }
         }
-        return SecAggParameters(context: context, threshold: threshold, length: parameterCount, prg: prg, graph: graph)
+        return SecAggParameters(context: context, threshold: threshold, length: try encoding().encodedLength(parameterCount),
+                                prg: prg, graph: graph)
     }
 
     /// Sized for every member's clipped update: the sum over all of them cannot overflow.
     public func encoding() throws(FederationError) -> FixedPointEncoding {
-        do { return try FixedPointEncoding(clipNorm: clipNorm, maxSilos: members.count) } catch {
+        do { return try FixedPointEncoding(clipNorm: clipNorm, maxSilos: members.count, precisionBits: precisionBits) } catch {
             throw FederationError(.invalidArgument, "secure round: \(error.message)")
         }
     }

@@ -21,10 +21,10 @@ import Testing
     enum Leave: CaseIterable { case beforeKeys, afterKeys, afterShares, afterMaskedInput, duringUnmasking }
 
     /// Rounds select all `silos` (once that many have polled), and need at least two.
-    func machine(silos: Int) throws -> RoundStateMachine {
+    func machine(silos: Int, precisionBits: Int = 20) throws -> RoundStateMachine {
         let spec = try RunSpec(name: "t", model: Self.model, rounds: 3, training: TrainingConfig(), minSilos: 2,
                                silosPerRound: silos, roundDeadlineSeconds: 10,
-                               secureAggregation: SecureAggregationConfig())
+                               secureAggregation: SecureAggregationConfig(precisionBits: precisionBits))
         return RoundStateMachine(runID: "run-1", spec: spec, globalWeights: [Float](repeating: 0, count: 6))
     }
 
@@ -134,6 +134,25 @@ import Testing
         let weight = survivors.reduce(0.0) { $0 + sessions[$1]!.task.weight }
         let expected = try task.encoding().decode(sum: sum).map { $0 * Float(1 / weight) }
         #expect(closed.newWeights == expected, "FedAvg with lr 1 from zero weights is exactly the decoded mean")
+    }
+
+    /// 40 bits per value do not fit one 32-bit word for 5 silos: inputs take two words, sums stay exact.
+    @Test func twoWordEncodingRoundIsExact() throws {
+        var m = try machine(silos: 5, precisionBits: 40)
+        let ps = parties(5)
+        let (event, sessions) = try run(&m, ps, updates: updates(ps), leaving: ["s2": .afterShares])
+        guard case .roundClosed(let closed) = event else {
+            Issue.record("round should close, got \(event)")
+            return
+        }
+        let task = sessions["s0"]!.task
+        #expect(try task.encoding().words == 2)
+        #expect(sessions["s0"]!.input.count == 12)
+        var sum = [UInt32](repeating: 0, count: 12)
+        let survivors = ["s0", "s1", "s3", "s4"]
+        for s in survivors { sum.addModular(sessions[s]!.input) }
+        let weight = survivors.reduce(0.0) { $0 + sessions[$1]!.task.weight }
+        #expect(closed.newWeights == (try task.encoding().decode(sum: sum).map { $0 * Float(1 / weight) }))
     }
 
     @Test func tooFewSurvivorsAbandonsTheRoundAndARetryUsesAFreshContext() throws {

@@ -311,6 +311,16 @@ public actor RunDriver {
         return m.spec.model.parameterCount
     }
 
+    /// The 32-bit words a masked input for this secure round must have; refuses closed rounds early.
+    public func expectedMaskedLength(runID: String, round: Int) throws(FederationError) -> Int {
+        guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round,
+              let secure = open.secure else {
+            throw FederationError(.failedPrecondition,
+                "secure round \(round) of run '\(runID)' is not open (\(machine?.stateSummary ?? "no run is active"))")
+        }
+        return secure.maskedLength
+    }
+
     /// For tests and status: a one-line summary of the active run's state.
     public var status: String { machine?.stateSummary ?? "idle" }
 }

@@ -79,7 +79,7 @@ struct SecureStream {
             next = .shares(shares.shares.map(EncryptedShare.init(proto:)))
         case .maskedHeader(let header):
             guard masked == nil else { throw FederationError(.invalidArgument, "masked input from '\(s.silo)' has two headers") }
-            let expected = try await driver.expectedParameterCount(runID: s.runID, round: s.round)
+            let expected = try await driver.expectedMaskedLength(runID: s.runID, round: s.round)
             masked = try VectorAssembler(total: header.totalValues, expected: expected,
                                          what: "masked input from silo '\(s.silo)' for round \(s.round)")
             maskedContext = Array(header.context)

@@ -19,6 +19,7 @@ extension SecureTask {
         p.identityKeys = directory.mapValues { Data($0) }
         p.clipNorm = clipNorm
         p.weight = weight
+        p.precisionBits = UInt32(precisionBits)
         return p
     }
 
@@ -40,7 +41,8 @@ extension SecureTask {
         self.init(context: Array(p.context), threshold: Int(p.threshold), prg: prg, members: p.members.sorted(),
                   degree: p.degree == 0 ? nil : Int(p.degree), graphSeed: Array(p.graphSeed),
                   directory: p.identityKeys.mapValues { Array($0) }, clipNorm: p.clipNorm, weight: p.weight,
-                  parameterCount: parameterCount)
+                  precisionBits: Int(p.precisionBits), parameterCount: parameterCount)
+        _ = try encoding()  // refuses a precision no encoding can give
     }
 }
 
