@@ -101,16 +101,21 @@ actor UploadGate {
     init(permits: Int) { available = permits }
 
     func withPermit<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    /// For holds that do not fit one closure (a masked input arriving message by message).
+    func acquire() async {
         if available > 0 {
             available -= 1
         } else {
             await withCheckedContinuation { waiters.append($0) }
         }
-        defer { release() }
-        return try await body()
     }
 
-    private func release() {
+    func release() {
         if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
     }
 }

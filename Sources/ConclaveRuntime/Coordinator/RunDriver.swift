@@ -18,7 +18,10 @@ public actor RunDriver {
     private var lastRecorded: [String: Double] = [:]
     /// Identity keys on record, by silo id (a cache of the silos table).
     private var identities: [String: [UInt8]] = [:]
-    /// Secure-aggregation handlers waiting for their silo's phase to close, by silo id.
+    /// Silos whose secure-aggregation message was taken and who have not yet collected the answer; the
+    /// answer waits in the mailbox until the silo's handler asks, or wakes the handler already waiting.
+    private var secureAwaiting: Set<String> = []
+    private var secureMailbox: [String: SecureOutcome] = [:]
     private var secureWaiters: [String: CheckedContinuation<SecureOutcome, Never>] = [:]
 
     public init(config: CoordinatorConfig, logger: Logger) throws(StorageError) {
@@ -159,15 +162,40 @@ public actor RunDriver {
     /// the silo is to be told next.
     public func secure(_ message: SecureRound.Message, from silo: String, runID: String,
                        round: Int) async throws(FederationError) -> SecureOutcome {
+        try secureSubmit(message, from: silo, runID: runID, round: round)
+        return await secureAnswer(for: silo)
+    }
+
+    /// Takes one secure-aggregation message (a masked input goes straight into the running sum, so the
+    /// caller can drop its copy at once); the answer comes from `secureAnswer(for:)`.
+    public func secureSubmit(_ message: SecureRound.Message, from silo: String, runID: String,
+                             round: Int) throws(FederationError) {
         guard var m = machine else {
             throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try m.secure(message, from: silo, runID: runID, round: round, now: WallClock.now())
         machine = m
+        secureMailbox[silo] = nil
+        secureAwaiting.insert(silo)
+        handle(event)
+    }
+
+    /// Suspends until the phase the silo's last message answered closes.
+    public func secureAnswer(for silo: String) async -> SecureOutcome {
+        if let ready = secureMailbox.removeValue(forKey: silo) { return ready }
+        guard secureAwaiting.contains(silo) else { return .failed("no secure-aggregation message from '\(silo)' is pending") }
         return await withCheckedContinuation { continuation in
             secureWaiters.removeValue(forKey: silo)?.resume(returning: .failed("superseded by a newer connection"))
             secureWaiters[silo] = continuation
-            handle(event)
+        }
+    }
+
+    private func deliver(_ outcome: SecureOutcome, to silo: String) {
+        guard secureAwaiting.remove(silo) != nil else { return }
+        if let waiter = secureWaiters.removeValue(forKey: silo) {
+            waiter.resume(returning: outcome)
+        } else {
+            secureMailbox[silo] = outcome
         }
     }
 
@@ -181,9 +209,7 @@ public actor RunDriver {
     }
 
     private func resolveSecureWaiters(_ outcome: SecureOutcome) {
-        let waiters = secureWaiters
-        secureWaiters = [:]
-        for (_, w) in waiters { w.resume(returning: outcome) }
+        for silo in secureAwaiting { deliver(outcome, to: silo) }
     }
 
     private func recordSilo(_ silo: SiloInfo, now: Double) {
@@ -222,10 +248,10 @@ public actor RunDriver {
         case .none:
             return
         case .secureAdvanced(let round, let replies):
-            for (silo, reply) in replies { secureWaiters.removeValue(forKey: silo)?.resume(returning: .reply(reply)) }
-            let left = secureWaiters
-            secureWaiters = [:]
-            for (_, w) in left { w.resume(returning: .failed("left out of round \(round): the phase closed without this silo")) }
+            for (silo, reply) in replies { deliver(.reply(reply), to: silo) }
+            for silo in secureAwaiting {
+                deliver(.failed("left out of round \(round): the phase closed without this silo"), to: silo)
+            }
             logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):
             logger.warning("round abandoned", metadata: ["run": "\(m.runID)", "round": "\(round)", "reason": "\(reason)"])

@@ -7,6 +7,8 @@ import SwiftProtobuf
 
 /// The coordinator's end of `SecureAggregate`: turns each phase's wire message into a `SecureRound`
 /// message, waits (in `RunDriver`) for the phase to close, and writes back what the silo needs next.
+/// Masked inputs share the upload gate with plain updates: at most a few are being assembled at once, and each
+/// is dropped as soon as it is in the running sum, so coordinator memory stays a small multiple of the model.
 extension FederationService {
     public func secureAggregate(request: RPCAsyncSequence<Conclave_V1_SecureClientMessage, any Error>,
                                 response: RPCWriter<Conclave_V1_SecureServerMessage>,
@@ -14,8 +16,8 @@ extension FederationService {
         var stream = SecureStream()
         do {
             for try await message in request {
-                guard let outcome = try await stream.take(message, driver: driver) else { continue }
-                switch outcome {
+                guard try await stream.take(message, driver: driver, uploads: uploads) else { continue }
+                switch await driver.secureAnswer(for: stream.session!.silo) {
                 case .reply(let reply):
                     try await response.write(reply.proto)
                 case .result(let completed, let text, let unmasked, let dropped):
@@ -31,6 +33,7 @@ extension FederationService {
                 }
             }
         } catch {
+            await stream.releaseUpload(uploads)
             if let session = stream.session {
                 await driver.secureLeft(session.silo, runID: session.runID, round: session.round)
             }
@@ -42,6 +45,7 @@ extension FederationService {
             throw error
         }
         // The silo closed its stream before the round ended for it.
+        await stream.releaseUpload(uploads)
         if let session = stream.session {
             await driver.secureLeft(session.silo, runID: session.runID, round: session.round)
         }
@@ -54,10 +58,12 @@ struct SecureStream {
     private(set) var session: Session?
     private var masked: VectorAssembler<UInt32>?
     private var maskedContext: [UInt8] = []
+    private var holdsUpload = false
 
-    /// Applies one wire message; returns nil while a masked input is still arriving.
-    mutating func take(_ message: Conclave_V1_SecureClientMessage,
-                       driver: RunDriver) async throws(FederationError) -> RunDriver.SecureOutcome? {
+    /// Applies one wire message; returns true once a whole protocol message went to the driver (its answer is
+    /// then pending), false while a masked input is still arriving.
+    mutating func take(_ message: Conclave_V1_SecureClientMessage, driver: RunDriver,
+                       uploads: UploadGate) async throws(FederationError) -> Bool {
         if case .join(let join) = message.kind {
             guard session == nil else { throw FederationError(.invalidArgument, "secure stream sent two joins") }
             guard join.keys.siloID == join.silo.siloID else {
@@ -68,8 +74,9 @@ struct SecureStream {
             session = s
             let stats = RoundStateMachine.Contribution(silo: s.silo, examples: join.numExamples,
                                                        trainLoss: join.trainLoss, trainSeconds: join.trainSeconds)
-            return try await driver.secure(.keys(KeyAdvertisement(proto: join.keys), stats), from: s.silo,
-                                           runID: s.runID, round: s.round)
+            try await driver.secureSubmit(.keys(KeyAdvertisement(proto: join.keys), stats), from: s.silo,
+                                          runID: s.runID, round: s.round)
+            return true
         }
         guard let s = session else { throw FederationError(.invalidArgument, "secure stream must start with a join") }
         let next: SecureRound.Message
@@ -83,15 +90,21 @@ struct SecureStream {
             masked = try VectorAssembler(total: header.totalValues, expected: expected,
                                          what: "masked input from silo '\(s.silo)' for round \(s.round)")
             maskedContext = Array(header.context)
-            return nil
+            await uploads.acquire()
+            holdsUpload = true
+            return false
         case .masked(let chunk):
             guard masked != nil else {
                 throw FederationError(.invalidArgument, "masked input from '\(s.silo)' must start with its header")
             }
             try masked!.add(chunk)
-            guard masked!.isComplete else { return nil }
-            next = .maskedInput(context: maskedContext, try masked!.finish())
+            guard masked!.isComplete else { return false }
+            let vector = try masked!.finish()
             masked = nil
+            try await driver.secureSubmit(.maskedInput(context: maskedContext, vector), from: s.silo,
+                                          runID: s.runID, round: s.round)
+            await releaseUpload(uploads)
+            return true
         case .survivorSignature(let signature):
             next = .survivorSignature(Array(signature.signature))
         case .unmasking(let shares):
@@ -99,6 +112,14 @@ struct SecureStream {
         case .none:
             throw FederationError(.invalidArgument, "secure stream from '\(s.silo)' holds an empty message")
         }
-        return try await driver.secure(next, from: s.silo, runID: s.runID, round: s.round)
+        try await driver.secureSubmit(next, from: s.silo, runID: s.runID, round: s.round)
+        return true
+    }
+
+    mutating func releaseUpload(_ uploads: UploadGate) async {
+        guard holdsUpload else { return }
+        holdsUpload = false
+        masked = nil
+        await uploads.release()
     }
 }
