@@ -69,13 +69,11 @@ struct CalibrateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let sigma: Double
+        let plan: (noiseMultiplier: Double, epsilon: Double)
         do {
-            sigma = try Accountant.calibrate(epsilon: epsilon, samplingRate: mechanism.samplingRate, steps: mechanism.steps,
+            plan = try Accountant.calibrated(epsilon: epsilon, samplingRate: mechanism.samplingRate, steps: mechanism.steps,
                                              delta: mechanism.delta, accountant: mechanism.accountant)
         } catch { throw ValidationError(error.message) }
-        let spent = try Accountant.epsilon(noiseMultiplier: sigma, samplingRate: mechanism.samplingRate,
-                                           steps: mechanism.steps, delta: mechanism.delta, accountant: mechanism.accountant)
-        mechanism.report(epsilon: spent, noiseMultiplier: sigma)
+        mechanism.report(epsilon: plan.epsilon, noiseMultiplier: plan.noiseMultiplier)
     }
 }

@@ -15,7 +15,7 @@ public enum PLD {
     static let tailMass = 1e-15
     /// Bins the T-fold composition is sized to; the grid interval is `finestInterval` or coarser to stay near
     /// this (dp-accounting's default grid is 10⁻⁴).
-    static let targetBins = 1 << 16
+    static let targetBins = 1 << 15
     static let finestInterval = 1e-4
     /// Longest a composed distribution may grow before its grid is coarsened.
     static let maxBins = 1 << 18
@@ -32,13 +32,14 @@ public enum PLD {
             // is small: a few steps may hit the rare, costly outcome); the real grid is sized to that, so
             // composing never needs to coarsen midway.
             let span = range.upperBound - range.lowerBound
-            // Each cut may move at most a thousandth of δ, shared over the ~2·log₂T compositions: the tails
-            // beyond are where long compositions grow wide, and they move ε by far less than the grid does.
-            let cut = delta * 1e-3 / Double(2 * (Int.bitWidth - steps.leadingZeroBitCount) + 2)
+            // Each cut may move at most 10⁻⁷·δ, shared over the ~2·log₂T compositions: the tails beyond are
+            // where long compositions grow wide. (10⁻³·δ already shifted ε by 2 % at T = 10⁴: mass pushed up
+            // from the bottom keeps compounding.)
+            let cut = delta * 1e-7 / Double(2 * (Int.bitWidth - steps.leadingZeroBitCount) + 2)
             let probe = Distribution.connectTheDots(direction, q: q, sigma: sigma, interval: max(span / 256, 1e-3),
                                                     range: range).composed(steps, cut: cut)
             let width = Double(probe.probs.count) * probe.interval
-            let interval = max(finestInterval, width / Double(targetBins), span / 4096)
+            let interval = max(finestInterval, width / Double(targetBins), span / 8192)
             let single = Distribution.connectTheDots(direction, q: q, sigma: sigma, interval: interval, range: range)
             worst = max(worst, single.composed(steps, cut: cut).epsilon(delta: delta))
         }
