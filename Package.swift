@@ -58,7 +58,8 @@ let package = Package(
         // which would make `make test` (a debug build) crawl through the oracle vectors.
         .target(name: "ConclavePrivacy", dependencies: ["ConclaveCrypto"],
                 swiftSettings: settings + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "ConclaveFederation", dependencies: ["ConclaveLearning", "ConclaveCrypto", "ConclaveSecAgg"],
+        .target(name: "ConclaveFederation",
+                dependencies: ["ConclaveLearning", "ConclaveCrypto", "ConclaveSecAgg", "ConclavePrivacy"],
                 swiftSettings: settings),
 
         // The edges.
@@ -91,7 +92,7 @@ let package = Package(
         .testTarget(name: "ConclaveSecAggTests", dependencies: ["ConclaveSecAgg", "ConclaveCrypto"], swiftSettings: settings),
         .testTarget(name: "ConclaveLearningTests", dependencies: ["ConclaveLearning", "ConclaveTesting"],
                     swiftSettings: settings),
-        .testTarget(name: "ConclaveFederationTests", dependencies: ["ConclaveFederation", "ConclaveTesting"],
+        .testTarget(name: "ConclaveFederationTests", dependencies: ["ConclaveFederation", "ConclavePrivacy", "ConclaveTesting"],
                     swiftSettings: settings),
         .testTarget(name: "ConclaveConfigTests", dependencies: ["ConclaveConfig"], swiftSettings: settings),
         .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting"],

@@ -938,6 +938,11 @@ public nonisolated struct Conclave_V1_RoundInfo: Sendable {
 
   public var secure: Bool = false
 
+  /// Runs with differential privacy: the run's cumulative epsilon after this round, at `delta`; NaN otherwise.
+  public var epsilon: Double = 0
+
+  public var delta: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2741,7 +2746,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2762,6 +2767,8 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.unmasked) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.dropped) }()
       case 13: try { try decoder.decodeSingularBoolField(value: &self.secure) }()
+      case 14: try { try decoder.decodeSingularDoubleField(value: &self.epsilon) }()
+      case 15: try { try decoder.decodeSingularDoubleField(value: &self.delta) }()
       default: break
       }
     }
@@ -2807,6 +2814,12 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     if self.secure != false {
       try visitor.visitSingularBoolField(value: self.secure, fieldNumber: 13)
     }
+    if self.epsilon.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.epsilon, fieldNumber: 14)
+    }
+    if self.delta.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.delta, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2824,6 +2837,8 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     if lhs.unmasked != rhs.unmasked {return false}
     if lhs.dropped != rhs.dropped {return false}
     if lhs.secure != rhs.secure {return false}
+    if lhs.epsilon != rhs.epsilon {return false}
+    if lhs.delta != rhs.delta {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -96,6 +96,10 @@ enum RunView {
                     "test_accuracy": jsonNumber(round.testAccuracy), "test_loss": jsonNumber(round.testLoss),
                     "train_loss": jsonNumber(round.trainLoss), "seconds": round.seconds,
                     "checkpoint_sha256": round.checkpointSha256, "secure_aggregation": round.secure]
+                if round.epsilon.isFinite {
+                    out["epsilon"] = round.epsilon
+                    out["delta"] = round.delta
+                }
                 if round.secure {
                     out["unmasked"] = Int(round.unmasked)
                     out["dropped"] = Int(round.dropped)
@@ -117,8 +121,9 @@ enum RunView {
         let loss = round.testLoss.isFinite ? String(format: "%.4f", round.testLoss) : "n/a"
         let number = String(round.round).leftPadded(to: String(planned).count)
         let silos = round.secure ? "unmasked \(round.unmasked)  dropped \(round.dropped)" : "silos \(round.silos.count)"
+        let privacy = round.epsilon.isFinite ? String(format: "  ε %.3f (δ %g)", round.epsilon, round.delta) : ""
         return "round \(number)/\(planned)  \(silos)  test_accuracy \(acc)  test_loss \(loss)  "
-            + String(format: "%.1fs", round.seconds)
+            + String(format: "%.1fs", round.seconds) + privacy
     }
 }
 

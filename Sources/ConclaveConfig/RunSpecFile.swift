@@ -1,6 +1,7 @@
 public import ConclaveFederation
 import ConclaveLearning
 import ConclaveSecAgg
+import ConclavePrivacy
 
 /// `run.toml`: the run spec an ML engineer writes and `conclave run start --spec` sends.
 public enum RunSpecFile {
@@ -47,6 +48,8 @@ public enum RunSpecFile {
             try s.rejectUnknownKeys()
         }
 
+        let privacy = try privacyConfig(root, source: source)
+
         var evaluation: DataSource?
         if let e = try root.optionalSection("evaluation") {
             evaluation = try DataSourceConfig.parse(e, relativeTo: baseDirectoryOf)
@@ -57,7 +60,7 @@ public enum RunSpecFile {
             return try RunSpec(name: name, model: model, rounds: rounds, training: training, minSilos: minSilos,
                                silosPerRound: perRound, roundDeadlineSeconds: deadline, server: server,
                                seed: UInt64(truncatingIfNeeded: seed), evaluation: evaluation,
-                               secureAggregation: secure)
+                               secureAggregation: secure, privacy: privacy)
         } catch {
             throw ConfigError("\(source): \(error.message)")
         }
@@ -87,6 +90,23 @@ public enum RunSpecFile {
                                                precisionBits: values.precision)
         } catch {
             throw ConfigError("\(source): [secure_aggregation]: \(error.message)")
+        }
+    }
+
+    /// `[privacy]`: `mode = "none"` (the default) or a mechanism with its noise multiplier, δ and accountant.
+    static func privacyConfig(_ root: ConfigSection, source: String) throws(ConfigError) -> PrivacyConfig? {
+        guard let p = try root.optionalSection("privacy") else { return nil }
+        let modeName = try p.string("mode", default: "none")
+        let sigma = try p.double("noise_multiplier", default: 1.0)
+        let delta = try p.double("delta", default: 1e-5)
+        let accountant = try p.choice("accountant", as: AccountantKind.self, default: .pld)
+        try p.rejectUnknownKeys()
+        if modeName == "none" { return nil }
+        guard let mode = PrivacyConfig.Mode(rawValue: modeName) else {
+            throw ConfigError("\(source): key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got '\(modeName)'")
+        }
+        do { return try PrivacyConfig(mode: mode, noiseMultiplier: sigma, delta: delta, accountant: accountant) } catch {
+            throw ConfigError("\(source): [privacy]: \(error.message)")
         }
     }
 

@@ -60,6 +60,19 @@ public struct RoundStateMachine: Sendable {
         }
     }
 
+    /// What a round's release cost under the run's privacy mode, cumulatively over the run's rounds so far.
+    public struct PrivacySpent: Sendable, Equatable {
+        public let epsilon: Double
+        public let delta: Double
+        public let noiseMultiplier: Double
+
+        public init(epsilon: Double, delta: Double, noiseMultiplier: Double) {
+            self.epsilon = epsilon
+            self.delta = delta
+            self.noiseMultiplier = noiseMultiplier
+        }
+    }
+
     /// How a secure round ended: how many silos' inputs were unmasked into the sum and how many of the
     /// selected silos dropped out along the way.
     public struct SecureSummary: Sendable, Equatable {
@@ -84,6 +97,7 @@ public struct RoundStateMachine: Sendable {
         public let startedAt: Double
         public let closedAt: Double
         public let secure: SecureSummary?
+        public let privacy: PrivacySpent?
 
         public var examples: UInt64 { contributions.reduce(0) { $0 + $1.examples } }
         /// Example-weighted mean of the silos' training losses.
@@ -307,7 +321,9 @@ public struct RoundStateMachine: Sendable {
             return .roundAbandoned(round: open.number, reason: "secure aggregation: \(reason)")
         case .finished(let sum, let survivors):
             do throws(FederationError) {
-                let delta = try secure.mean(of: sum, survivors: survivors)
+                // Central DP: N(0, (σC)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
+                let noise = spec.privacy.map { $0.noiseMultiplier * (spec.secureAggregation?.clipNorm ?? 0) }
+                let delta = try secure.mean(of: sum, survivors: survivors, noise: noise)
                 let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
                                             threshold: secure.threshold)
                 return close(open, delta: delta, contributions: survivors.compactMap { secure.stats[$0] },
@@ -341,9 +357,12 @@ public struct RoundStateMachine: Sendable {
         var weights = globalWeights
         var optimizer = serverOptimizer
         optimizer.apply(delta: delta, to: &weights)
+        let privacy = spec.privacy.map { p in
+            PrivacySpent(epsilon: p.epsilon(afterRounds: open.number), delta: p.delta, noiseMultiplier: p.noiseMultiplier)
+        }
         let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
-                                 closedAt: now, secure: secure)
+                                 closedAt: now, secure: secure, privacy: privacy)
         state = .committing(closed)
         return .roundClosed(closed)
     }

@@ -20,11 +20,14 @@ public struct RunSpec: Sendable, Equatable, Codable {
     /// Secure aggregation of the silos' updates; nil sends updates in the clear (trusted-coordinator setups
     /// and tests only).
     public var secureAggregation: SecureAggregationConfig?
+    /// Differential privacy of the released models; nil for none.
+    public var privacy: PrivacyConfig?
 
     public init(name: String, model: ModelSpec, rounds: Int, training: TrainingConfig, minSilos: Int,
                 silosPerRound: Int? = nil, roundDeadlineSeconds: Double = 300,
                 server: ServerOptimizerConfig = ServerOptimizerConfig(), seed: UInt64 = 1,
-                evaluation: DataSource? = nil, secureAggregation: SecureAggregationConfig? = nil) throws(FederationError) {
+                evaluation: DataSource? = nil, secureAggregation: SecureAggregationConfig? = nil,
+                privacy: PrivacyConfig? = nil) throws(FederationError) {
         guard rounds >= 1 else { throw FederationError(.invalidArgument, "rounds must be at least 1, got \(rounds)") }
         guard minSilos >= 1 else { throw FederationError(.invalidArgument, "min_silos must be at least 1, got \(minSilos)") }
         if let k = silosPerRound, k < minSilos {
@@ -46,6 +49,18 @@ public struct RunSpec: Sendable, Equatable, Codable {
             throw FederationError(.invalidArgument,
                 "secure aggregation needs min_silos of at least 2 (one silo's sum is its own update), got \(minSilos)")
         }
+        if let privacy {
+            switch privacy.mode {
+            case .central:
+                guard secureAggregation != nil else {
+                    throw FederationError(.invalidArgument,
+                        "privacy.mode = \"central\" clips updates through secure aggregation: enable [secure_aggregation]")
+                }
+            case .distributed, .record:
+                throw FederationError(.invalidArgument,
+                    "privacy.mode = \"\(privacy.mode.rawValue)\" is not available yet; use \"central\" or leave [privacy] out")
+            }
+        }
         self.name = name
         self.model = model
         self.rounds = rounds
@@ -57,6 +72,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         self.seed = seed
         self.evaluation = evaluation
         self.secureAggregation = secureAggregation
+        self.privacy = privacy
     }
 }
 

@@ -1,5 +1,6 @@
 public import ConclaveSecAgg
 import ConclaveCrypto
+import ConclavePrivacy
 
 /// The coordinator's side of one secure round: `SecAggServer` driven through its phases by silo messages,
 /// silos leaving, and a deadline per phase. A phase closes as soon as every silo still connected has answered
@@ -173,12 +174,18 @@ public struct SecureRound: Sendable {
         }
     }
 
-    /// Σ wₖ·clip(Δₖ) decoded and divided by the survivors' total weight: the weighted FedAvg mean.
-    public func mean(of sum: [UInt32], survivors: [String]) throws(FederationError) -> [Float] {
+    /// Σ wₖ·clip(Δₖ) decoded — plus Gaussian noise of the given standard deviation for central DP — and divided
+    /// by the survivors' total weight: the weighted FedAvg mean.
+    public func mean(of sum: [UInt32], survivors: [String], noise: Double? = nil) throws(FederationError) -> [Float] {
         guard let any = tasks.values.first else { return [] }
         let totalWeight = survivors.reduce(0.0) { $0 + (tasks[$1]?.weight ?? 0) }
         guard totalWeight > 0 else { throw FederationError(.failedPrecondition, "survivors carry no weight") }
+        var total = try any.encoding().decode(sum: sum)
+        if let noise {
+            var rng = ChaChaDRBG()
+            GaussianNoise(standardDeviation: noise).add(to: &total, using: &rng)
+        }
         let scale = Float(1 / totalWeight)
-        return try any.encoding().decode(sum: sum).map { $0 * scale }
+        return total.map { $0 * scale }
     }
 }

@@ -46,6 +46,9 @@ public final class CoordinatorStore: Sendable {
         /// Secure rounds only: silos unmasked into the sum, and selected silos that dropped out.
         public var unmasked: Int?
         public var dropped: Int?
+        /// Privacy runs only: cumulative ε of the run after this round, at δ.
+        public var epsilon: Double?
+        public var delta: Double?
     }
 
     private func wrap<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
@@ -115,7 +118,8 @@ public final class CoordinatorStore: Sendable {
                                        finishedAt: row["finished_at"], silos: silos, examples: row["num_examples"],
                                        trainLoss: row["train_loss"], testAccuracy: row["test_accuracy"],
                                        testLoss: row["test_loss"], checkpointSHA256: row["checkpoint_sha256"],
-                                       unmasked: row["unmasked"], dropped: row["dropped"])
+                                       unmasked: row["unmasked"], dropped: row["dropped"], epsilon: row["epsilon"],
+                                       delta: row["delta"])
                 }
             }
         }
@@ -133,11 +137,12 @@ public final class CoordinatorStore: Sendable {
                 let loss = closed.trainLoss
                 try db.execute(sql: """
                     INSERT INTO rounds (run_id, round, started_at, finished_at, num_silos, num_examples, train_loss,
-                                        test_accuracy, test_loss, checkpoint_sha256, unmasked, dropped)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        test_accuracy, test_loss, checkpoint_sha256, unmasked, dropped, epsilon, delta)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [run, closed.number, closed.startedAt, closed.closedAt, closed.contributions.count,
                                      Int64(closed.examples), loss.isFinite ? loss : nil, testAccuracy, testLoss,
-                                     checkpointSHA256, closed.secure?.unmasked, closed.secure?.dropped])
+                                     checkpointSHA256, closed.secure?.unmasked, closed.secure?.dropped,
+                                     closed.privacy?.epsilon, closed.privacy?.delta])
                 for c in closed.contributions {
                     try db.execute(sql: """
                         INSERT INTO round_silos (run_id, round, silo_id, num_examples, train_loss, train_seconds)
@@ -147,7 +152,8 @@ public final class CoordinatorStore: Sendable {
                 let metrics: [(String, Double?)] = [("train_loss", loss.isFinite ? loss : nil),
                     ("test_accuracy", testAccuracy), ("test_loss", testLoss),
                     ("seconds", closed.closedAt - closed.startedAt), ("silos", Double(closed.contributions.count)),
-                    ("unmasked", closed.secure.map { Double($0.unmasked) }), ("dropped", closed.secure.map { Double($0.dropped) })]
+                    ("unmasked", closed.secure.map { Double($0.unmasked) }), ("dropped", closed.secure.map { Double($0.dropped) }),
+                    ("epsilon", closed.privacy?.epsilon)]
                 for (name, value) in metrics {
                     guard let value else { continue }
                     try db.execute(sql: "INSERT INTO metrics (run_id, round, name, value) VALUES (?, ?, ?, ?)",

@@ -78,6 +78,12 @@ enum Schema {
                 ALTER TABLE rounds ADD COLUMN dropped INTEGER;
                 """)
         }
+        m.registerMigration("v3-privacy") { db in
+            try db.execute(sql: """
+                ALTER TABLE rounds ADD COLUMN epsilon REAL;
+                ALTER TABLE rounds ADD COLUMN delta REAL;
+                """)
+        }
         return m
     }
 }

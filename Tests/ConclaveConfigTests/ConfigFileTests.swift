@@ -95,6 +95,24 @@ import Testing
         }
     }
 
+    @Test func privacyModeParsesAndRefusesWhatIsNotThereYet() throws {
+        #expect(try RunSpecFile.parse(Self.run, source: "run.toml").privacy == nil)
+        let central = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"central\"\nnoise_multiplier = 1.2\ndelta = 1e-6\n",
+                                            source: "run.toml")
+        #expect(central.privacy == (try PrivacyConfig(mode: .central, noiseMultiplier: 1.2, delta: 1e-6)))
+        #expect(throws: ConfigError("run.toml: privacy.mode = \"record\" is not available yet; use \"central\" or leave [privacy] out")) {
+            try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\n", source: "run.toml")
+        }
+        #expect(throws: ConfigError("run.toml: key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got 'local'")) {
+            try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"local\"\n", source: "run.toml")
+        }
+        let plain = Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"central\"\n"
+        #expect(throws: ConfigError.self) { try RunSpecFile.parse(plain, source: "run.toml") }
+        #expect(throws: ConfigError("run.toml: [privacy]: privacy.noise_multiplier must be positive, got 0.0")) {
+            try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"central\"\nnoise_multiplier = 0\n", source: "run.toml")
+        }
+    }
+
     @Test func siloConfigParsesBothDataFormats() throws {
         let idx = try SiloConfig.parse("""
             [silo]

@@ -2,6 +2,7 @@ import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
 import ConclaveSecAgg
+import ConclavePrivacy
 import ConclaveTesting
 import Testing
 
@@ -228,5 +229,53 @@ import Testing
         #expect(reports.count == 3)
         #expect(reports.allSatisfy { $0.contributors + $0.dropped == 12 })
         #expect(reports.last!.evaluation!.accuracy > 0.85)
+    }
+}
+
+/// Central DP-FedAvg on top of secure aggregation: noise N(0, (σC)²) on the unmasked sum, ε charged per round.
+@Suite struct CentralPrivacyTests {
+    @Test func centralModeAddsCalibratedNoiseAndChargesEachRound() throws {
+        let model = try ModelSpec(architecture: .logreg, inputFeatures: 64, hidden: [], classCount: 10)  // 650
+        let privacy = try PrivacyConfig(mode: .central, noiseMultiplier: 0.8, delta: 1e-5)
+        let spec = try RunSpec(name: "dp", model: model, rounds: 2, training: TrainingConfig(), minSilos: 2, silosPerRound: 3,
+                               roundDeadlineSeconds: 10, secureAggregation: SecureAggregationConfig(clipNorm: 2),
+                               privacy: privacy)
+        var m = RoundStateMachine(runID: "run-1", spec: spec, globalWeights: [Float](repeating: 0, count: 650))
+        let parties = (0..<3).map { i -> (SiloInfo, Ed25519KeyPair) in
+            let key = Ed25519KeyPair()
+            return (SiloInfo(id: "s\(i)", examples: 100, features: 64, classes: 10, identityKey: key.publicKey), key)
+        }
+        var tasks = [String: SecureTask]()
+        for _ in 0..<2 {
+            for (info, _) in parties {
+                if case .train(_, _, _, let t?) = try m.requestWork(from: info, now: 0) { tasks[info.id] = t }
+            }
+        }
+        #expect(tasks.count == 3)
+        var sessions = [String: SecureSiloSession]()
+        var outbox = [(String, SecureRound.Message)]()
+        for (info, key) in parties {
+            var session = try SecureSiloSession(siloID: info.id, identity: key, task: tasks[info.id]!,
+                                                update: [Float](repeating: 0, count: 650))
+            outbox.append((info.id, session.start(.init(silo: info.id, examples: 100, trainLoss: 0, trainSeconds: 0))))
+            sessions[info.id] = session
+        }
+        var closed: RoundStateMachine.ClosedRound?
+        while !outbox.isEmpty {
+            let (from, message) = outbox.removeFirst()
+            switch try m.secure(message, from: from, runID: "run-1", round: 1, now: 1) {
+            case .secureAdvanced(_, let replies):
+                for (to, reply) in replies.sorted(by: { $0.key < $1.key }) { outbox.append((to, try sessions[to]!.respond(to: reply))) }
+            case .roundClosed(let c): closed = c
+            default: break
+            }
+        }
+        let round = try #require(closed)
+        // Zero updates: the new weights are pure noise, σC divided by the survivors' weight (1 here).
+        let values = round.newWeights.map(Double.init)
+        let std = (values.reduce(0) { $0 + $1 * $1 } / Double(values.count)).squareRoot()
+        #expect(abs(std - 1.6) < 0.14 * 1.6, "noise std \(std), expected σC = 1.6")
+        #expect(round.privacy?.epsilon == (try Accountant.epsilon(noiseMultiplier: 0.8, samplingRate: 1, steps: 1, delta: 1e-5)))
+        #expect(round.privacy?.delta == 1e-5)
     }
 }

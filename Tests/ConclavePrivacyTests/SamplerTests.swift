@@ -64,3 +64,20 @@ import Testing
         }
     }
 }
+
+extension SamplerTests {
+    @Test(arguments: [0.01, 1.0, 37.5]) func latticeGaussianNoiseHasTheRequestedSpread(_ sigma: Double) {
+        var rng = ChaChaDRBG(seed: [UInt8](repeating: 11, count: 32))
+        let noise = GaussianNoise(standardDeviation: sigma)
+        let n = 40_000
+        let samples = (0..<n).map { _ in noise.sample(using: &rng) }
+        let mean = samples.reduce(0, +) / Double(n)
+        let variance = samples.reduce(0) { $0 + $1 * $1 } / Double(n)
+        // For a Gaussian, Var(x²) = 2σ⁴: 5 standard errors.
+        #expect(abs(mean) < 5 * sigma / Double(n).squareRoot())
+        #expect(abs(variance - sigma * sigma) < 5 * (2 / Double(n)).squareRoot() * sigma * sigma, "variance \(variance)")
+        let beyond = Double(samples.filter { abs($0) > 2 * sigma }.count)
+        let p = erfc(2 / 2.0.squareRoot())  // P(|N(0,1)| > 2)
+        #expect(abs(beyond - Double(n) * p) < 5 * (Double(n) * p * (1 - p)).squareRoot())
+    }
+}

@@ -90,6 +90,8 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
             ri.seconds = round.finishedAt - round.startedAt
             ri.checkpointSha256 = round.checkpointSHA256
             ri.finishedAt = round.finishedAt
+            ri.epsilon = round.epsilon ?? .nan
+            ri.delta = round.delta ?? .nan
             if let unmasked = round.unmasked {
                 ri.secure = true
                 ri.unmasked = UInt32(unmasked)

@@ -296,6 +296,10 @@ public actor RunDriver {
                                      "checkpoint": "\(sha.prefix(16))",
                                      "seconds": "\(Double(Int((closed.closedAt - closed.startedAt) * 100)) / 100)"]
         if let result { meta["test_accuracy"] = "\(result.accuracy)" }
+        if let privacy = closed.privacy {
+            meta["epsilon"] = "\(privacy.epsilon)"
+            meta["delta"] = "\(privacy.delta)"
+        }
         if let secure = closed.secure {
             meta["unmasked"] = "\(secure.unmasked)"
             meta["dropped"] = "\(secure.dropped)"
