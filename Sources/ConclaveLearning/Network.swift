@@ -9,8 +9,8 @@ public struct Network {
     private var capacity = 0
     /// Activations per layer: acts[l+1] is layer l's output (pre-softmax at the top). acts[0] stays empty:
     /// the first layer reads the caller's batch in place.
-    private var acts: [[Float]] = []
-    private var deltas: [[Float]] = []
+    var acts: [[Float]] = []
+    var deltas: [[Float]] = []
 
     public init(spec: ModelSpec) {
         self.spec = spec
@@ -26,7 +26,7 @@ public struct Network {
     }
 
     /// Computes logits for `batch` rows of `x` into acts.last; returns nothing, read with `logits`.
-    private mutating func forward(params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int) {
+    mutating func forward(params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int) {
         reserve(batch: batch)
         for (l, layer) in layers.enumerated() {
             let isLast = l == layers.count - 1

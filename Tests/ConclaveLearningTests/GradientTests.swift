@@ -42,3 +42,41 @@ import Testing
         #expect(worst < 2e-2, "worst relative gradient error \(worst)")
     }
 }
+
+extension GradientTests {
+    /// DP-SGD's clipped sum via the ghost-norm identity equals clipping each example's own gradient (computed
+    /// one example at a time) and summing.
+    @Test func clippedSumEqualsClippingEachExampleGradient() {
+        let spec = try! ModelSpec(architecture: .mlp, inputFeatures: 6, hidden: [5, 4], classCount: 3)
+        let data = Fixtures.blobs(count: 9, features: 6, classes: 3, seed: 8, spread: 2)
+        let params = spec.initialParameters(seed: 3)
+        var net = Network(spec: spec)
+        let perExample = (0..<data.count).map { i -> [Float] in
+            var g = [Float](repeating: 0, count: params.count)
+            _ = loss(&net, params, data.subset([i]), &g)
+            return g
+        }
+        let norms = perExample.map { g in g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        let bound = norms.sorted()[norms.count / 2]  // the median: some examples are clipped, some not
+        var explicit = [Double](repeating: 0, count: params.count)
+        for (g, norm) in zip(perExample, norms) {
+            let factor = min(1, bound / norm)
+            for j in g.indices { explicit[j] += Double(g[j]) * factor }
+        }
+        var grad = [Float](repeating: 0, count: params.count)
+        let result = params.withUnsafeBufferPointer { p in
+            data.features.withUnsafeBufferPointer { x in
+                data.labels.withUnsafeBufferPointer { y in
+                    grad.withUnsafeMutableBufferPointer { g in
+                        net.clippedGradientSum(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
+                                               batch: data.count, clipNorm: Float(bound), grad: g.baseAddress!)
+                    }
+                }
+            }
+        }
+        #expect(result.clipped == norms.filter { $0 > bound * 1.0001 }.count)
+        for j in grad.indices {
+            #expect(abs(Double(grad[j]) - explicit[j]) < 1e-4 * max(1, abs(explicit[j])), "parameter \(j)")
+        }
+    }
+}
