@@ -31,8 +31,15 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
     /// ε spent after `rounds` releases. Every live silo takes part in every round, so there is no sampling
     /// amplification (q = 1): fixed-size selection without replacement is not Poisson sampling, and claiming
     /// its amplification would overstate the guarantee.
-    public func epsilon(afterRounds rounds: Int) -> Double {
-        (try? Accountant.epsilon(noiseMultiplier: noiseMultiplier, samplingRate: 1, steps: rounds, delta: delta,
+    public func epsilon(afterRounds rounds: Int, noiseMultiplier sigma: Double? = nil) -> Double {
+        (try? Accountant.epsilon(noiseMultiplier: sigma ?? noiseMultiplier, samplingRate: 1, steps: rounds, delta: delta,
                                  accountant: accountant)) ?? .infinity
+    }
+
+    /// The multiplier actually achieved by `GaussianNoise` at std σC on `dimension` values with sensitivity C
+    /// (a hair below σ: rounding to its lattice adds step·√d to the sensitivity).
+    public func effectiveNoiseMultiplier(clipNorm: Double, dimension: Int) -> Double {
+        GaussianNoise(standardDeviation: noiseMultiplier * clipNorm)
+            .effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: dimension)
     }
 }

@@ -358,7 +358,10 @@ public struct RoundStateMachine: Sendable {
         var optimizer = serverOptimizer
         optimizer.apply(delta: delta, to: &weights)
         let privacy = spec.privacy.map { p in
-            PrivacySpent(epsilon: p.epsilon(afterRounds: open.number), delta: p.delta, noiseMultiplier: p.noiseMultiplier)
+            let sigma = p.effectiveNoiseMultiplier(clipNorm: spec.secureAggregation?.clipNorm ?? 1,
+                                                   dimension: spec.model.parameterCount)
+            return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
+                                noiseMultiplier: sigma)
         }
         let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,

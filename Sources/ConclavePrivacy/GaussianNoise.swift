@@ -3,15 +3,18 @@ import Glibc
 #endif
 
 /// Gaussian noise for real-valued releases (central DP-FedAvg) without floating-point sampling: each value is
-/// an exact discrete Gaussian on the lattice 2⁻ᵏ·ℤ (k = `resolutionBits`), N_ℤ(0, (σ·2ᵏ)²)·2⁻ᵏ. The output
-/// takes only lattice values and its distribution does not depend on how a float library rounds, which is what
-/// Mironov's attack on textbook samplers exploits; at 2⁻²⁰ relative resolution it is a Gaussian for every
-/// accounting purpose (its Rényi divergence is at most the continuous one's, CKS 2020 Thm. 4).
+/// first rounded to the lattice step·ℤ (step = 2^(⌊log₂σ⌋ − k), k = `resolutionBits`), then gets an exact
+/// discrete Gaussian N_ℤ(0, (σ/step)²)·step. The release takes only lattice values — adding lattice noise to an
+/// unrounded value would publish its fractional part, the kind of leak Mironov's attack on textbook samplers
+/// exploits — and its privacy is that of the discrete Gaussian (Rényi divergence at most the continuous one's,
+/// CKS 2020 Thm. 4) with the sensitivity grown by the rounding: Δ₂ + step·√d (see
+/// `effectiveNoiseMultiplier`).
 public struct GaussianNoise: Sendable {
     public let standardDeviation: Double
     public let resolutionBits: Int
     private let variance: DiscreteSamplers.Rational
-    private let step: Double
+    /// The lattice spacing of the released values.
+    public let step: Double
 
     public init(standardDeviation sigma: Double, resolutionBits: Int = 20) {
         precondition(sigma > 0 && sigma.isFinite, "noise needs a positive, finite standard deviation")
@@ -27,8 +30,16 @@ public struct GaussianNoise: Sendable {
         Double(DiscreteSamplers.discreteGaussian(variance: variance, using: &rng)) * step
     }
 
-    /// Adds independent noise to every value.
+    /// Rounds every value to the lattice and adds independent noise.
     public func add(to values: inout [Float], using rng: inout some RandomNumberGenerator) {
-        for i in values.indices { values[i] += Float(sample(using: &rng)) }
+        for i in values.indices {
+            values[i] = Float((Double(values[i]) / step).rounded() * step + sample(using: &rng))
+        }
+    }
+
+    /// σ/Δ for a query of L2 sensitivity `sensitivity` over `dimension` values, after the rounding to the
+    /// lattice (which moves two neighbouring inputs apart by at most step·√d more).
+    public func effectiveNoiseMultiplier(sensitivity: Double, dimension: Int) -> Double {
+        standardDeviation / (sensitivity + step * Double(dimension).squareRoot())
     }
 }
