@@ -24,6 +24,13 @@ public struct TrainingResult: Sendable {
     public var meanLoss: Double
     public var steps: Int
     public var examples: Int
+
+    public init(parameters: [Float], meanLoss: Double, steps: Int, examples: Int) {
+        self.parameters = parameters
+        self.meanLoss = meanLoss
+        self.steps = steps
+        self.examples = examples
+    }
 }
 
 /// Mini-batch training of a `ModelSpec` on one silo's data, with seeded shuffling each epoch.

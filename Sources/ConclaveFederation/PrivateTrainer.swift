@@ -1,0 +1,80 @@
+public import ConclaveLearning
+import ConclaveCrypto
+public import ConclavePrivacy
+
+/// DP-SGD (Abadi et al., CCS 2016) on one silo's records: each step takes a Poisson sample (every record in
+/// independently with probability q = batch/N), clips each example's gradient to L2 ≤ C, adds N(0, (σC)²) to
+/// the sum on a fine lattice, and divides by the expected batch qN (a fixed denominator, so one record's
+/// influence stays bounded). The guarantee is about the silo's own records and holds whatever the coordinator
+/// does; `Accountant` turns (q, σ, steps) into ε.
+public enum PrivateTrainer {
+    public struct Result: Sendable {
+        public var training: TrainingResult
+        public var samplingRate: Double
+        /// The noise multiplier achieved (σ, less the lattice rounding's share).
+        public var noiseMultiplier: Double
+        public var clippedFraction: Double
+    }
+
+    public static func train(spec: ModelSpec, parameters: [Float], data: Dataset, config: TrainingConfig,
+                             clipNorm: Double, noiseMultiplier: Double) throws(DataError) -> Result {
+        guard parameters.count == spec.parameterCount, data.featureCount == spec.inputFeatures, data.count > 0 else {
+            throw DataError("private training: the data (\(data.featureCount) features, \(data.count) records) does not fit \(spec.summary)")
+        }
+        guard clipNorm > 0, noiseMultiplier >= 0 else {
+            throw DataError("private training needs a positive clip norm and a non-negative noise multiplier")
+        }
+        let n = data.count, d = data.featureCount
+        let q = min(1, Double(config.batchSize) / Double(n))
+        let stepsPerEpoch = Int((1 / q).rounded(.up))
+        var params = parameters
+        var network = Network(spec: spec)
+        var optimizer = SGD(learningRate: Float(config.learningRate), momentum: Float(config.momentum))
+        var sampler = ChaChaDRBG()  // Poisson sampling and noise: never a seeded, predictable generator
+        let noise = noiseMultiplier > 0 ? GaussianNoise(standardDeviation: noiseMultiplier * clipNorm) : nil
+        let threshold = q >= 1 ? UInt64.max : UInt64(q * 0x1p64)
+        var grad = [Float](repeating: 0, count: params.count)
+        var xb = [Float](), yb = [Int32]()
+        var lossSum = 0.0, steps = 0, clipped = 0, seen = 0
+        for _ in 0..<(config.localEpochs * stepsPerEpoch) {
+            xb.removeAll(keepingCapacity: true)
+            yb.removeAll(keepingCapacity: true)
+            for i in 0..<n where q >= 1 || sampler.next() < threshold {
+                xb.append(contentsOf: data.features[(i * d)..<((i + 1) * d)])
+                yb.append(data.labels[i])
+            }
+            let batch = yb.count
+            var loss: Float = 0, clippedHere = 0
+            if batch == 0 {
+                for j in grad.indices { grad[j] = 0 }  // an empty sample still gets its noise
+            } else {
+                (loss, clippedHere) = params.withUnsafeBufferPointer { p in
+                    xb.withUnsafeBufferPointer { x in
+                        yb.withUnsafeBufferPointer { y in
+                            grad.withUnsafeMutableBufferPointer { g in
+                                network.clippedGradientSum(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
+                                                           batch: batch, clipNorm: Float(clipNorm), grad: g.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            noise?.add(to: &grad, using: &sampler)
+            let scale = Float(1 / (q * Double(n)))
+            for j in grad.indices { grad[j] *= scale }
+            let count = params.count
+            params.withUnsafeMutableBufferPointer { p in
+                grad.withUnsafeBufferPointer { g in optimizer.step(params: p.baseAddress!, grad: g.baseAddress!, count: count) }
+            }
+            if batch > 0 { lossSum += Double(loss) / Double(batch) }
+            clipped += clippedHere
+            seen += batch
+            steps += 1
+        }
+        let achieved = noise.map { $0.effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: params.count) } ?? 0
+        return Result(training: TrainingResult(parameters: params, meanLoss: steps > 0 ? lossSum / Double(steps) : 0,
+                                               steps: steps, examples: n),
+                      samplingRate: q, noiseMultiplier: achieved,
+                      clippedFraction: seen > 0 ? Double(clipped) / Double(seen) : 0)
+    }
+}
