@@ -26,14 +26,7 @@ import Testing
         """
 
     func driver(_ dir: String) throws -> RunDriver {
-        let config = try CoordinatorConfig.parse("""
-            [server]
-            listen = "127.0.0.1:0"
-            [storage]
-            database = "c.sqlite"
-            checkpoints = "ckpt"
-            """, source: dir + "/coordinator.toml")
-        return try RunDriver(config: config, logger: Logger(label: "test"))
+        try RunDriver(config: InProcessCoordinator.config(directory: dir), logger: Logger(label: "test"))
     }
 
     let silo = SiloInfo(id: "a", examples: 60, features: 8, classes: 3)

@@ -43,17 +43,9 @@ import Testing
 
     @Test(.timeLimit(.minutes(5))) func silosDropAtEveryPhaseAndTheSumIsExact() async throws {
         let dir = Fixtures.temporaryDirectory("conclave-secure")
-        let config = try CoordinatorConfig.parse("""
-            [server]
-            listen = "127.0.0.1:0"
-            [storage]
-            database = "c.sqlite"
-            checkpoints = "ckpt"
-            """, source: dir + "/coordinator.toml")
         let logs = LogCapture()
         let logger = Logger(label: "secure-test") { _ in logs.handler() }
-        let driver = try RunDriver(config: config, logger: logger)
-        _ = try await driver.startRun(specTOML: """
+        let spec = """
             rounds = 2
             min_silos = 3
             silos_per_round = 5
@@ -68,77 +60,60 @@ import Testing
             clip_norm = 4
             dropout_rate = 0.4
             phase_timeout_seconds = 20
-            """, source: "run.toml")
-        let runID = try #require(try driver.store.runs().first?.id)
+            """
         let silos = (0..<5).map { Silo(id: "s\($0)", examples: UInt64(100 + 50 * $0)) }
         // n = 5 with 40 % tolerated dropout: t = 3, so two silos may vanish per round, here at each phase.
         let plans: [[String: SecureExchange.DropPoint]] = [["s1": .afterKeys, "s3": .afterShares],
                                                            ["s0": .afterMaskedInput, "s2": .afterSignature]]
-        let server = CoordinatorServer(config: config, driver: driver, logger: logger)
-        let (addressStream, addressContinuation) = AsyncStream.makeStream(of: String.self)
-        let (stopStream, stopContinuation) = AsyncStream.makeStream(of: Void.self)
-        var all = [Contribution]()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await server.run(until: { for await _ in stopStream { return } },
-                                     onListening: { addressContinuation.yield($0) })
-            }
-            var iterator = addressStream.makeAsyncIterator()
-            let address = try HostPort(parsing: try #require(await iterator.next()))
-            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: address.host, port: address.port),
-                                                           transportSecurity: .plaintext)
-            try await withGRPCClient(transport: transport) { client in
-                let federation = Conclave_V1_Federation.Client(wrapping: client)
-                var global = [Float](repeating: 0, count: 650)
-                for (index, plan) in plans.enumerated() {
-                    let round = index + 1
-                    let tasks = try await Self.fetchTasks(federation, silos)
-                    if round == 1 { global = tasks["s0"]!.0 }  // the run's seeded initial model
-                    #expect(tasks.values.allSatisfy { $0.0 == global }, "every silo trains from the committed model")
-                    if round == 1 {
-                        // A forged key advertisement is refused at once, and the silo can still take part.
-                        try await Self.expectForgedJoinRefused(federation, silos[4], task: tasks["s4"]!.1, runID: runID)
-                    }
-                    let contributions = try await withThrowingTaskGroup(of: Contribution.self) { inner in
-                        for silo in silos {
-                            inner.addTask {
-                                try await Self.contribute(federation, silo, task: tasks[silo.id]!.1, runID: runID,
-                                                          round: round, dropAfter: plan[silo.id])
-                            }
-                        }
-                        return try await inner.reduce(into: [Contribution]()) { $0.append($1) }
-                    }
-                    all += contributions
-                    let survivors = contributions.filter { c in
-                        plan[c.silo].map { [.afterMaskedInput, .afterSignature].contains($0) } ?? true
-                    }
-                    #expect(survivors.count == (round == 1 ? 3 : 5))
-                    for c in contributions where plan[c.silo] == nil {
-                        #expect(c.outcome?.completed == true, "\(c.silo): \(c.outcome?.message ?? "no outcome")")
-                        #expect(c.outcome?.unmasked == survivors.count)
-                        #expect(c.outcome?.dropped == 5 - survivors.count)
-                    }
-                    var sum = [UInt32](repeating: 0, count: 650)
-                    for c in survivors { sum.addModular(c.input) }
-                    let encoding = try FixedPointEncoding(clipNorm: 4, maxSilos: 5)
-                    let weight = survivors.reduce(0.0) { $0 + $1.weight }
-                    let delta = encoding.decode(sum: sum).map { $0 * Float(1 / weight) }
-                    var expected = global
-                    var optimizer = ServerOptimizer(config: ServerOptimizerConfig(), parameterCount: 650)
-                    optimizer.apply(delta: delta, to: &expected)
-                    let exported = try await driver.exportModel(runID: runID, round: round)
-                    let exact = exported.weights == expected
-                    #expect(exact, "round \(round): the model is the exact decoded mean of the survivors' inputs")
-                    let record = try #require(try driver.store.rounds(run: runID).last)
-                    #expect(record.round == round)
-                    #expect(record.unmasked == survivors.count && record.dropped == 5 - survivors.count)
-                    #expect(record.silos == survivors.map(\.silo).sorted())
-                    global = expected
+        let all = try await InProcessCoordinator.with(spec: spec, directory: dir, logger: logger) { driver, runID, federation in
+            var all = [Contribution]()
+            var global = [Float](repeating: 0, count: 650)
+            for (index, plan) in plans.enumerated() {
+                let round = index + 1
+                let tasks = try await Self.fetchTasks(federation, silos)
+                if round == 1 { global = tasks["s0"]!.0 }  // the run's seeded initial model
+                #expect(tasks.values.allSatisfy { $0.0 == global }, "every silo trains from the committed model")
+                if round == 1 {
+                    // A forged key advertisement is refused at once, and the silo can still take part.
+                    try await Self.expectForgedJoinRefused(federation, silos[4], task: tasks["s4"]!.1, runID: runID)
                 }
+                let contributions = try await withThrowingTaskGroup(of: Contribution.self) { inner in
+                    for silo in silos {
+                        inner.addTask {
+                            try await Self.contribute(federation, silo, task: tasks[silo.id]!.1, runID: runID,
+                                                      round: round, dropAfter: plan[silo.id])
+                        }
+                    }
+                    return try await inner.reduce(into: [Contribution]()) { $0.append($1) }
+                }
+                all += contributions
+                let survivors = contributions.filter { c in
+                    plan[c.silo].map { [.afterMaskedInput, .afterSignature].contains($0) } ?? true
+                }
+                #expect(survivors.count == (round == 1 ? 3 : 5))
+                for c in contributions where plan[c.silo] == nil {
+                    #expect(c.outcome?.completed == true, "\(c.silo): \(c.outcome?.message ?? "no outcome")")
+                    #expect(c.outcome?.unmasked == survivors.count)
+                    #expect(c.outcome?.dropped == 5 - survivors.count)
+                }
+                var sum = [UInt32](repeating: 0, count: 650)
+                for c in survivors { sum.addModular(c.input) }
+                let encoding = try FixedPointEncoding(clipNorm: 4, maxSilos: 5)
+                let weight = survivors.reduce(0.0) { $0 + $1.weight }
+                let delta = encoding.decode(sum: sum).map { $0 * Float(1 / weight) }
+                var expected = global
+                var optimizer = ServerOptimizer(config: ServerOptimizerConfig(), parameterCount: 650)
+                optimizer.apply(delta: delta, to: &expected)
+                let exported = try await driver.exportModel(runID: runID, round: round)
+                let exact = exported.weights == expected
+                #expect(exact, "round \(round): the model is the exact decoded mean of the survivors' inputs")
+                let record = try #require(try driver.store.rounds(run: runID).last)
+                #expect(record.round == round)
+                #expect(record.unmasked == survivors.count && record.dropped == 5 - survivors.count)
+                #expect(record.silos == survivors.map(\.silo).sorted())
+                global = expected
             }
-            stopContinuation.yield()
-            stopContinuation.finish()
-            try await group.waitForAll()
+            return all
         }
         try Self.expectNoIndividualUpdate(all, directory: dir, log: logs.text)
     }

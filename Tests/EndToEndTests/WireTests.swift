@@ -35,16 +35,7 @@ import Testing
     }
 
     @Test func malformedUpdatesAreRefusedOverGRPC() async throws {
-        let dir = Fixtures.temporaryDirectory("conclave-wire")
-        let config = try CoordinatorConfig.parse("""
-            [server]
-            listen = "127.0.0.1:0"
-            [storage]
-            database = "c.sqlite"
-            checkpoints = "ckpt"
-            """, source: dir + "/coordinator.toml")
-        let driver = try RunDriver(config: config, logger: Logger(label: "wire-test"))
-        _ = try await driver.startRun(specTOML: """
+        let spec = """
             rounds = 2
             min_silos = 1
             [model]
@@ -55,73 +46,55 @@ import Testing
             learning_rate = 0.1
             [secure_aggregation]
             enabled = false  # this test exercises the plain update path
-            """, source: "run.toml")
-        let runID = try #require(try driver.store.runs().first?.id)
-        let server = CoordinatorServer(config: config, driver: driver, logger: Logger(label: "wire-test"))
-        let (addressStream, addressContinuation) = AsyncStream.makeStream(of: String.self)
-        let (stopStream, stopContinuation) = AsyncStream.makeStream(of: Void.self)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await server.run(until: { for await _ in stopStream { return } },
-                                     onListening: { addressContinuation.yield($0) })
+            """
+        try await InProcessCoordinator.with(spec: spec, logger: Logger(label: "wire-test")) { driver, runID, federation in
+            let silo = Conclave_V1_SiloDescription.with {
+                $0.siloID = "a"; $0.numExamples = 3; $0.numFeatures = 2; $0.numClasses = 2
             }
-            var iterator = addressStream.makeAsyncIterator()
-            let address = try HostPort(parsing: try #require(await iterator.next()))
-            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: address.host, port: address.port),
-                                                           transportSecurity: .plaintext)
-            try await withGRPCClient(transport: transport) { client in
-                let federation = Conclave_V1_Federation.Client(wrapping: client)
-                let silo = Conclave_V1_SiloDescription.with {
-                    $0.siloID = "a"; $0.numExamples = 3; $0.numFeatures = 2; $0.numClasses = 2
+            // Open round 1 for silo "a".
+            let first = try await federation.fetchTask(.with { $0.silo = silo }) { response in
+                var kinds = [String]()
+                for try await chunk in response.messages {
+                    if case .header(let h) = chunk.kind, case .train = h.action { kinds.append("train") }
                 }
-                // Open round 1 for silo "a".
-                let first = try await federation.fetchTask(.with { $0.silo = silo }) { response in
-                    var kinds = [String]()
-                    for try await chunk in response.messages {
-                        if case .header(let h) = chunk.kind, case .train = h.action { kinds.append("train") }
-                    }
-                    return kinds
-                }
-                #expect(first == ["train"])
+                return kinds
+            }
+            #expect(first == ["train"])
 
-                func submit(_ messages: [Conclave_V1_UpdateChunk]) async -> RPCError? {
-                    do {
-                        _ = try await federation.submitUpdate(request: StreamingClientRequest { writer in
-                            for m in messages { try await writer.write(m) }
-                        })
-                        return nil
-                    } catch let error as RPCError { return error } catch { return RPCError(code: .unknown, message: "\(error)") }
-                }
-                func header(round: UInt32 = 1, total: UInt64 = 6) -> Conclave_V1_UpdateChunk {
-                    .with { $0.header = .with { h in
-                        h.silo = silo; h.runID = runID; h.round = round; h.totalValues = total; h.numExamples = 3
-                    } }
-                }
-                func values(_ offset: UInt64, _ v: [Float]) -> Conclave_V1_UpdateChunk {
-                    .with { $0.weights = .with { $0.offset = offset; $0.values = v.withUnsafeBytes { Data($0) } } }
-                }
-                let wrongSize = await submit([header(total: 7), values(0, [1, 2, 3, 4, 5, 6, 7])])
-                #expect(wrongSize?.code == .invalidArgument)
-                #expect(wrongSize?.message.contains("announces 7 values; the model has 6 parameters") == true)
-                let noHeader = await submit([values(0, [1, 2, 3, 4, 5, 6])])
-                #expect(noHeader?.message.contains("must start with its header") == true)
-                let short = await submit([header(), values(0, [1, 2, 3])])
-                #expect(short?.message.contains("ended after 3 of 6 values") == true)
-                let closed = await submit([header(round: 9), values(0, [1, 2, 3, 4, 5, 6])])
-                #expect(closed?.code == .failedPrecondition)
-                #expect(closed?.message.contains("round 9") == true)
-                let nan = await submit([header(), values(0, [1, 2, .nan, 4, 5, 6])])
-                #expect(nan?.message.contains("non-finite") == true)
-                #expect(try driver.store.rounds(run: runID).isEmpty, "refused updates must not close a round")
-                // The server is still up, and a good update closes round 1.
-                #expect(await submit([header(), values(0, [1, 2, 3, 4, 5, 6])]) == nil)
-                #expect(try driver.store.rounds(run: runID).map(\.round) == [1])
-                let replay = await submit([header(), values(0, [1, 2, 3, 4, 5, 6])])
-                #expect(replay?.code == .failedPrecondition)
+            func submit(_ messages: [Conclave_V1_UpdateChunk]) async -> RPCError? {
+                do {
+                    _ = try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                        for m in messages { try await writer.write(m) }
+                    })
+                    return nil
+                } catch let error as RPCError { return error } catch { return RPCError(code: .unknown, message: "\(error)") }
             }
-            stopContinuation.yield()
-            stopContinuation.finish()
-            try await group.waitForAll()
+            func header(round: UInt32 = 1, total: UInt64 = 6) -> Conclave_V1_UpdateChunk {
+                .with { $0.header = .with { h in
+                    h.silo = silo; h.runID = runID; h.round = round; h.totalValues = total; h.numExamples = 3
+                } }
+            }
+            func values(_ offset: UInt64, _ v: [Float]) -> Conclave_V1_UpdateChunk {
+                .with { $0.weights = .with { $0.offset = offset; $0.values = v.withUnsafeBytes { Data($0) } } }
+            }
+            let wrongSize = await submit([header(total: 7), values(0, [1, 2, 3, 4, 5, 6, 7])])
+            #expect(wrongSize?.code == .invalidArgument)
+            #expect(wrongSize?.message.contains("announces 7 values; the model has 6 parameters") == true)
+            let noHeader = await submit([values(0, [1, 2, 3, 4, 5, 6])])
+            #expect(noHeader?.message.contains("must start with its header") == true)
+            let short = await submit([header(), values(0, [1, 2, 3])])
+            #expect(short?.message.contains("ended after 3 of 6 values") == true)
+            let closed = await submit([header(round: 9), values(0, [1, 2, 3, 4, 5, 6])])
+            #expect(closed?.code == .failedPrecondition)
+            #expect(closed?.message.contains("round 9") == true)
+            let nan = await submit([header(), values(0, [1, 2, .nan, 4, 5, 6])])
+            #expect(nan?.message.contains("non-finite") == true)
+            #expect(try driver.store.rounds(run: runID).isEmpty, "refused updates must not close a round")
+            // The server is still up, and a good update closes round 1.
+            #expect(await submit([header(), values(0, [1, 2, 3, 4, 5, 6])]) == nil)
+            #expect(try driver.store.rounds(run: runID).map(\.round) == [1])
+            let replay = await submit([header(), values(0, [1, 2, 3, 4, 5, 6])])
+            #expect(replay?.code == .failedPrecondition)
         }
     }
 }

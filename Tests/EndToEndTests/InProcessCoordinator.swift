@@ -1,0 +1,55 @@
+import ConclaveConfig
+import ConclaveRuntime
+import ConclaveStorage
+import ConclaveTesting
+import ConclaveWire
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+
+/// A coordinator in this process on a loopback port (real gRPC, real SQLite), with one run started from
+/// `spec`; `body` gets the driver, the run id and a Federation client. The server stops when `body` returns.
+enum InProcessCoordinator {
+    /// A coordinator config listening on a free loopback port, its state under `directory`.
+    static func config(directory: String) throws -> CoordinatorConfig {
+        try CoordinatorConfig.parse("""
+            [server]
+            listen = "127.0.0.1:0"
+            [storage]
+            database = "c.sqlite"
+            checkpoints = "ckpt"
+            """, source: directory + "/coordinator.toml")
+    }
+
+
+    static func with<T: Sendable>(
+        spec: String, directory: String = Fixtures.temporaryDirectory("conclave-coordinator"), logger: Logger,
+        _ body: @Sendable (RunDriver, String, Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        let config = try Self.config(directory: directory)
+        let driver = try RunDriver(config: config, logger: logger)
+        _ = try await driver.startRun(specTOML: spec, source: "run.toml")
+        guard let runID = try driver.store.runs().first?.id else { throw TestFailure("the run did not start") }
+        let server = CoordinatorServer(config: config, driver: driver, logger: logger)
+        let (addressStream, addressContinuation) = AsyncStream.makeStream(of: String.self)
+        let (stopStream, stopContinuation) = AsyncStream.makeStream(of: Void.self)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await server.run(until: { for await _ in stopStream { return } },
+                                     onListening: { addressContinuation.yield($0) })
+            }
+            var iterator = addressStream.makeAsyncIterator()
+            guard let text = await iterator.next() else { throw TestFailure("the coordinator did not start listening") }
+            let address = try HostPort(parsing: text)
+            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: address.host, port: address.port),
+                                                           transportSecurity: .plaintext)
+            let result = try await withGRPCClient(transport: transport) { client in
+                try await body(driver, runID, Conclave_V1_Federation.Client(wrapping: client))
+            }
+            stopContinuation.yield()
+            stopContinuation.finish()
+            try await group.waitForAll()
+            return result
+        }
+    }
+}
