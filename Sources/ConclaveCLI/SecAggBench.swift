@@ -58,6 +58,10 @@ struct SecAggBench: AsyncParsableCommand {
             encoding.encode((0..<params).map { _ in Float(Double(rng.next() >> 11) * 0x1p-53 * 2 - 1) * scale }, using: &rng)
         }
 
+        // The keystream floor, measured first: it also warms the cipher library (OpenSSL loads its providers on
+        // first use, ~2 ms once per process), so the first silo's masking is timed warm like the rest — as an
+        // agent's is from its second round on.
+        let speed = try keystreamBytesPerSecond()
         for i in members.indices { try server.receiveKeys(members[i].advertiseKeys()) }
         _ = try server.endAdvertising()
         var shareTotal = 0.0
@@ -87,7 +91,6 @@ struct SecAggBench: AsyncParsableCommand {
         // The PRG floor for one silo: self mask + one pairwise mask per other silo that shared, at the
         // keystream speed measured now.
         let streams = (graph.map { $0.neighbours(of: ids[0]).count } ?? (silos - 1)) + 1
-        let speed = try keystreamBytesPerSecond()
         let floor = Double(params) * Double(streams) * 4 / speed
         let maskSeconds = maskTotal / Double(live.count)
         let result: [String: Any] = [

@@ -1,6 +1,4 @@
 import ConclaveLearning
-import ConclaveCrypto
-import ConclaveSecAgg
 
 /// One run's rounds, as a pure state machine: silo polls, updates and clock ticks go in; decisions come out.
 /// It performs no I/O. The caller persists a closed round and then calls `roundCommitted()`; until it does,
@@ -17,11 +15,11 @@ public struct RoundStateMachine: Sendable {
     public private(set) var serverOptimizer: ServerOptimizer
     /// Rounds committed so far; the next round is `completedRounds + 1`.
     public private(set) var completedRounds: Int
-    public private(set) var state: State
-    private var lastSeen: [String: Double] = [:]
+    public internal(set) var state: State
+    var lastSeen: [String: Double] = [:]
     /// What each silo last said about itself (example counts weight the average; identity keys sign its
     /// secure-aggregation messages and may not change while the coordinator runs).
-    private var known: [String: SiloInfo] = [:]
+    var known: [String: SiloInfo] = [:]
 
     public enum State: Sendable {
         case waitingForSilos
@@ -36,9 +34,10 @@ public struct RoundStateMachine: Sendable {
         public let deadline: Double
         public let selected: Set<String>
         public fileprivate(set) var contributions: [Contribution] = []
-        fileprivate var sum: RunningSum
+        /// The running example-weighted sum of plain updates; nil in secure rounds, which sum masked inputs.
+        var sum: RunningSum?
         /// Set when the run uses secure aggregation: updates then arrive masked, through its phases.
-        public fileprivate(set) var secure: SecureRound?
+        public internal(set) var secure: SecureRound?
 
         func hasReported(_ silo: String) -> Bool {
             if let secure { return secure.joined(silo) || secure.gone.contains(silo) }
@@ -218,32 +217,13 @@ public struct RoundStateMachine: Sendable {
         }
         let deadline = now + spec.roundDeadlineSeconds
         var round = OpenRound(number: number, startedAt: now, deadline: deadline, selected: Set(chosen),
-                              sum: RunningSum(parameterCount: spec.model.parameterCount))
+                              sum: spec.secureAggregation == nil ? RunningSum(parameterCount: spec.model.parameterCount) : nil)
         if let config = spec.secureAggregation {
             round.secure = try SecureRound(tasks: secureTasks(config, members: chosen.sorted(), round: number),
                                            minimum: spec.minSilos, phaseTimeout: config.phaseTimeoutSeconds,
                                            advertisingDeadline: deadline)
         }
         return round
-    }
-
-    /// Each selected silo's view of a secure round: one fresh context and graph, its own FedAvg weight.
-    private func secureTasks(_ config: SecureAggregationConfig, members: [String], round: Int)
-        throws(FederationError) -> [String: SecureTask] {
-        let choice = try config.graph(for: members.count)
-        let context = Array("\(runID)/round-\(round)/attempt-\(SecureRandom.bytes(8).hexString)".utf8)
-        let graphSeed = SecureRandom.bytes(32)
-        let directory = Dictionary(uniqueKeysWithValues: members.map { ($0, known[$0]?.identityKey ?? []) })
-        let total = Double(members.reduce(UInt64(0)) { $0 + (known[$1]?.examples ?? 0) })
-        var tasks = [String: SecureTask]()
-        for silo in members {
-            tasks[silo] = SecureTask(context: context, threshold: choice.threshold, prg: config.prg, members: members,
-                                     degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
-                                     directory: directory, clipNorm: config.clipNorm,
-                                     weight: Double(known[silo]?.examples ?? 0) / total,
-                                     precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount)
-        }
-        return tasks
     }
 
     /// Takes one silo's update (local weights minus the global weights of the task).
@@ -259,7 +239,7 @@ public struct RoundStateMachine: Sendable {
         guard open.selected.contains(silo.id) else {
             throw FederationError(.failedPrecondition, "silo '\(silo.id)' was not selected for round \(round)")
         }
-        guard open.secure == nil else {
+        guard open.sum != nil else {
             throw FederationError(.failedPrecondition,
                 "run '\(runID)' uses secure aggregation: updates must be masked and sent with SecureAggregate")
         }
@@ -267,7 +247,7 @@ public struct RoundStateMachine: Sendable {
             throw FederationError(.alreadyExists, "silo '\(silo.id)' already sent its update for round \(round)")
         }
         state = .waitingForSilos  // drop the state's reference so the sum is updated in place, not copied
-        do { try open.sum.add(update, examples: silo.examples, silo: silo.id) } catch {
+        do { try open.sum!.add(update, examples: silo.examples, silo: silo.id) } catch {
             state = .collecting(open)
             throw error
         }
@@ -276,63 +256,9 @@ public struct RoundStateMachine: Sendable {
                                                trainSeconds: trainSeconds))
         state = .collecting(open)
         if open.contributions.count == open.selected.count {
-            return close(open, delta: open.sum.mean(), contributions: open.contributions, secure: nil, now: now)
+            return close(open, delta: open.sum!.mean(), contributions: open.contributions, secure: nil, now: now)
         }
         return .none
-    }
-
-    /// Takes one secure-aggregation message from a silo in the open round.
-    public mutating func secure(_ message: SecureRound.Message, from silo: String, runID: String, round: Int,
-                                now: Double) throws(FederationError) -> Event {
-        guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {
-            throw FederationError(.failedPrecondition,
-                "secure round \(round) of run '\(runID)' is not open (\(stateSummary))")
-        }
-        lastSeen[silo] = now
-        state = .waitingForSilos  // drop the state's reference so the masked sum is updated in place, not copied
-        let step: SecureRound.Step
-        do { step = try open.secure!.receive(message, from: silo, now: now) } catch {
-            state = .collecting(open)
-            throw error
-        }
-        return advance(open, step, now: now)
-    }
-
-    /// A silo's secure-aggregation connection ended before the round did.
-    public mutating func secureLeft(_ silo: String, runID: String, round: Int, now: Double) -> Event {
-        guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {
-            return .none
-        }
-        state = .waitingForSilos
-        let step = open.secure!.leave(silo, now: now)
-        return advance(open, step, now: now)
-    }
-
-    private mutating func advance(_ open: OpenRound, _ step: SecureRound.Step, now: Double) -> Event {
-        state = .collecting(open)
-        guard let secure = open.secure else { return .none }
-        switch step {
-        case .pending:
-            return .none
-        case .advanced(let replies):
-            return .secureAdvanced(round: open.number, replies: replies)
-        case .aborted(let reason):
-            state = .waitingForSilos
-            return .roundAbandoned(round: open.number, reason: "secure aggregation: \(reason)")
-        case .finished(let sum, let survivors):
-            do throws(FederationError) {
-                // Central DP: N(0, (σC)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
-                let noise = spec.privacy.map { $0.noiseMultiplier * (spec.secureAggregation?.clipNorm ?? 0) }
-                let delta = try secure.mean(of: sum, survivors: survivors, noise: noise)
-                let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
-                                            threshold: secure.threshold)
-                return close(open, delta: delta, contributions: survivors.compactMap { secure.stats[$0] },
-                             secure: summary, now: now)
-            } catch {
-                state = .waitingForSilos
-                return .roundAbandoned(round: open.number, reason: "secure aggregation: \(error.message)")
-            }
-        }
     }
 
     /// Advances the clock: closes or abandons a round whose deadline has passed.
@@ -343,16 +269,16 @@ public struct RoundStateMachine: Sendable {
             let step = open.secure!.tick(now: now)
             return advance(open, step, now: now)
         }
-        guard now >= open.deadline else { return .none }
+        guard now >= open.deadline, let sum = open.sum else { return .none }
         if open.contributions.count >= spec.minSilos {
-            return close(open, delta: open.sum.mean(), contributions: open.contributions, secure: nil, now: now)
+            return close(open, delta: sum.mean(), contributions: open.contributions, secure: nil, now: now)
         }
         state = .waitingForSilos
         return .roundAbandoned(round: open.number,
             reason: "only \(open.contributions.count) of \(spec.minSilos) required silos reported before the deadline")
     }
 
-    private mutating func close(_ open: OpenRound, delta: [Float], contributions: [Contribution],
+    mutating func close(_ open: OpenRound, delta: [Float], contributions: [Contribution],
                                 secure: SecureSummary?, now: Double) -> Event {
         var weights = globalWeights
         var optimizer = serverOptimizer

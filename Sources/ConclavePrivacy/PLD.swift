@@ -53,20 +53,6 @@ public enum PLD {
         var infinity: Double
         let interval: Double
 
-        var mean: Double {
-            let total = probs.reduce(0, +)
-            return total == 0 ? 0 : probs.enumerated().reduce(0.0) { $0 + $1.element * Double(offset + $1.offset) * interval } / total
-        }
-
-        var variance: Double {
-            let total = probs.reduce(0, +), m = mean
-            guard total > 0 else { return 0 }
-            return probs.enumerated().reduce(0.0) {
-                let l = Double(offset + $1.offset) * interval - m
-                return $0 + $1.element * l * l
-            } / total
-        }
-
         /// The exact hockey-stick curve δ(ε) of one step.
         static func hockeyStick(_ direction: Direction, q: Double, sigma: Double, epsilon e: Double) -> Double {
             // Both tails straight from erfc: 1 − Φ would cancel catastrophically where the curve is tiny.

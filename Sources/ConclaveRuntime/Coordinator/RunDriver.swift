@@ -158,14 +158,6 @@ public actor RunDriver {
         }
     }
 
-    /// Takes one secure-aggregation message and suspends until the phase it answers closes; returns what
-    /// the silo is to be told next.
-    public func secure(_ message: SecureRound.Message, from silo: String, runID: String,
-                       round: Int) async throws(FederationError) -> SecureOutcome {
-        try secureSubmit(message, from: silo, runID: runID, round: round)
-        return await secureAnswer(for: silo)
-    }
-
     /// Takes one secure-aggregation message (a masked input goes straight into the running sum, so the
     /// caller can drop its copy at once); the answer comes from `secureAnswer(for:)`.
     public func secureSubmit(_ message: SecureRound.Message, from silo: String, runID: String,

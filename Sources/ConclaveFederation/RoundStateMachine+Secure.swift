@@ -1,0 +1,80 @@
+import ConclaveCrypto
+import ConclaveLearning
+import ConclaveSecAgg
+
+/// The secure-aggregation side of the round state machine: each open round of a run with secure aggregation
+/// drives a `SecureRound`; these turn its steps into the machine's events.
+extension RoundStateMachine {
+    /// Each selected silo's view of a secure round: one fresh context and graph, its own FedAvg weight.
+    func secureTasks(_ config: SecureAggregationConfig, members: [String], round: Int)
+        throws(FederationError) -> [String: SecureTask] {
+        let choice = try config.graph(for: members.count)
+        let context = Array("\(runID)/round-\(round)/attempt-\(SecureRandom.bytes(8).hexString)".utf8)
+        let graphSeed = SecureRandom.bytes(32)
+        let directory = Dictionary(uniqueKeysWithValues: members.map { ($0, known[$0]?.identityKey ?? []) })
+        let total = Double(members.reduce(UInt64(0)) { $0 + (known[$1]?.examples ?? 0) })
+        var tasks = [String: SecureTask]()
+        for silo in members {
+            tasks[silo] = SecureTask(context: context, threshold: choice.threshold, prg: config.prg, members: members,
+                                     degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
+                                     directory: directory, clipNorm: config.clipNorm,
+                                     weight: Double(known[silo]?.examples ?? 0) / total,
+                                     precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount)
+        }
+        return tasks
+    }
+
+    /// Takes one secure-aggregation message from a silo in the open round.
+    public mutating func secure(_ message: SecureRound.Message, from silo: String, runID: String, round: Int,
+                                now: Double) throws(FederationError) -> Event {
+        guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {
+            throw FederationError(.failedPrecondition,
+                "secure round \(round) of run '\(runID)' is not open (\(stateSummary))")
+        }
+        lastSeen[silo] = now
+        state = .waitingForSilos  // drop the state's reference so the masked sum is updated in place, not copied
+        let step: SecureRound.Step
+        do { step = try open.secure!.receive(message, from: silo, now: now) } catch {
+            state = .collecting(open)
+            throw error
+        }
+        return advance(open, step, now: now)
+    }
+
+    /// A silo's secure-aggregation connection ended before the round did.
+    public mutating func secureLeft(_ silo: String, runID: String, round: Int, now: Double) -> Event {
+        guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {
+            return .none
+        }
+        state = .waitingForSilos
+        let step = open.secure!.leave(silo, now: now)
+        return advance(open, step, now: now)
+    }
+
+    mutating func advance(_ open: OpenRound, _ step: SecureRound.Step, now: Double) -> Event {
+        state = .collecting(open)
+        guard let secure = open.secure else { return .none }
+        switch step {
+        case .pending:
+            return .none
+        case .advanced(let replies):
+            return .secureAdvanced(round: open.number, replies: replies)
+        case .aborted(let reason):
+            state = .waitingForSilos
+            return .roundAbandoned(round: open.number, reason: "secure aggregation: \(reason)")
+        case .finished(let sum, let survivors):
+            do throws(FederationError) {
+                // Central DP: N(0, (σC)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
+                let noise = spec.privacy.map { $0.noiseMultiplier * (spec.secureAggregation?.clipNorm ?? 0) }
+                let delta = try secure.mean(of: sum, survivors: survivors, noise: noise)
+                let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
+                                            threshold: secure.threshold)
+                return close(open, delta: delta, contributions: survivors.compactMap { secure.stats[$0] },
+                             secure: summary, now: now)
+            } catch {
+                state = .waitingForSilos
+                return .roundAbandoned(round: open.number, reason: "secure aggregation: \(error.message)")
+            }
+        }
+    }
+}
