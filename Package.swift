@@ -94,7 +94,7 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "ConclaveFederationTests", dependencies: ["ConclaveFederation", "ConclavePrivacy", "ConclaveTesting"],
                     swiftSettings: settings),
-        .testTarget(name: "ConclaveConfigTests", dependencies: ["ConclaveConfig"], swiftSettings: settings),
+        .testTarget(name: "ConclaveConfigTests", dependencies: ["ConclaveConfig", "ConclavePrivacy"], swiftSettings: settings),
         .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting"],
                     swiftSettings: settings),
         .testTarget(name: "EndToEndTests",

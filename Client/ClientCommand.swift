@@ -34,7 +34,10 @@ struct ClientCommand: AsyncParsableCommand {
         let identity = try IdentityKeyFile.loadOrCreate(path: settings.identityKeyPath)
         logger.info(identity.created ? "identity key created" : "identity key loaded",
                     metadata: ["path": "\(settings.identityKeyPath)", "public_key": "\(identity.key.publicKey.hexString)"])
-        let agent = AgentService(agent: Agent(config: settings, data: data, identity: identity.key, logger: logger))
+        let agent: AgentService
+        do { agent = AgentService(agent: try Agent(config: settings, data: data, identity: identity.key, logger: logger)) } catch {
+            throw ValidationError(error.message)
+        }
         let group = ServiceGroup(configuration: .init(
             services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

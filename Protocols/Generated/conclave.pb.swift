@@ -237,11 +237,73 @@ public nonisolated struct Conclave_V1_TrainTask: @unchecked Sendable {
   /// Clears the value of `secure`. Subsequent reads from it will return its default value.
   public mutating func clearSecure() {_uniqueStorage()._secure = nil}
 
+  /// Present when the run protects records (privacy mode "record"): train by DP-SGD and report what it cost.
+  public var recordPrivacy: Conclave_V1_RecordPrivacy {
+    get {_storage._recordPrivacy ?? Conclave_V1_RecordPrivacy()}
+    set {_uniqueStorage()._recordPrivacy = newValue}
+  }
+  /// Returns true if `recordPrivacy` has been explicitly set.
+  public var hasRecordPrivacy: Bool {_storage._recordPrivacy != nil}
+  /// Clears the value of `recordPrivacy`. Subsequent reads from it will return its default value.
+  public mutating func clearRecordPrivacy() {_uniqueStorage()._recordPrivacy = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A record-mode run's DP-SGD parameters. The silo derives its own plan from them (its sampling rate is
+/// batch_size / its record count) and accounts for its own records, whatever the coordinator does.
+public nonisolated struct Conclave_V1_RecordPrivacy: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Noise standard deviation over clip_norm; 0 means: calibrate it so that the silo's epsilon after
+  /// planned_rounds rounds is `epsilon`.
+  public var noiseMultiplier: Double = 0
+
+  /// The per-silo budget at `delta` (0 when noise_multiplier is given).
+  public var epsilon: Double = 0
+
+  public var delta: Double = 0
+
+  /// L2 bound on each example's gradient.
+  public var clipNorm: Double = 0
+
+  /// "pld" or "rdp".
+  public var accountant: String = String()
+
+  /// The run's rounds: the silo's budget is planned for training in this many.
+  public var plannedRounds: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// What a silo has spent on its own records so far in a record-mode run, by its own accountant.
+public nonisolated struct Conclave_V1_PrivacyReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epsilon: Double = 0
+
+  public var delta: Double = 0
+
+  public var noiseMultiplier: Double = 0
+
+  public var samplingRate: Double = 0
+
+  /// DP-SGD steps taken in this run so far.
+  public var steps: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// One round's secure-aggregation parameters, as told to one selected silo.
@@ -360,46 +422,70 @@ public nonisolated struct Conclave_V1_SecureClientMessage: Sendable {
   public init() {}
 }
 
-public nonisolated struct Conclave_V1_SecureJoin: Sendable {
+public nonisolated struct Conclave_V1_SecureJoin: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var silo: Conclave_V1_SiloDescription {
-    get {_silo ?? Conclave_V1_SiloDescription()}
-    set {_silo = newValue}
+    get {_storage._silo ?? Conclave_V1_SiloDescription()}
+    set {_uniqueStorage()._silo = newValue}
   }
   /// Returns true if `silo` has been explicitly set.
-  public var hasSilo: Bool {self._silo != nil}
+  public var hasSilo: Bool {_storage._silo != nil}
   /// Clears the value of `silo`. Subsequent reads from it will return its default value.
-  public mutating func clearSilo() {self._silo = nil}
+  public mutating func clearSilo() {_uniqueStorage()._silo = nil}
 
-  public var runID: String = String()
+  public var runID: String {
+    get {_storage._runID}
+    set {_uniqueStorage()._runID = newValue}
+  }
 
-  public var round: UInt32 = 0
+  public var round: UInt32 {
+    get {_storage._round}
+    set {_uniqueStorage()._round = newValue}
+  }
 
   public var keys: Conclave_V1_KeyAdvertisement {
-    get {_keys ?? Conclave_V1_KeyAdvertisement()}
-    set {_keys = newValue}
+    get {_storage._keys ?? Conclave_V1_KeyAdvertisement()}
+    set {_uniqueStorage()._keys = newValue}
   }
   /// Returns true if `keys` has been explicitly set.
-  public var hasKeys: Bool {self._keys != nil}
+  public var hasKeys: Bool {_storage._keys != nil}
   /// Clears the value of `keys`. Subsequent reads from it will return its default value.
-  public mutating func clearKeys() {self._keys = nil}
+  public mutating func clearKeys() {_uniqueStorage()._keys = nil}
 
   /// Examples the update was trained on, mean training loss, and seconds spent training.
-  public var numExamples: UInt64 = 0
+  public var numExamples: UInt64 {
+    get {_storage._numExamples}
+    set {_uniqueStorage()._numExamples = newValue}
+  }
 
-  public var trainLoss: Double = 0
+  public var trainLoss: Double {
+    get {_storage._trainLoss}
+    set {_uniqueStorage()._trainLoss = newValue}
+  }
 
-  public var trainSeconds: Double = 0
+  public var trainSeconds: Double {
+    get {_storage._trainSeconds}
+    set {_uniqueStorage()._trainSeconds = newValue}
+  }
+
+  /// Record-mode runs: the silo's cumulative spend including this update.
+  public var privacy: Conclave_V1_PrivacyReport {
+    get {_storage._privacy ?? Conclave_V1_PrivacyReport()}
+    set {_uniqueStorage()._privacy = newValue}
+  }
+  /// Returns true if `privacy` has been explicitly set.
+  public var hasPrivacy: Bool {_storage._privacy != nil}
+  /// Clears the value of `privacy`. Subsequent reads from it will return its default value.
+  public mutating func clearPrivacy() {_uniqueStorage()._privacy = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _silo: Conclave_V1_SiloDescription? = nil
-  fileprivate var _keys: Conclave_V1_KeyAdvertisement? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A silo's per-round X25519 public keys, signed with its identity key over both keys and the context.
@@ -725,41 +811,69 @@ public nonisolated struct Conclave_V1_UpdateChunk: Sendable {
   public init() {}
 }
 
-public nonisolated struct Conclave_V1_UpdateHeader: Sendable {
+public nonisolated struct Conclave_V1_UpdateHeader: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var silo: Conclave_V1_SiloDescription {
-    get {_silo ?? Conclave_V1_SiloDescription()}
-    set {_silo = newValue}
+    get {_storage._silo ?? Conclave_V1_SiloDescription()}
+    set {_uniqueStorage()._silo = newValue}
   }
   /// Returns true if `silo` has been explicitly set.
-  public var hasSilo: Bool {self._silo != nil}
+  public var hasSilo: Bool {_storage._silo != nil}
   /// Clears the value of `silo`. Subsequent reads from it will return its default value.
-  public mutating func clearSilo() {self._silo = nil}
+  public mutating func clearSilo() {_uniqueStorage()._silo = nil}
 
-  public var runID: String = String()
+  public var runID: String {
+    get {_storage._runID}
+    set {_uniqueStorage()._runID = newValue}
+  }
 
-  public var round: UInt32 = 0
+  public var round: UInt32 {
+    get {_storage._round}
+    set {_uniqueStorage()._round = newValue}
+  }
 
   /// Number of float32 values that follow; must equal the model's parameter count.
-  public var totalValues: UInt64 = 0
+  public var totalValues: UInt64 {
+    get {_storage._totalValues}
+    set {_uniqueStorage()._totalValues = newValue}
+  }
 
   /// Examples the update was trained on (its FedAvg weight).
-  public var numExamples: UInt64 = 0
+  public var numExamples: UInt64 {
+    get {_storage._numExamples}
+    set {_uniqueStorage()._numExamples = newValue}
+  }
 
   /// Mean training loss over the silo's local steps.
-  public var trainLoss: Double = 0
+  public var trainLoss: Double {
+    get {_storage._trainLoss}
+    set {_uniqueStorage()._trainLoss = newValue}
+  }
 
   /// Seconds the silo spent training.
-  public var trainSeconds: Double = 0
+  public var trainSeconds: Double {
+    get {_storage._trainSeconds}
+    set {_uniqueStorage()._trainSeconds = newValue}
+  }
+
+  /// Record-mode runs: the silo's cumulative spend including this update.
+  public var privacy: Conclave_V1_PrivacyReport {
+    get {_storage._privacy ?? Conclave_V1_PrivacyReport()}
+    set {_uniqueStorage()._privacy = newValue}
+  }
+  /// Returns true if `privacy` has been explicitly set.
+  public var hasPrivacy: Bool {_storage._privacy != nil}
+  /// Clears the value of `privacy`. Subsequent reads from it will return its default value.
+  public mutating func clearPrivacy() {_uniqueStorage()._privacy = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _silo: Conclave_V1_SiloDescription? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Conclave_V1_SubmitReply: Sendable {
@@ -942,6 +1056,10 @@ public nonisolated struct Conclave_V1_RoundInfo: Sendable {
   public var epsilon: Double = 0
 
   public var delta: Double = 0
+
+  /// Record mode: each contributing silo's own cumulative epsilon (at `delta`) after this round; `epsilon` is
+  /// the largest of them.
+  public var siloEpsilon: Dictionary<String,Double> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1290,7 +1408,7 @@ nonisolated extension Conclave_V1_Wait: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0\u{3}record_privacy\0")
 
   fileprivate class _StorageClass {
     var _runID: String = String()
@@ -1301,6 +1419,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
     var _weightsSha256: String = String()
     var _deadlineSeconds: Double = 0
     var _secure: Conclave_V1_SecureTask? = nil
+    var _recordPrivacy: Conclave_V1_RecordPrivacy? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1319,6 +1438,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       _weightsSha256 = source._weightsSha256
       _deadlineSeconds = source._deadlineSeconds
       _secure = source._secure
+      _recordPrivacy = source._recordPrivacy
     }
   }
 
@@ -1345,6 +1465,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
         case 6: try { try decoder.decodeSingularStringField(value: &_storage._weightsSha256) }()
         case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineSeconds) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._secure) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._recordPrivacy) }()
         default: break
         }
       }
@@ -1381,6 +1502,9 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._secure {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
       } }()
+      try { if let v = _storage._recordPrivacy {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1398,10 +1522,116 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
         if _storage._weightsSha256 != rhs_storage._weightsSha256 {return false}
         if _storage._deadlineSeconds != rhs_storage._deadlineSeconds {return false}
         if _storage._secure != rhs_storage._secure {return false}
+        if _storage._recordPrivacy != rhs_storage._recordPrivacy {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_RecordPrivacy: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecordPrivacy"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}noise_multiplier\0\u{1}epsilon\0\u{1}delta\0\u{3}clip_norm\0\u{1}accountant\0\u{3}planned_rounds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.noiseMultiplier) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.epsilon) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.delta) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.clipNorm) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.accountant) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.plannedRounds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.noiseMultiplier.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.noiseMultiplier, fieldNumber: 1)
+    }
+    if self.epsilon.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.epsilon, fieldNumber: 2)
+    }
+    if self.delta.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.delta, fieldNumber: 3)
+    }
+    if self.clipNorm.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.clipNorm, fieldNumber: 4)
+    }
+    if !self.accountant.isEmpty {
+      try visitor.visitSingularStringField(value: self.accountant, fieldNumber: 5)
+    }
+    if self.plannedRounds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.plannedRounds, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_RecordPrivacy, rhs: Conclave_V1_RecordPrivacy) -> Bool {
+    if lhs.noiseMultiplier != rhs.noiseMultiplier {return false}
+    if lhs.epsilon != rhs.epsilon {return false}
+    if lhs.delta != rhs.delta {return false}
+    if lhs.clipNorm != rhs.clipNorm {return false}
+    if lhs.accountant != rhs.accountant {return false}
+    if lhs.plannedRounds != rhs.plannedRounds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_PrivacyReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrivacyReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epsilon\0\u{1}delta\0\u{3}noise_multiplier\0\u{3}sampling_rate\0\u{1}steps\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.epsilon) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.delta) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.noiseMultiplier) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.samplingRate) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.steps) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.epsilon.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.epsilon, fieldNumber: 1)
+    }
+    if self.delta.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.delta, fieldNumber: 2)
+    }
+    if self.noiseMultiplier.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.noiseMultiplier, fieldNumber: 3)
+    }
+    if self.samplingRate.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.samplingRate, fieldNumber: 4)
+    }
+    if self.steps != 0 {
+      try visitor.visitSingularUInt64Field(value: self.steps, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_PrivacyReport, rhs: Conclave_V1_PrivacyReport) -> Bool {
+    if lhs.epsilon != rhs.epsilon {return false}
+    if lhs.delta != rhs.delta {return false}
+    if lhs.noiseMultiplier != rhs.noiseMultiplier {return false}
+    if lhs.samplingRate != rhs.samplingRate {return false}
+    if lhs.steps != rhs.steps {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1619,63 +1849,118 @@ nonisolated extension Conclave_V1_SecureClientMessage: SwiftProtobuf.Message, Sw
 
 nonisolated extension Conclave_V1_SecureJoin: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecureJoin"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{1}keys\0\u{3}num_examples\0\u{3}train_loss\0\u{3}train_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{1}keys\0\u{3}num_examples\0\u{3}train_loss\0\u{3}train_seconds\0\u{1}privacy\0")
+
+  fileprivate class _StorageClass {
+    var _silo: Conclave_V1_SiloDescription? = nil
+    var _runID: String = String()
+    var _round: UInt32 = 0
+    var _keys: Conclave_V1_KeyAdvertisement? = nil
+    var _numExamples: UInt64 = 0
+    var _trainLoss: Double = 0
+    var _trainSeconds: Double = 0
+    var _privacy: Conclave_V1_PrivacyReport? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _silo = source._silo
+      _runID = source._runID
+      _round = source._round
+      _keys = source._keys
+      _numExamples = source._numExamples
+      _trainLoss = source._trainLoss
+      _trainSeconds = source._trainSeconds
+      _privacy = source._privacy
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._silo) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._keys) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.numExamples) }()
-      case 6: try { try decoder.decodeSingularDoubleField(value: &self.trainLoss) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.trainSeconds) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._silo) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._runID) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._round) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._keys) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._numExamples) }()
+        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._trainLoss) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._trainSeconds) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._privacy) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._silo {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if !self.runID.isEmpty {
-      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
-    }
-    if self.round != 0 {
-      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 3)
-    }
-    try { if let v = self._keys {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    if self.numExamples != 0 {
-      try visitor.visitSingularUInt64Field(value: self.numExamples, fieldNumber: 5)
-    }
-    if self.trainLoss.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainLoss, fieldNumber: 6)
-    }
-    if self.trainSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainSeconds, fieldNumber: 7)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._silo {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._runID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._runID, fieldNumber: 2)
+      }
+      if _storage._round != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._round, fieldNumber: 3)
+      }
+      try { if let v = _storage._keys {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      if _storage._numExamples != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._numExamples, fieldNumber: 5)
+      }
+      if _storage._trainLoss.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._trainLoss, fieldNumber: 6)
+      }
+      if _storage._trainSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._trainSeconds, fieldNumber: 7)
+      }
+      try { if let v = _storage._privacy {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Conclave_V1_SecureJoin, rhs: Conclave_V1_SecureJoin) -> Bool {
-    if lhs._silo != rhs._silo {return false}
-    if lhs.runID != rhs.runID {return false}
-    if lhs.round != rhs.round {return false}
-    if lhs._keys != rhs._keys {return false}
-    if lhs.numExamples != rhs.numExamples {return false}
-    if lhs.trainLoss != rhs.trainLoss {return false}
-    if lhs.trainSeconds != rhs.trainSeconds {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._silo != rhs_storage._silo {return false}
+        if _storage._runID != rhs_storage._runID {return false}
+        if _storage._round != rhs_storage._round {return false}
+        if _storage._keys != rhs_storage._keys {return false}
+        if _storage._numExamples != rhs_storage._numExamples {return false}
+        if _storage._trainLoss != rhs_storage._trainLoss {return false}
+        if _storage._trainSeconds != rhs_storage._trainSeconds {return false}
+        if _storage._privacy != rhs_storage._privacy {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2393,63 +2678,118 @@ nonisolated extension Conclave_V1_UpdateChunk: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Conclave_V1_UpdateHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UpdateHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{3}total_values\0\u{3}num_examples\0\u{3}train_loss\0\u{3}train_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{3}total_values\0\u{3}num_examples\0\u{3}train_loss\0\u{3}train_seconds\0\u{1}privacy\0")
+
+  fileprivate class _StorageClass {
+    var _silo: Conclave_V1_SiloDescription? = nil
+    var _runID: String = String()
+    var _round: UInt32 = 0
+    var _totalValues: UInt64 = 0
+    var _numExamples: UInt64 = 0
+    var _trainLoss: Double = 0
+    var _trainSeconds: Double = 0
+    var _privacy: Conclave_V1_PrivacyReport? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _silo = source._silo
+      _runID = source._runID
+      _round = source._round
+      _totalValues = source._totalValues
+      _numExamples = source._numExamples
+      _trainLoss = source._trainLoss
+      _trainSeconds = source._trainSeconds
+      _privacy = source._privacy
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._silo) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.totalValues) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.numExamples) }()
-      case 6: try { try decoder.decodeSingularDoubleField(value: &self.trainLoss) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.trainSeconds) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._silo) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._runID) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._round) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._totalValues) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._numExamples) }()
+        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._trainLoss) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._trainSeconds) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._privacy) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._silo {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if !self.runID.isEmpty {
-      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
-    }
-    if self.round != 0 {
-      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 3)
-    }
-    if self.totalValues != 0 {
-      try visitor.visitSingularUInt64Field(value: self.totalValues, fieldNumber: 4)
-    }
-    if self.numExamples != 0 {
-      try visitor.visitSingularUInt64Field(value: self.numExamples, fieldNumber: 5)
-    }
-    if self.trainLoss.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainLoss, fieldNumber: 6)
-    }
-    if self.trainSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainSeconds, fieldNumber: 7)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._silo {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._runID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._runID, fieldNumber: 2)
+      }
+      if _storage._round != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._round, fieldNumber: 3)
+      }
+      if _storage._totalValues != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._totalValues, fieldNumber: 4)
+      }
+      if _storage._numExamples != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._numExamples, fieldNumber: 5)
+      }
+      if _storage._trainLoss.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._trainLoss, fieldNumber: 6)
+      }
+      if _storage._trainSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._trainSeconds, fieldNumber: 7)
+      }
+      try { if let v = _storage._privacy {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Conclave_V1_UpdateHeader, rhs: Conclave_V1_UpdateHeader) -> Bool {
-    if lhs._silo != rhs._silo {return false}
-    if lhs.runID != rhs.runID {return false}
-    if lhs.round != rhs.round {return false}
-    if lhs.totalValues != rhs.totalValues {return false}
-    if lhs.numExamples != rhs.numExamples {return false}
-    if lhs.trainLoss != rhs.trainLoss {return false}
-    if lhs.trainSeconds != rhs.trainSeconds {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._silo != rhs_storage._silo {return false}
+        if _storage._runID != rhs_storage._runID {return false}
+        if _storage._round != rhs_storage._round {return false}
+        if _storage._totalValues != rhs_storage._totalValues {return false}
+        if _storage._numExamples != rhs_storage._numExamples {return false}
+        if _storage._trainLoss != rhs_storage._trainLoss {return false}
+        if _storage._trainSeconds != rhs_storage._trainSeconds {return false}
+        if _storage._privacy != rhs_storage._privacy {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2746,7 +3086,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0\u{3}silo_epsilon\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2769,6 +3109,7 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
       case 13: try { try decoder.decodeSingularBoolField(value: &self.secure) }()
       case 14: try { try decoder.decodeSingularDoubleField(value: &self.epsilon) }()
       case 15: try { try decoder.decodeSingularDoubleField(value: &self.delta) }()
+      case 16: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.siloEpsilon) }()
       default: break
       }
     }
@@ -2820,6 +3161,9 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     if self.delta.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.delta, fieldNumber: 15)
     }
+    if !self.siloEpsilon.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.siloEpsilon, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2839,6 +3183,7 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     if lhs.secure != rhs.secure {return false}
     if lhs.epsilon != rhs.epsilon {return false}
     if lhs.delta != rhs.delta {return false}
+    if lhs.siloEpsilon != rhs.siloEpsilon {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

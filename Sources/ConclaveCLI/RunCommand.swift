@@ -100,6 +100,7 @@ enum RunView {
                     out["epsilon"] = round.epsilon
                     out["delta"] = round.delta
                 }
+                if !round.siloEpsilon.isEmpty { out["silo_epsilon"] = round.siloEpsilon }
                 if round.secure {
                     out["unmasked"] = Int(round.unmasked)
                     out["dropped"] = Int(round.dropped)
@@ -121,7 +122,12 @@ enum RunView {
         let loss = round.testLoss.isFinite ? String(format: "%.4f", round.testLoss) : "n/a"
         let number = String(round.round).leftPadded(to: String(planned).count)
         let silos = round.secure ? "unmasked \(round.unmasked)  dropped \(round.dropped)" : "silos \(round.silos.count)"
-        let privacy = round.epsilon.isFinite ? String(format: "  ε %.3f (δ %g)", round.epsilon, round.delta) : ""
+        var privacy = round.epsilon.isFinite ? String(format: "  ε %.3f (δ %g)", round.epsilon, round.delta) : ""
+        if !round.siloEpsilon.isEmpty {
+            // Record mode: each silo's own ε; the round's is the largest.
+            privacy = String(format: "  ε per silo (δ %g):", round.delta)
+                + round.siloEpsilon.sorted { $0.key < $1.key }.map { String(format: " %@ %.3f", $0.key, $0.value) }.joined()
+        }
         return "round \(number)/\(planned)  \(silos)  test_accuracy \(acc)  test_loss \(loss)  "
             + String(format: "%.1fs", round.seconds) + privacy
     }

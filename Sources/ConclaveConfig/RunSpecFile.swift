@@ -93,19 +93,25 @@ public enum RunSpecFile {
         }
     }
 
-    /// `[privacy]`: `mode = "none"` (the default) or a mechanism with its noise multiplier, δ and accountant.
+    /// `[privacy]`: `mode = "none"` (the default) or a mechanism with its noise — `noise_multiplier`, or an
+    /// `epsilon` budget to calibrate it for — δ, accountant and (record mode) the per-example `clip_norm`.
     static func privacyConfig(_ root: ConfigSection, source: String) throws(ConfigError) -> PrivacyConfig? {
         guard let p = try root.optionalSection("privacy") else { return nil }
         let modeName = try p.string("mode", default: "none")
-        let sigma = try p.double("noise_multiplier", default: 1.0)
+        let sigma = p.has("noise_multiplier") ? try p.double("noise_multiplier") : nil
+        let epsilon = p.has("epsilon") ? try p.double("epsilon") : nil
         let delta = try p.double("delta", default: 1e-5)
         let accountant = try p.choice("accountant", as: AccountantKind.self, default: .pld)
+        let clip = try p.double("clip_norm", default: 1)
         try p.rejectUnknownKeys()
         if modeName == "none" { return nil }
         guard let mode = PrivacyConfig.Mode(rawValue: modeName) else {
             throw ConfigError("\(source): key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got '\(modeName)'")
         }
-        do { return try PrivacyConfig(mode: mode, noiseMultiplier: sigma, delta: delta, accountant: accountant) } catch {
+        do {
+            return try PrivacyConfig(mode: mode, noiseMultiplier: sigma, epsilon: epsilon, delta: delta,
+                                     accountant: accountant, clipNorm: clip)
+        } catch {
             throw ConfigError("\(source): [privacy]: \(error.message)")
         }
     }

@@ -6,6 +6,10 @@ public struct SiloConfig: Sendable, Equatable {
     public var coordinator: HostPort
     /// File holding the silo's long-term Ed25519 identity key (created on first start, mode 0600).
     public var identityKeyPath: String
+    /// The silo's own record of what record-mode runs have spent on its data (created on first use).
+    public var privacyLedgerPath: String
+    /// Refuse any record-mode run whose planned per-silo ε exceeds this (the silo's own ceiling); nil: none.
+    public var maxEpsilon: Double?
     public var data: DataSource
     public var datasetName: String
     public var classCount: Int?
@@ -30,7 +34,18 @@ public struct SiloConfig: Sendable, Equatable {
         let addressText = try silo.string("coordinator")
         do { address = try HostPort(parsing: addressText) } catch { throw silo.invalid("coordinator", error.message) }
         let identity = ConfigFile.resolve(try silo.string("identity_key", default: "\(id).identity.key"), relativeTo: source)
+        let ledger = ConfigFile.resolve(try silo.string("privacy_ledger", default: "\(id).privacy-ledger.json"), relativeTo: source)
         try silo.rejectUnknownKeys()
+
+        var maxEpsilon: Double?
+        if let privacy = try root.optionalSection("privacy") {
+            if privacy.has("max_epsilon") {
+                let cap = try privacy.double("max_epsilon")
+                guard cap > 0, cap.isFinite else { throw privacy.invalid("max_epsilon", "must be a positive number") }
+                maxEpsilon = cap
+            }
+            try privacy.rejectUnknownKeys()
+        }
 
         let dataSection = try root.section("data")
         let data = try DataSourceConfig.parse(dataSection, relativeTo: source)
@@ -55,7 +70,8 @@ public struct SiloConfig: Sendable, Equatable {
         }
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
-        return SiloConfig(siloID: id, coordinator: address, identityKeyPath: identity, data: data, datasetName: name, classCount: classes,
+        return SiloConfig(siloID: id, coordinator: address, identityKeyPath: identity, privacyLedgerPath: ledger,
+                          maxEpsilon: maxEpsilon, data: data, datasetName: name, classCount: classes,
                           threads: threads, backoffInitialSeconds: initial, backoffMaxSeconds: maximum,
                           logLevel: level)
     }

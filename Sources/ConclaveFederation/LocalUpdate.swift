@@ -11,13 +11,19 @@ public enum LocalUpdate {
         public var examples: Int
     }
 
+    /// With a `privacy` plan (record mode) the silo trains by DP-SGD instead.
     public static func compute(model: ModelSpec, training: TrainingConfig, round: Int, globalWeights: [Float],
-                               siloID: String, data: Dataset) throws(DataError) -> Result {
+                               siloID: String, data: Dataset, privacy: RecordPrivacyPlan? = nil) throws(DataError) -> Result {
         var config = training
         config.seed = shuffleSeed(base: training.seed, silo: siloID, round: round)
         let clock = ContinuousClock()
         let start = clock.now
-        let trained = try Trainer.train(spec: model, parameters: globalWeights, data: data, config: config)
+        let trained = if let privacy {
+            try PrivateTrainer.train(spec: model, parameters: globalWeights, data: data, config: config,
+                                     clipNorm: privacy.clipNorm, noiseMultiplier: privacy.noiseMultiplier).training
+        } else {
+            try Trainer.train(spec: model, parameters: globalWeights, data: data, config: config)
+        }
         let elapsed = clock.now - start
         return Result(update: trained.parameters.subtracting(globalWeights), trainLoss: trained.meanLoss,
                       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18,

@@ -1,45 +1,79 @@
 public import ConclavePrivacy
 
 /// The `[privacy]` table of a run spec: which differential-privacy mechanism protects the run, and its
-/// parameters. The unit of privacy in `central` mode is one silo's whole contribution to a round.
+/// parameters. The unit of privacy is one silo's whole contribution in `central` mode, and one record of a
+/// silo's data in `record` mode.
 public struct PrivacyConfig: Sendable, Equatable, Codable {
     public enum Mode: String, Sendable, Codable, CaseIterable {
         /// DP-FedAvg: the coordinator adds N(0, (σC)²) to the securely aggregated sum of clipped updates.
         case central
         case distributed
+        /// DP-SGD inside every silo: Poisson sampling, per-example clipping to `clipNorm`, Gaussian noise.
         case record
     }
 
     public var mode: Mode
-    /// Noise standard deviation over the clipping bound C (for `central`, C is `secure_aggregation.clip_norm`).
-    public var noiseMultiplier: Double
+    /// Noise standard deviation over the clipping bound (for `central`, C is `secure_aggregation.clip_norm`;
+    /// for `record`, `clipNorm`). Nil when `epsilon` sets it: `central` calibrates it for the run's rounds when
+    /// the spec is read, and in `record` mode every silo calibrates its own for its sampling rate.
+    public var noiseMultiplier: Double?
+    /// The run's budget at `delta`; in `record` mode, each silo's own.
+    public var epsilon: Double?
     public var delta: Double
     public var accountant: AccountantKind
+    /// `record` mode: the L2 bound on each example's gradient.
+    public var clipNorm: Double
 
-    public init(mode: Mode, noiseMultiplier: Double, delta: Double = 1e-5,
-                accountant: AccountantKind = .pld) throws(FederationError) {
-        guard noiseMultiplier > 0, noiseMultiplier.isFinite else {
-            throw FederationError(.invalidArgument, "privacy.noise_multiplier must be positive, got \(noiseMultiplier)")
+    public init(mode: Mode, noiseMultiplier: Double? = nil, epsilon: Double? = nil, delta: Double = 1e-5,
+                accountant: AccountantKind = .pld, clipNorm: Double = 1) throws(FederationError) {
+        switch (noiseMultiplier, epsilon) {
+        case (nil, nil):
+            throw FederationError(.invalidArgument, "privacy needs noise_multiplier or epsilon (a budget to calibrate the noise for)")
+        case (.some, .some):
+            throw FederationError(.invalidArgument, "privacy takes noise_multiplier or epsilon, not both")
+        default: break
+        }
+        if let sigma = noiseMultiplier, !(sigma > 0 && sigma.isFinite) {
+            throw FederationError(.invalidArgument, "privacy.noise_multiplier must be positive, got \(sigma)")
+        }
+        if let eps = epsilon, !(eps > 0 && eps.isFinite) {
+            throw FederationError(.invalidArgument, "privacy.epsilon must be positive, got \(eps)")
         }
         guard delta > 0, delta < 1 else { throw FederationError(.invalidArgument, "privacy.delta must be in (0, 1), got \(delta)") }
+        guard clipNorm > 0, clipNorm.isFinite else {
+            throw FederationError(.invalidArgument, "privacy.clip_norm must be positive, got \(clipNorm)")
+        }
         self.mode = mode
         self.noiseMultiplier = noiseMultiplier
+        self.epsilon = epsilon
         self.delta = delta
         self.accountant = accountant
+        self.clipNorm = clipNorm
     }
 
-    /// ε spent after `rounds` releases. Every live silo takes part in every round, so there is no sampling
-    /// amplification (q = 1): fixed-size selection without replacement is not Poisson sampling, and claiming
-    /// its amplification would overstate the guarantee.
-    public func epsilon(afterRounds rounds: Int, noiseMultiplier sigma: Double? = nil) -> Double {
-        (try? Accountant.epsilon(noiseMultiplier: sigma ?? noiseMultiplier, samplingRate: 1, steps: rounds, delta: delta,
+    /// `central` with an ε budget: the smallest σ whose ε after `rounds` rounds is at most the budget.
+    mutating func calibrateCentral(rounds: Int) throws(FederationError) {
+        guard mode == .central, noiseMultiplier == nil, let target = epsilon else { return }
+        do {
+            noiseMultiplier = try Accountant.calibrate(epsilon: target, samplingRate: 1, steps: rounds, delta: delta,
+                                                       accountant: accountant)
+        } catch {
+            throw FederationError(.invalidArgument, "privacy.epsilon = \(target): \(error.message)")
+        }
+    }
+
+    /// ε spent after `rounds` central releases. Every live silo takes part in every round, so there is no
+    /// sampling amplification (q = 1): fixed-size selection without replacement is not Poisson sampling, and
+    /// claiming its amplification would overstate the guarantee.
+    public func epsilon(afterRounds rounds: Int, noiseMultiplier sigma: Double) -> Double {
+        (try? Accountant.epsilon(noiseMultiplier: sigma, samplingRate: 1, steps: rounds, delta: delta,
                                  accountant: accountant)) ?? .infinity
     }
 
     /// The multiplier actually achieved by `GaussianNoise` at std σC on `dimension` values with sensitivity C
     /// (a hair below σ: rounding to its lattice adds step·√d to the sensitivity).
     public func effectiveNoiseMultiplier(clipNorm: Double, dimension: Int) -> Double {
-        GaussianNoise(standardDeviation: noiseMultiplier * clipNorm)
-            .effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: dimension)
+        guard let sigma = noiseMultiplier else { return 0 }
+        return GaussianNoise(standardDeviation: sigma * clipNorm).effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: dimension)
     }
 }

@@ -6,12 +6,12 @@ public import ConclavePrivacy
 /// independently with probability q = batch/N), clips each example's gradient to L2 ≤ C, adds N(0, (σC)²) to
 /// the sum on a fine lattice, and divides by the expected batch qN (a fixed denominator, so one record's
 /// influence stays bounded). The guarantee is about the silo's own records and holds whatever the coordinator
-/// does; `Accountant` turns (q, σ, steps) into ε.
+/// does; `Accountant` turns (q, σ, steps) into ε. The per-step noise is `SummedGaussianNoise` (a documented
+/// floating-point-safe construction fast enough for every step; see there).
 public enum PrivateTrainer {
     public struct Result: Sendable {
         public var training: TrainingResult
         public var samplingRate: Double
-        /// The noise multiplier achieved (σ, less the lattice rounding's share).
         public var noiseMultiplier: Double
         public var clippedFraction: Double
     }
@@ -25,18 +25,18 @@ public enum PrivateTrainer {
             throw DataError("private training needs a positive clip norm and a non-negative noise multiplier")
         }
         let n = data.count, d = data.featureCount
-        let q = min(1, Double(config.batchSize) / Double(n))
-        let stepsPerEpoch = Int((1 / q).rounded(.up))
+        let q = samplingRate(batchSize: config.batchSize, examples: n)
         var params = parameters
         var network = Network(spec: spec)
         var optimizer = SGD(learningRate: Float(config.learningRate), momentum: Float(config.momentum))
-        var sampler = ChaChaDRBG()  // Poisson sampling and noise: never a seeded, predictable generator
-        let noise = noiseMultiplier > 0 ? GaussianNoise(standardDeviation: noiseMultiplier * clipNorm) : nil
+        var sampler = ChaChaDRBG()  // Poisson sampling: never a seeded, predictable generator
+        var noiseBits = NoiseRandom()
+        let noise = noiseMultiplier > 0 ? SummedGaussianNoise(standardDeviation: noiseMultiplier * clipNorm) : nil
         let threshold = q >= 1 ? UInt64.max : UInt64(q * 0x1p64)
         var grad = [Float](repeating: 0, count: params.count)
         var xb = [Float](), yb = [Int32]()
-        var lossSum = 0.0, steps = 0, clipped = 0, seen = 0
-        for _ in 0..<(config.localEpochs * stepsPerEpoch) {
+        var lossSum = 0.0, taken = 0, clipped = 0, seen = 0
+        for _ in 0..<steps(batchSize: config.batchSize, examples: n, epochs: config.localEpochs) {
             xb.removeAll(keepingCapacity: true)
             yb.removeAll(keepingCapacity: true)
             for i in 0..<n where q >= 1 || sampler.next() < threshold {
@@ -59,7 +59,7 @@ public enum PrivateTrainer {
                     }
                 }
             }
-            noise?.add(to: &grad, using: &sampler)
+            noise?.add(to: &grad, using: &noiseBits)
             let scale = Float(1 / (q * Double(n)))
             for j in grad.indices { grad[j] *= scale }
             let count = params.count
@@ -69,12 +69,21 @@ public enum PrivateTrainer {
             if batch > 0 { lossSum += Double(loss) / Double(batch) }
             clipped += clippedHere
             seen += batch
-            steps += 1
+            taken += 1
         }
-        let achieved = noise.map { $0.effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: params.count) } ?? 0
-        return Result(training: TrainingResult(parameters: params, meanLoss: steps > 0 ? lossSum / Double(steps) : 0,
-                                               steps: steps, examples: n),
-                      samplingRate: q, noiseMultiplier: achieved,
+        return Result(training: TrainingResult(parameters: params, meanLoss: taken > 0 ? lossSum / Double(taken) : 0,
+                                               steps: taken, examples: n),
+                      samplingRate: q, noiseMultiplier: noiseMultiplier,
                       clippedFraction: seen > 0 ? Double(clipped) / Double(seen) : 0)
+    }
+
+    /// Each record's chance of being in a step's Poisson sample: batch/N (1 when the batch covers the data).
+    public static func samplingRate(batchSize: Int, examples: Int) -> Double {
+        min(1, Double(batchSize) / Double(examples))
+    }
+
+    /// Steps in `epochs` epochs: an epoch is ⌈1/q⌉ steps, so each record is expected in one step per epoch.
+    public static func steps(batchSize: Int, examples: Int, epochs: Int) -> Int {
+        epochs * Int((1 / samplingRate(batchSize: batchSize, examples: examples)).rounded(.up))
     }
 }

@@ -31,6 +31,7 @@ extension RoundStateMachine {
             throw FederationError(.failedPrecondition,
                 "secure round \(round) of run '\(runID)' is not open (\(stateSummary))")
         }
+        if case .keys(_, let stats) = message { try checkPrivacyReport(stats.privacy, from: silo) }
         lastSeen[silo] = now
         state = .waitingForSilos  // drop the state's reference so the masked sum is updated in place, not copied
         let step: SecureRound.Step
@@ -65,7 +66,9 @@ extension RoundStateMachine {
         case .finished(let sum, let survivors):
             do throws(FederationError) {
                 // Central DP: N(0, (σC)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
-                let noise = spec.privacy.map { $0.noiseMultiplier * (spec.secureAggregation?.clipNorm ?? 0) }
+                let noise = spec.privacy.flatMap { p in
+                    p.mode == .central ? p.noiseMultiplier.map { $0 * (spec.secureAggregation?.clipNorm ?? 0) } : nil
+                }
                 let delta = try secure.mean(of: sum, survivors: survivors, noise: noise)
                 let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
                                             threshold: secure.threshold)

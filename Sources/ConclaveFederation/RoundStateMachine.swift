@@ -50,12 +50,15 @@ public struct RoundStateMachine: Sendable {
         public var examples: UInt64
         public var trainLoss: Double
         public var trainSeconds: Double
+        /// Record mode: what the silo has spent on its own records so far in this run, by its own accounting.
+        public var privacy: SiloPrivacy?
 
-        public init(silo: String, examples: UInt64, trainLoss: Double, trainSeconds: Double) {
+        public init(silo: String, examples: UInt64, trainLoss: Double, trainSeconds: Double, privacy: SiloPrivacy? = nil) {
             self.silo = silo
             self.examples = examples
             self.trainLoss = trainLoss
             self.trainSeconds = trainSeconds
+            self.privacy = privacy
         }
     }
 
@@ -228,8 +231,9 @@ public struct RoundStateMachine: Sendable {
 
     /// Takes one silo's update (local weights minus the global weights of the task).
     public mutating func submit(from silo: SiloInfo, runID: String, round: Int, update: [Float], trainLoss: Double,
-                                trainSeconds: Double, now: Double) throws(FederationError) -> Event {
+                                trainSeconds: Double, privacy: SiloPrivacy? = nil, now: Double) throws(FederationError) -> Event {
         try admit(silo)
+        try checkPrivacyReport(privacy, from: silo.id)
         guard runID == self.runID else {
             throw FederationError(.failedPrecondition, "update is for run '\(runID)', the active run is '\(self.runID)'")
         }
@@ -253,7 +257,7 @@ public struct RoundStateMachine: Sendable {
         }
         lastSeen[silo.id] = now
         open.contributions.append(Contribution(silo: silo.id, examples: silo.examples, trainLoss: trainLoss,
-                                               trainSeconds: trainSeconds))
+                                               trainSeconds: trainSeconds, privacy: privacy))
         state = .collecting(open)
         if open.contributions.count == open.selected.count {
             return close(open, delta: open.sum!.mean(), contributions: open.contributions, secure: nil, now: now)
@@ -283,17 +287,42 @@ public struct RoundStateMachine: Sendable {
         var weights = globalWeights
         var optimizer = serverOptimizer
         optimizer.apply(delta: delta, to: &weights)
-        let privacy = spec.privacy.map { p in
-            let sigma = p.effectiveNoiseMultiplier(clipNorm: spec.secureAggregation?.clipNorm ?? 1,
-                                                   dimension: spec.model.parameterCount)
-            return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
-                                noiseMultiplier: sigma)
+        let privacy = spec.privacy.flatMap { p -> PrivacySpent? in
+            switch p.mode {
+            case .central, .distributed:
+                let sigma = p.effectiveNoiseMultiplier(clipNorm: spec.secureAggregation?.clipNorm ?? 1,
+                                                       dimension: spec.model.parameterCount)
+                return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
+                                    noiseMultiplier: sigma)
+            case .record:
+                // Each silo's own guarantee; the round reports the largest among its contributors.
+                guard let worst = contributions.compactMap(\.privacy).max(by: { $0.epsilon < $1.epsilon }) else { return nil }
+                return PrivacySpent(epsilon: worst.epsilon, delta: worst.delta, noiseMultiplier: worst.noiseMultiplier)
+            }
         }
         let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
                                  closedAt: now, secure: secure, privacy: privacy)
         state = .committing(closed)
         return .roundClosed(closed)
+    }
+
+    /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.
+    func checkPrivacyReport(_ report: SiloPrivacy?, from silo: String) throws(FederationError) {
+        let record = spec.privacy?.mode == .record
+        if record, report == nil {
+            throw FederationError(.invalidArgument,
+                "run '\(runID)' protects records with DP-SGD: silo '\(silo)' sent its update without a privacy report (upgrade the agent)")
+        }
+        if let report {
+            guard record else {
+                throw FederationError(.invalidArgument, "silo '\(silo)' sent a record-privacy report, but run '\(runID)' is not in record mode")
+            }
+            guard report.epsilon >= 0, report.epsilon.isFinite, report.delta > 0, report.delta < 1, report.steps >= 0 else {
+                throw FederationError(.invalidArgument,
+                    "silo '\(silo)' sent an invalid privacy report (ε \(report.epsilon), δ \(report.delta), \(report.steps) steps)")
+            }
+        }
     }
 
     /// The closed round is durable: adopt its weights and move on.

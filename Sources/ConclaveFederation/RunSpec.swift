@@ -49,16 +49,20 @@ public struct RunSpec: Sendable, Equatable, Codable {
             throw FederationError(.invalidArgument,
                 "secure aggregation needs min_silos of at least 2 (one silo's sum is its own update), got \(minSilos)")
         }
-        if let privacy {
-            switch privacy.mode {
+        var privacy = privacy
+        if let p = privacy {
+            switch p.mode {
             case .central:
                 guard secureAggregation != nil else {
                     throw FederationError(.invalidArgument,
                         "privacy.mode = \"central\" clips updates through secure aggregation: enable [secure_aggregation]")
                 }
-            case .distributed, .record:
+                try privacy!.calibrateCentral(rounds: rounds)
+            case .record:
+                break  // every silo clips, noises and accounts for its own records
+            case .distributed:
                 throw FederationError(.invalidArgument,
-                    "privacy.mode = \"\(privacy.mode.rawValue)\" is not available yet; use \"central\" or leave [privacy] out")
+                    "privacy.mode = \"distributed\" is not available yet; use \"central\" or \"record\", or leave [privacy] out")
             }
         }
         self.name = name

@@ -30,6 +30,9 @@ public struct Simulation {
     public var dropoutRate: Double
     private var rng: SeededGenerator
     private var clock = 0.0
+    /// Record mode: each silo's DP-SGD plan and how many rounds it has trained in (its own ledger).
+    public private(set) var recordPlans: [String: RecordPrivacyPlan] = [:]
+    public private(set) var roundsTrained: [String: Int] = [:]
 
     public init(spec: RunSpec, silos: [Silo], dropoutRate: Double = 0, seed: UInt64 = 7) {
         self.machine = RoundStateMachine(runID: "simulation", spec: spec,
@@ -65,20 +68,27 @@ public struct Simulation {
                     dropped += 1  // never reports (in a secure round: never joins, so advertising waits for the deadline)
                     continue
                 }
+                let plan = try recordPlan(for: silo)
                 let result = try LocalUpdate.compute(model: machine.spec.model, training: machine.spec.training,
                                                      round: round, globalWeights: weights, siloID: silo.info.id,
-                                                     data: silo.data)
+                                                     data: silo.data, privacy: plan)
+                var report: SiloPrivacy?
+                if let plan {
+                    roundsTrained[silo.info.id, default: 0] += 1
+                    report = plan.spent(afterRounds: roundsTrained[silo.info.id]!)
+                }
                 if let secure {
                     var session = try SecureSiloSession(siloID: silo.info.id, identity: silo.identity, task: secure,
                                                         update: result.update)
                     outbox.append((silo.info.id, session.start(.init(silo: silo.info.id, examples: silo.info.examples,
-                                                                      trainLoss: result.trainLoss, trainSeconds: result.seconds))))
+                                                                      trainLoss: result.trainLoss, trainSeconds: result.seconds,
+                                                                      privacy: report))))
                     sessions[silo.info.id] = session
                     continue
                 }
                 let event = try machine.submit(from: silo.info, runID: machine.runID, round: round,
                                                update: result.update, trainLoss: result.trainLoss,
-                                               trainSeconds: result.seconds, now: clock)
+                                               trainSeconds: result.seconds, privacy: report, now: clock)
                 if case .roundClosed(let c) = event { closed = c }
             }
             // Secure rounds: relay messages, and let phase deadlines pass, until the round closes or aborts.
@@ -123,5 +133,15 @@ public struct Simulation {
             onRound(report)
         }
         return reports
+    }
+
+    /// The silo's plan in a record-mode run (made on its first round, as an agent does); nil otherwise.
+    private mutating func recordPlan(for silo: Silo) throws(FederationError) -> RecordPrivacyPlan? {
+        guard let privacy = machine.spec.privacy, privacy.mode == .record else { return nil }
+        if let plan = recordPlans[silo.info.id] { return plan }
+        let plan = try RecordPrivacyPlan(privacy: privacy, examples: silo.data.count, training: machine.spec.training,
+                                         plannedRounds: machine.spec.rounds)
+        recordPlans[silo.info.id] = plan
+        return plan
     }
 }

@@ -49,6 +49,8 @@ public final class CoordinatorStore: Sendable {
         /// Privacy runs only: cumulative ε of the run after this round, at δ.
         public var epsilon: Double?
         public var delta: Double?
+        /// Record mode: each contributing silo's own cumulative ε after this round (at `delta`).
+        public var siloEpsilon: [String: Double] = [:]
     }
 
     private func wrap<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
@@ -111,15 +113,18 @@ public final class CoordinatorStore: Sendable {
             try db.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM rounds WHERE run_id = ? ORDER BY round", arguments: [run]).map { row in
                     let round: Int = row["round"]
-                    let silos = try String.fetchAll(db, sql: """
-                        SELECT silo_id FROM round_silos WHERE run_id = ? AND round = ? ORDER BY silo_id
+                    let siloRows = try Row.fetchAll(db, sql: """
+                        SELECT silo_id, epsilon FROM round_silos WHERE run_id = ? AND round = ? ORDER BY silo_id
                         """, arguments: [run, round])
+                    let silos = siloRows.map { $0["silo_id"] as String }
+                    var siloEpsilon = [String: Double]()
+                    for r in siloRows { if let e: Double = r["epsilon"] { siloEpsilon[r["silo_id"]] = e } }
                     return RoundRecord(runID: run, round: round, startedAt: row["started_at"],
                                        finishedAt: row["finished_at"], silos: silos, examples: row["num_examples"],
                                        trainLoss: row["train_loss"], testAccuracy: row["test_accuracy"],
                                        testLoss: row["test_loss"], checkpointSHA256: row["checkpoint_sha256"],
                                        unmasked: row["unmasked"], dropped: row["dropped"], epsilon: row["epsilon"],
-                                       delta: row["delta"])
+                                       delta: row["delta"], siloEpsilon: siloEpsilon)
                 }
             }
         }
@@ -145,9 +150,12 @@ public final class CoordinatorStore: Sendable {
                                      closed.privacy?.epsilon, closed.privacy?.delta])
                 for c in closed.contributions {
                     try db.execute(sql: """
-                        INSERT INTO round_silos (run_id, round, silo_id, num_examples, train_loss, train_seconds)
-                        VALUES (?, ?, ?, ?, ?, ?)
-                        """, arguments: [run, closed.number, c.silo, Int64(c.examples), c.trainLoss, c.trainSeconds])
+                        INSERT INTO round_silos (run_id, round, silo_id, num_examples, train_loss, train_seconds,
+                                                 epsilon, delta, noise_multiplier, sampling_rate, steps)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [run, closed.number, c.silo, Int64(c.examples), c.trainLoss, c.trainSeconds,
+                                         c.privacy?.epsilon, c.privacy?.delta, c.privacy?.noiseMultiplier,
+                                         c.privacy?.samplingRate, c.privacy?.steps])
                 }
                 let metrics: [(String, Double?)] = [("train_loss", loss.isFinite ? loss : nil),
                     ("test_accuracy", testAccuracy), ("test_loss", testLoss),

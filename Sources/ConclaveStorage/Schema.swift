@@ -84,6 +84,16 @@ enum Schema {
                 ALTER TABLE rounds ADD COLUMN delta REAL;
                 """)
         }
+        m.registerMigration("v4-record-privacy") { db in
+            // What each silo reported it had spent on its own records (record mode), cumulative over the run.
+            try db.execute(sql: """
+                ALTER TABLE round_silos ADD COLUMN epsilon REAL;
+                ALTER TABLE round_silos ADD COLUMN delta REAL;
+                ALTER TABLE round_silos ADD COLUMN noise_multiplier REAL;
+                ALTER TABLE round_silos ADD COLUMN sampling_rate REAL;
+                ALTER TABLE round_silos ADD COLUMN steps INTEGER;
+                """)
+        }
         return m
     }
 }

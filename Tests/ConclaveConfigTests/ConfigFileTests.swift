@@ -2,6 +2,7 @@ import Foundation
 import ConclaveConfig
 import ConclaveFederation
 import ConclaveLearning
+import ConclavePrivacy
 import ConclaveSecAgg
 import Testing
 
@@ -100,13 +101,27 @@ import Testing
         let central = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"central\"\nnoise_multiplier = 1.2\ndelta = 1e-6\n",
                                             source: "run.toml")
         #expect(central.privacy == (try PrivacyConfig(mode: .central, noiseMultiplier: 1.2, delta: 1e-6)))
-        #expect(throws: ConfigError("run.toml: privacy.mode = \"record\" is not available yet; use \"central\" or leave [privacy] out")) {
+        let record = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\nepsilon = 3\nclip_norm = 0.5\n",
+                                           source: "run.toml")
+        #expect(record.privacy == (try PrivacyConfig(mode: .record, epsilon: 3, clipNorm: 0.5)))
+        // central with a budget: σ is calibrated for the run's rounds when the spec is read.
+        let budget = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"central\"\nepsilon = 2\n", source: "run.toml")
+        let sigma = try #require(budget.privacy?.noiseMultiplier)
+        let spent = try Accountant.epsilon(noiseMultiplier: sigma, samplingRate: 1, steps: budget.rounds, delta: 1e-5)
+        #expect(spent <= 2 && spent > 1.99, "σ \(sigma) spends ε \(spent)")
+        #expect(throws: ConfigError("run.toml: [privacy]: privacy needs noise_multiplier or epsilon (a budget to calibrate the noise for)")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\n", source: "run.toml")
+        }
+        #expect(throws: ConfigError("run.toml: [privacy]: privacy takes noise_multiplier or epsilon, not both")) {
+            try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\nepsilon = 1\nnoise_multiplier = 1\n", source: "run.toml")
+        }
+        #expect(throws: ConfigError("run.toml: privacy.mode = \"distributed\" is not available yet; use \"central\" or \"record\", or leave [privacy] out")) {
+            try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n", source: "run.toml")
         }
         #expect(throws: ConfigError("run.toml: key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got 'local'")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"local\"\n", source: "run.toml")
         }
-        let plain = Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"central\"\n"
+        let plain = Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"central\"\nnoise_multiplier = 1\n"
         #expect(throws: ConfigError.self) { try RunSpecFile.parse(plain, source: "run.toml") }
         #expect(throws: ConfigError("run.toml: [privacy]: privacy.noise_multiplier must be positive, got 0.0")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"central\"\nnoise_multiplier = 0\n", source: "run.toml")
@@ -136,9 +151,14 @@ import Testing
             label_column = "fraud"
             [training]
             threads = 2
+            [privacy]
+            max_epsilon = 4
             """, source: "silo.toml")
         #expect(csv.data == .csv(path: "/data/x.csv", labelColumn: "fraud"))
         #expect(csv.threads == 2)
+        #expect(csv.maxEpsilon == 4)
+        #expect(idx.maxEpsilon == nil)
+        #expect(idx.privacyLedgerPath == "/etc/conclave/hospital-north.privacy-ledger.json")
     }
 
     @Test func siloConfigErrors() {
@@ -153,6 +173,10 @@ import Testing
             try SiloConfig.parse("[silo]\nid = \"a\"\ncoordinator = \"h:1\"\n[data]\nformat = \"parquet\"\n", source: "silo.toml")
         }
         #expect(throws: ConfigError("/no/silo.toml: no such file")) { try SiloConfig.load(path: "/no/silo.toml") }
+        #expect(throws: ConfigError.self) {
+            try SiloConfig.parse("[silo]\nid = \"a\"\ncoordinator = \"h:1\"\n[data]\nformat = \"csv\"\npath = \"x\"\nlabel_column = \"y\"\n[privacy]\nmax_epsilon = -1\n",
+                                 source: "silo.toml")
+        }
     }
 
     @Test func coordinatorConfigParses() throws {

@@ -1,5 +1,5 @@
 import ConclaveCrypto
-import ConclavePrivacy
+@testable import ConclavePrivacy
 import Foundation
 import Testing
 
@@ -79,5 +79,53 @@ extension SamplerTests {
         let beyond = Double(samples.filter { abs($0) > 2 * sigma }.count)
         let p = erfc(2 / 2.0.squareRoot())  // P(|N(0,1)| > 2)
         #expect(abs(beyond - Double(n) * p) < 5 * (Double(n) * p * (1 - p)).squareRoot())
+    }
+}
+
+/// The fast continuous noise of DP-SGD: ziggurat variates summed (Holohan & Braghin). Kolmogorov–Smirnov
+/// against the exact normal CDF at a critical value of 2.7/√n (false alarm ≈ 2·e^(−2·2.7²) < 10⁻⁶), plus
+/// moments and a far tail that only the ziggurat's tail branch can produce, at 5 standard errors.
+extension SamplerTests {
+    static func normalCDF(_ x: Double) -> Double { 0.5 * erfc(-x / 2.0.squareRoot()) }
+
+    func checkNormal(_ samples: [Double], sigma: Double, _ what: String) {
+        let n = Double(samples.count)
+        let sorted = samples.sorted()
+        var d = 0.0
+        for (i, x) in sorted.enumerated() {
+            let f = Self.normalCDF(x / sigma)
+            d = max(d, abs(f - Double(i) / n), abs(f - Double(i + 1) / n))
+        }
+        #expect(d * n.squareRoot() < 2.7, "\(what): KS statistic √n·D = \(d * n.squareRoot())")
+        let mean = samples.reduce(0, +) / n
+        #expect(abs(mean) < 5 * sigma / n.squareRoot(), "\(what): mean \(mean)")
+        let variance = samples.reduce(0) { $0 + $1 * $1 } / n
+        #expect(abs(variance - sigma * sigma) < 5 * (2 / n).squareRoot() * sigma * sigma, "\(what): variance \(variance)")
+        // E x⁴ = 3σ⁴, Var x⁴ = 96σ⁸.
+        let fourth = samples.reduce(0) { $0 + pow($1, 4) } / n
+        #expect(abs(fourth - 3 * pow(sigma, 4)) < 5 * (96 / n).squareRoot() * pow(sigma, 4), "\(what): fourth moment \(fourth)")
+        let p = erfc(3.8 / 2.0.squareRoot())  // beyond the ziggurat's base strip edge R ≈ 3.654
+        let beyond = Double(samples.filter { abs($0) > 3.8 * sigma }.count)
+        #expect(abs(beyond - n * p) < 5 * (n * p).squareRoot() + 1, "\(what): \(beyond) beyond 3.8σ, expected \(n * p)")
+    }
+
+    @Test func zigguratDrawsAreStandardNormal() {
+        var rng = NoiseRandom()
+        let (x, f) = Ziggurat.tables
+        // The layers close up: the top one (under the peak) has the same area V as every other.
+        #expect(abs(f[255] + Ziggurat.v / x[255] - 1) < 1e-9, "top layer edge \(x[255])")
+        checkNormal((0..<200_000).map { _ in Ziggurat.normal(using: &rng, x: x, f: f) }, sigma: 1, "ziggurat")
+    }
+
+    @Test(arguments: [0.3, 2.5]) func summedNoiseHasTheRequestedSpread(_ sigma: Double) {
+        var rng = NoiseRandom()
+        let noise = SummedGaussianNoise(standardDeviation: sigma)
+        var values = [Float](repeating: 0, count: 200_000)
+        noise.add(to: &values, using: &rng)
+        checkNormal(values.map(Double.init), sigma: sigma, "σ = \(sigma)")
+        // Adding noise to a vector moves it, and the same call twice never gives the same noise.
+        var again = [Float](repeating: 0, count: 200_000)
+        noise.add(to: &again, using: &rng)
+        #expect(values != again)
     }
 }

@@ -1,6 +1,6 @@
 public import ConclaveConfig
 public import ConclaveCrypto
-import ConclaveFederation
+public import ConclaveFederation
 public import ConclaveLearning
 import ConclaveWire
 import SwiftProtobuf
@@ -15,12 +15,15 @@ public struct Agent: Sendable {
     public let data: Dataset
     /// The silo's long-term identity: signs its secure-aggregation keys and survivor lists.
     public let identity: Ed25519KeyPair
+    /// What record-mode runs have spent on this silo's data (its own accounting, on disk).
+    let ledger: RecordPrivacyLedger
     let logger: Logger
 
-    public init(config: SiloConfig, data: Dataset, identity: Ed25519KeyPair, logger: Logger) {
+    public init(config: SiloConfig, data: Dataset, identity: Ed25519KeyPair, logger: Logger) throws(FederationError) {
         self.config = config
         self.data = data
         self.identity = identity
+        self.ledger = try RecordPrivacyLedger(path: config.privacyLedgerPath, maxEpsilon: config.maxEpsilon)
         self.logger = logger
     }
 
@@ -126,10 +129,35 @@ public struct Agent: Sendable {
         let training = try TrainingConfig(proto: task.training)
         logger.info("training", metadata: ["run": "\(task.runID)", "round": "\(task.round)",
                                            "model": "\(spec.summary)", "examples": "\(data.count)"])
+        var plan: RecordPrivacyPlan?
+        if task.hasRecordPrivacy {
+            do {
+                plan = try await ledger.plan(runID: task.runID, privacy: PrivacyConfig(record: task.recordPrivacy),
+                                             examples: data.count, training: training,
+                                             plannedRounds: Int(task.recordPrivacy.plannedRounds))
+            } catch {
+                // Not this silo's to negotiate: it keeps its data private and waits for a run it can join.
+                logger.error("record-privacy run refused by this silo", metadata: ["run": "\(task.runID)", "error": "\(error.message)"])
+                try await Task.sleep(for: .seconds(config.backoffMaxSeconds))
+                return
+            }
+        }
         let result = try LocalUpdate.compute(model: spec, training: training, round: Int(task.round),
-                                             globalWeights: weights, siloID: config.siloID, data: data)
+                                             globalWeights: weights, siloID: config.siloID, data: data, privacy: plan)
+        var spent: SiloPrivacy?
+        if plan != nil {
+            do { spent = try await ledger.charge(runID: task.runID) } catch {
+                logger.error("update withheld", metadata: ["run": "\(task.runID)", "round": "\(task.round)", "error": "\(error.message)"])
+                try await Task.sleep(for: .seconds(config.backoffMaxSeconds))
+                return
+            }
+            logger.info("privacy spent", metadata: ["run": "\(task.runID)", "round": "\(task.round)",
+                                                    "epsilon": "\(spent!.epsilon)", "delta": "\(spent!.delta)",
+                                                    "noise_multiplier": "\(spent!.noiseMultiplier)",
+                                                    "sampling_rate": "\(spent!.samplingRate)", "steps": "\(spent!.steps)"])
+        }
         if task.hasSecure {
-            try await aggregateSecurely(task, spec: spec, result: result, federation: federation)
+            try await aggregateSecurely(task, spec: spec, result: result, privacy: spent, federation: federation)
             return
         }
         var header = Conclave_V1_UpdateHeader()
@@ -140,6 +168,7 @@ public struct Agent: Sendable {
         header.numExamples = UInt64(result.examples)
         header.trainLoss = result.trainLoss
         header.trainSeconds = result.seconds
+        if let spent { header.privacy = spent.proto }
         let update = result.update
         let first = header
         let request = StreamingClientRequest<Conclave_V1_UpdateChunk> { writer in
@@ -160,9 +189,10 @@ public struct Agent: Sendable {
 
     /// Sends the update through secure aggregation: the coordinator only ever sees it masked.
     private func aggregateSecurely(_ task: Conclave_V1_TrainTask, spec: ModelSpec, result: LocalUpdate.Result,
-                                   federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
+                                   privacy: SiloPrivacy?, federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
         let stats = RoundStateMachine.Contribution(silo: config.siloID, examples: UInt64(result.examples),
-                                                   trainLoss: result.trainLoss, trainSeconds: result.seconds)
+                                                   trainLoss: result.trainLoss, trainSeconds: result.seconds,
+                                                   privacy: privacy)
         do {
             let secure = try SecureTask(proto: task.secure, parameterCount: spec.parameterCount)
             let session = try SecureSiloSession(siloID: config.siloID, identity: identity, task: secure,

@@ -38,6 +38,7 @@ public enum SecureExchange {
                 $0.numExamples = stats.examples
                 $0.trainLoss = stats.trainLoss
                 $0.trainSeconds = stats.trainSeconds
+                if let privacy = stats.privacy { $0.privacy = privacy.proto }
             }
         }])
         let request = StreamingClientRequest<Conclave_V1_SecureClientMessage> { writer in

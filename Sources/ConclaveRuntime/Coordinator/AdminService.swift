@@ -92,6 +92,7 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
             ri.finishedAt = round.finishedAt
             ri.epsilon = round.epsilon ?? .nan
             ri.delta = round.delta ?? .nan
+            ri.siloEpsilon = round.siloEpsilon
             if let unmasked = round.unmasked {
                 ri.secure = true
                 ri.unmasked = UInt32(unmasked)

@@ -44,6 +44,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
             train.weightsSha256 = SHA256.hex(floats: task.weights)
             train.deadlineSeconds = task.secondsLeft
             if let secure = task.secure { train.secure = secure.proto }
+            if let record = task.spec.privacy?.recordProto(plannedRounds: task.spec.rounds) { train.recordPrivacy = record }
             header.train = train
             try await response.write(.with { $0.header = header })
             for offset in WeightsCodec.offsets(count: task.weights.count) {
@@ -83,7 +84,8 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
                 var silo = SiloInfo(proto: header.silo)
                 silo.examples = header.numExamples
                 try await driver.submit(from: silo, runID: header.runID, round: Int(header.round), update: update,
-                                        trainLoss: header.trainLoss, trainSeconds: header.trainSeconds)
+                                        trainLoss: header.trainLoss, trainSeconds: header.trainSeconds,
+                                        privacy: header.hasPrivacy ? SiloPrivacy(proto: header.privacy) : nil)
                 return .with { $0.accepted = true; $0.message = "update counted in round \(header.round)" }
             } catch let error as FederationError {
                 logger.warning("update refused", metadata: ["silo": "\(header?.silo.siloID ?? "?")", "error": "\(error.message)"])

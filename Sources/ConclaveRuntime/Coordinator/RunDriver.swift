@@ -214,12 +214,12 @@ public actor RunDriver {
 
     /// The update has already been fully received and checked for shape by the service.
     public func submit(from silo: SiloInfo, runID: String, round: Int, update: [Float], trainLoss: Double,
-                       trainSeconds: Double) throws(FederationError) {
+                       trainSeconds: Double, privacy: SiloPrivacy? = nil) throws(FederationError) {
         guard var m = machine else {
             throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try m.submit(from: silo, runID: runID, round: round, update: update, trainLoss: trainLoss,
-                                 trainSeconds: trainSeconds, now: WallClock.now())
+                                 trainSeconds: trainSeconds, privacy: privacy, now: WallClock.now())
         machine = m
         logger.info("update accepted", metadata: ["silo": "\(silo.id)", "round": "\(round)",
                                                   "examples": "\(silo.examples)"])

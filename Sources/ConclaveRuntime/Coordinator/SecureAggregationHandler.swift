@@ -73,7 +73,8 @@ struct SecureStream {
             let s = Session(silo: join.silo.siloID, runID: join.runID, round: Int(join.round))
             session = s
             let stats = RoundStateMachine.Contribution(silo: s.silo, examples: join.numExamples,
-                                                       trainLoss: join.trainLoss, trainSeconds: join.trainSeconds)
+                                                       trainLoss: join.trainLoss, trainSeconds: join.trainSeconds,
+                                                       privacy: join.hasPrivacy ? SiloPrivacy(proto: join.privacy) : nil)
             try await driver.secureSubmit(.keys(KeyAdvertisement(proto: join.keys), stats), from: s.silo,
                                           runID: s.runID, round: s.round)
             return true
