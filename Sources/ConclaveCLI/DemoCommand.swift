@@ -14,7 +14,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "Number of silos (agent processes).") var silos = 5
     @Option(help: "Training rounds.") var rounds = 30
-    @Option(help: "Local epochs per round.") var localEpochs = 2
+    @Option(help: "Local epochs per round (default 2; 1 with --privacy record).") var localEpochs: Int?
     @Option(help: "Hidden layer widths, comma-separated (784-…-10 MLP).") var hidden = "128"
     @Option(help: "Dirichlet α of the label split (smaller is more skewed).") var alpha = 0.5
     @Option(help: "Seed for the split, the initial model and shuffling.") var seed = 42
@@ -23,6 +23,10 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Give up after this many seconds.") var timeout = 1800.0
     @Flag(inversion: .prefixedNo, help: "Secure aggregation: the coordinator sees only masked updates and their sum.")
     var secureAggregation = true
+    @Option(help: ArgumentHelp("Differential privacy: record (DP-SGD in every silo), central (noise on the secure sum), distributed, or none.",
+                               valueName: "mode")) var privacy: DemoPrivacy = .none
+    @Option(help: "Privacy budget ε (record: each silo's own; central: the run's), at δ = --delta.") var epsilon = 3.0
+    @Option(help: "δ of the privacy guarantee.") var delta = 1e-5
     @Flag(help: "Print the summary as one JSON object (progress goes to standard error).") var json = false
 
     func validate() throws {
@@ -31,9 +35,17 @@ struct DemoCommand: AsyncParsableCommand {
             throw ValidationError("secure aggregation needs at least 2 silos; use --silos 2 or more, or --no-secure-aggregation")
         }
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
-        guard localEpochs >= 1 else { throw ValidationError("--local-epochs must be at least 1") }
+        guard (localEpochs ?? 1) >= 1 else { throw ValidationError("--local-epochs must be at least 1") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
         guard hiddenWidths != nil else { throw ValidationError("--hidden must be positive integers, e.g. 128 or 256,128") }
+        guard epsilon > 0, epsilon.isFinite else { throw ValidationError("--epsilon must be positive") }
+        guard delta > 0, delta < 1 else { throw ValidationError("--delta must be in (0, 1)") }
+        if privacy == .central || privacy == .distributed, !secureAggregation {
+            throw ValidationError("--privacy \(privacy.rawValue) adds its noise through secure aggregation; drop --no-secure-aggregation")
+        }
+        if privacy == .distributed {
+            throw ValidationError("--privacy distributed is not available yet; use record, central or none")
+        }
     }
 
     var hiddenWidths: [Int]? {
@@ -47,10 +59,11 @@ struct DemoCommand: AsyncParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let setup = try DemoSetup(workdir: workdir, dataDir: dataDir, silos: silos, rounds: rounds,
-                                  localEpochs: localEpochs, hidden: hiddenWidths!, alpha: alpha, seed: seed,
-                                  secureAggregation: secureAggregation)
+                                  localEpochs: localEpochs ?? (privacy == .record ? 1 : 2), hidden: hiddenWidths!, alpha: alpha, seed: seed,
+                                  secureAggregation: secureAggregation, privacy: privacy, epsilon: epsilon, delta: delta)
         say("conclave demo: \(silos) silos, Dirichlet α=\(alpha), \(rounds) rounds, mlp 784-\(hidden)-10, "
-            + "secure aggregation \(secureAggregation ? "on" : "off"), work directory \(setup.root)")
+            + "secure aggregation \(secureAggregation ? "on" : "off"), privacy \(privacy.summary(epsilon: epsilon, delta: delta)), "
+            + "work directory \(setup.root)")
         try setup.writeSiloData(log: say)
         let supervisor = ProcessSupervisor(logDirectory: setup.path("logs"))
         defer { supervisor.stopAll() }
@@ -88,19 +101,44 @@ struct DemoCommand: AsyncParsableCommand {
         supervisor.stopAll()
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        let summary: [String: Any] = [
+        var summary: [String: Any] = [
             "rounds": Int(info.roundsCompleted), "silos": silos, "test_accuracy": jsonNumber(last.testAccuracy),
             "test_loss": jsonNumber(last.testLoss), "seconds": (seconds * 10).rounded() / 10, "workdir": setup.root,
             "model": modelPath, "run_id": info.runID, "database": setup.path("coordinator.sqlite"),
             "secure_aggregation": secureAggregation,
             "dropped": info.rounds.reduce(0) { $0 + Int($1.dropped) },
+            "privacy": privacy.rawValue,
         ]
+        // The largest ε spent: the run's (central) or the worst silo's own (record), at δ.
+        let spent = info.rounds.flatMap { [$0.epsilon] + Array($0.siloEpsilon.values) }.filter(\.isFinite).max()
+        if privacy != .none {
+            summary["epsilon"] = spent.map(jsonNumber) ?? NSNull()
+            summary["delta"] = delta
+        }
         if json {
             printJSON(summary)
         } else {
             say(String(format: "done: %d rounds, %d silos, test accuracy %.4f, %.1f s", Int(info.roundsCompleted), silos,
                        last.testAccuracy, seconds))
+            if privacy != .none, let spent {
+                say(String(format: "privacy: %@, ε = %.3f at δ = %g%@", privacy.rawValue, spent, delta,
+                           privacy == .record ? " (the largest any silo spent on its own records)" : ""))
+            }
             say("model: \(modelPath)\ndatabase: \(setup.path("coordinator.sqlite"))")
+        }
+    }
+}
+
+/// The demo's privacy modes (the run spec's `[privacy] mode`, plus none).
+enum DemoPrivacy: String, ExpressibleByArgument, CaseIterable {
+    case none, record, central, distributed
+
+    func summary(epsilon: Double, delta: Double) -> String {
+        switch self {
+        case .none: "off"
+        case .record: String(format: "record (DP-SGD, ε ≤ %g per silo at δ = %g)", epsilon, delta)
+        case .central: String(format: "central (DP-FedAvg, ε ≤ %g at δ = %g)", epsilon, delta)
+        case .distributed: String(format: "distributed (ε ≤ %g at δ = %g)", epsilon, delta)
         }
     }
 }

@@ -14,10 +14,13 @@ struct DemoSetup {
     let alpha: Double
     let seed: Int
     let secureAggregation: Bool
+    let privacy: DemoPrivacy
+    let epsilon: Double
+    let delta: Double
     static let marker = ".conclave-demo"
 
     init(workdir: String, dataDir: String, silos: Int, rounds: Int, localEpochs: Int, hidden: [Int], alpha: Double,
-         seed: Int, secureAggregation: Bool) throws {
+         seed: Int, secureAggregation: Bool, privacy: DemoPrivacy = .none, epsilon: Double = 3, delta: Double = 1e-5) throws {
         let fm = FileManager.default
         root = URL(fileURLWithPath: workdir).standardizedFileURL.path
         self.dataDir = dataDir
@@ -28,6 +31,9 @@ struct DemoSetup {
         self.alpha = alpha
         self.seed = seed
         self.secureAggregation = secureAggregation
+        self.privacy = privacy
+        self.epsilon = epsilon
+        self.delta = delta
         if fm.fileExists(atPath: root) {
             let contents = (try? fm.contentsOfDirectory(atPath: root)) ?? []
             guard contents.isEmpty || contents.contains(Self.marker) else {
@@ -88,12 +94,7 @@ struct DemoSetup {
             hidden = [\(hidden.map(String.init).joined(separator: ", "))]
             num_classes = 10
 
-            [training]
-            local_epochs = \(localEpochs)
-            batch_size = 32
-            learning_rate = 0.01
-            optimizer = "sgd"
-            momentum = 0.9
+            \(trainingTable)
 
             [server]
             optimizer = "fedavg"
@@ -104,11 +105,50 @@ struct DemoSetup {
             clip_norm = 10
             dropout_rate = 0.2
 
+            \(privacyTable)
             [evaluation]
             format = "idx"
             images = "\(dataDir)/t10k-images-idx3-ubyte.gz"
             labels = "\(dataDir)/t10k-labels-idx1-ubyte.gz"
             """)
+    }
+
+    /// Local training: plain SGD with small batches; DP-SGD (record mode) wants large Poisson batches and a
+    /// large step, since every step pays for its noise (tuned on this demo, see Benchmarks/README.md).
+    var trainingTable: String {
+        let (batch, rate, momentum) = privacy == .record ? (2048, 4.0, 0.5) : (32, 0.01, 0.9)
+        return """
+            [training]
+            local_epochs = \(localEpochs)
+            batch_size = \(batch)
+            learning_rate = \(rate)
+            optimizer = "sgd"
+            momentum = \(momentum)
+            """
+    }
+
+    var privacyTable: String {
+        switch privacy {
+        case .none: return ""
+        case .record:
+            return """
+                [privacy]
+                # DP-SGD in every silo: each silo calibrates its own noise so that ε on its records ends at this budget.
+                mode = "record"
+                epsilon = \(epsilon)
+                delta = \(delta)
+                clip_norm = 1.0
+
+                """
+        case .central, .distributed:
+            return """
+                [privacy]
+                mode = "\(privacy.rawValue)"
+                epsilon = \(epsilon)
+                delta = \(delta)
+
+                """
+        }
     }
 
     private func write(_ name: String, _ text: String) throws {

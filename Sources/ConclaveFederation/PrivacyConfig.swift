@@ -51,15 +51,25 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
         self.clipNorm = clipNorm
     }
 
-    /// `central` with an ε budget: the smallest σ whose ε after `rounds` rounds is at most the budget.
-    mutating func calibrateCentral(rounds: Int) throws(FederationError) {
+    /// `central` with an ε budget: the smallest σ whose ε after `rounds` rounds is at most the budget — raised
+    /// by the lattice rounding's share (see `effectiveNoiseMultiplier`), so the multiplier achieved meets it.
+    mutating func calibrateCentral(rounds: Int, clipNorm: Double, dimension: Int) throws(FederationError) {
         guard mode == .central, noiseMultiplier == nil, let target = epsilon else { return }
+        let needed: Double
         do {
-            noiseMultiplier = try Accountant.calibrate(epsilon: target, samplingRate: 1, steps: rounds, delta: delta,
-                                                       accountant: accountant)
+            needed = try Accountant.calibrate(epsilon: target, samplingRate: 1, steps: rounds, delta: delta,
+                                              accountant: accountant)
         } catch {
             throw FederationError(.invalidArgument, "privacy.epsilon = \(target): \(error.message)")
         }
+        var sigma = needed
+        for _ in 0..<4 {
+            noiseMultiplier = sigma
+            let achieved = effectiveNoiseMultiplier(clipNorm: clipNorm, dimension: dimension)
+            if achieved >= needed { return }
+            sigma *= needed / achieved * (1 + 1e-12)
+        }
+        noiseMultiplier = sigma
     }
 
     /// ε spent after `rounds` central releases. Every live silo takes part in every round, so there is no

@@ -57,7 +57,8 @@ public struct RunSpec: Sendable, Equatable, Codable {
                     throw FederationError(.invalidArgument,
                         "privacy.mode = \"central\" clips updates through secure aggregation: enable [secure_aggregation]")
                 }
-                try privacy!.calibrateCentral(rounds: rounds)
+                try privacy!.calibrateCentral(rounds: rounds, clipNorm: secureAggregation!.clipNorm,
+                                              dimension: model.parameterCount)
             case .record:
                 break  // every silo clips, noises and accounts for its own records
             case .distributed:

@@ -22,6 +22,10 @@ public struct Simulation {
         public var contributors: Int
         public var dropped: Int
         public var evaluation: EvaluationResult?
+        /// What the round's release cost (central: the run's ε so far; record: the largest silo's).
+        public var privacy: RoundStateMachine.PrivacySpent?
+        /// Record mode: each contributor's own cumulative spend.
+        public var siloPrivacy: [String: SiloPrivacy] = [:]
     }
 
     public var machine: RoundStateMachine
@@ -127,8 +131,10 @@ public struct Simulation {
             let evaluation = try test.map { test throws(DataError) in
                 try Evaluator.evaluate(spec: machine.spec.model, parameters: closed.newWeights, data: test)
             }
-            let report = RoundReport(round: closed.number, contributors: closed.contributions.count,
-                                     dropped: dropped, evaluation: evaluation)
+            var siloPrivacy = [String: SiloPrivacy]()
+            for c in closed.contributions { if let p = c.privacy { siloPrivacy[c.silo] = p } }
+            let report = RoundReport(round: closed.number, contributors: closed.contributions.count, dropped: dropped,
+                                     evaluation: evaluation, privacy: closed.privacy, siloPrivacy: siloPrivacy)
             reports.append(report)
             onRound(report)
         }
