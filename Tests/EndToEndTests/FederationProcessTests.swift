@@ -28,21 +28,7 @@ import Testing
 
         try cluster.startCoordinator()
         for (i, part) in parts.enumerated() {
-            try IDX.write(images.subset(part), path: "\(dir)/silo\(i)-images.gz")
-            try IDX.write(labels.subset(part), path: "\(dir)/silo\(i)-labels.gz")
-            try cluster.write("silo\(i).toml", """
-                [silo]
-                id = "silo-\(i)"
-                coordinator = "\(cluster.address)"
-                [data]
-                format = "idx"
-                images = "silo\(i)-images.gz"
-                labels = "silo\(i)-labels.gz"
-                [connection]
-                backoff_initial_seconds = 0.2
-                backoff_max_seconds = 1
-                """)
-            try cluster.start("silo\(i)", "conclave-client", ["--config", "\(dir)/silo\(i).toml"])
+            try startSilo(i, cluster: cluster, images: images.subset(part), labels: labels.subset(part))
         }
         // A fourth agent whose data has 5 features: the coordinator must refuse it and carry on.
         try cluster.write("odd.csv", "a,b,c,d,e,label\n" + (0..<20).map { "1,2,3,4,\($0),\($0 % 2)" }.joined(separator: "\n"))
@@ -130,6 +116,98 @@ import Testing
         #expect(cluster.log("coordinator").contains("has 5 features per example"))
         #expect(try cluster.stop("coordinator") == 0)
         for i in 0..<3 { #expect(try cluster.stop("silo\(i)") == 0) }
+    }
+
+    /// Writes silo `i`'s data and config and starts its agent.
+    func startSilo(_ i: Int, cluster: Cluster, images: IDXArray, labels: IDXArray) throws {
+        try IDX.write(images, path: "\(cluster.dir)/silo\(i)-images.gz")
+        try IDX.write(labels, path: "\(cluster.dir)/silo\(i)-labels.gz")
+        try cluster.write("silo\(i).toml", """
+            [silo]
+            id = "silo-\(i)"
+            coordinator = "\(cluster.address)"
+            [data]
+            format = "idx"
+            images = "silo\(i)-images.gz"
+            labels = "silo\(i)-labels.gz"
+            [connection]
+            backoff_initial_seconds = 0.2
+            backoff_max_seconds = 1
+            """)
+        try cluster.start("silo\(i)", "conclave-client", ["--config", "\(cluster.dir)/silo\(i).toml"])
+    }
+
+    @Test(.timeLimit(.minutes(10))) func recordPrivacyRunReportsEverySilosOwnEpsilon() throws {
+        try #require(Fixtures.hasFashionMNIST, "Fashion-MNIST missing: install dataset-fashion-mnist (make test does)")
+        let dir = Fixtures.temporaryDirectory("conclave-record")
+        let cluster = try Cluster(dir: dir)
+        defer { cluster.stopAll() }
+        let fm = Fixtures.fashionMNIST
+        let images = try IDX.read(path: fm + "/train-images-idx3-ubyte.gz")
+        let labels = try IDX.read(path: fm + "/train-labels-idx1-ubyte.gz")
+        try cluster.startCoordinator()
+        // Three silos of different sizes: each calibrates its own noise to the same per-silo budget.
+        let sizes = [800, 1200, 2000]
+        var offset = 0
+        for (i, n) in sizes.enumerated() {
+            let part = Array(offset..<(offset + n))
+            offset += n
+            try startSilo(i, cluster: cluster, images: images.subset(part), labels: labels.subset(part))
+        }
+        try cluster.write("run.toml", """
+            name = "record"
+            rounds = 2
+            min_silos = 3
+            round_deadline_seconds = 60
+            [model]
+            architecture = "mlp"
+            input_features = 784
+            hidden = [16]
+            num_classes = 10
+            [training]
+            local_epochs = 1
+            batch_size = 200
+            learning_rate = 1.0
+            momentum = 0.5
+            [privacy]
+            mode = "record"
+            epsilon = 2
+            delta = 1e-5
+            """)
+        let target = ["--coordinator", cluster.address]
+        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
+            try? cluster.json(["run", "start", "--spec", "\(dir)/run.toml", "--json"] + target)
+        }
+        let runID = try #require(started["run_id"] as? String)
+        let status = try waitFor("the run to complete", timeout: 300) { () -> [String: Any]? in
+            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
+            return s?["status"] as? String == "completed" ? s : nil
+        }
+        let rounds = try #require(status["rounds"] as? [[String: Any]])
+        let perSilo = rounds.compactMap { $0["silo_epsilon"] as? [String: Double] }
+        #expect(perSilo.count == 2 && perSilo.allSatisfy { Set($0.keys) == ["silo-0", "silo-1", "silo-2"] })
+        for silo in ["silo-0", "silo-1", "silo-2"] {
+            let spent = perSilo.compactMap { $0[silo] }
+            #expect(spent.count == 2 && spent[0] < spent[1] && spent[1] <= 2 && spent[1] > 1.99, "\(silo): \(spent)")
+        }
+        #expect((rounds.last?["epsilon"] as? Double) == perSilo.last?.values.max())
+
+        // Each silo's own ledger says the same, and the coordinator's database holds every report.
+        for i in 0..<3 {
+            let ledger = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/silo-\(i).privacy-ledger.json")))
+            let entry = try #require((ledger as? [String: Any])?[runID] as? [String: Any])
+            #expect(entry["roundsTrained"] as? Int == 2)
+            let ledgerEpsilon = try #require((entry["spent"] as? [String: Any])?["epsilon"] as? Double)
+            #expect(abs(ledgerEpsilon - (perSilo.last?["silo-\(i)"] ?? 0)) < 1e-12)
+        }
+        let stored = try CoordinatorStore(path: dir + "/coordinator.sqlite").rounds(run: runID)
+        #expect(stored.count == 2)
+        for (db, reported) in zip(stored.map(\.siloEpsilon), perSilo) {
+            #expect(db.keys == reported.keys && db.allSatisfy { abs($0.value - reported[$0.key]!) < 1e-12 })
+        }
+        let text = try cluster.cli(["run", "status", runID] + target)
+        #expect(text.out.contains("ε per silo (δ 1e-05): silo-0"), "\(text.out)")
+        #expect(cluster.log("silo0").contains("privacy spent"))
     }
 
     @Test func cliReportsBadInputClearly() throws {
