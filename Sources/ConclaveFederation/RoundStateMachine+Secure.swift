@@ -13,12 +13,16 @@ extension RoundStateMachine {
         let graphSeed = SecureRandom.bytes(32)
         let directory = Dictionary(uniqueKeysWithValues: members.map { ($0, known[$0]?.identityKey ?? []) })
         let total = Double(members.reduce(UInt64(0)) { $0 + (known[$1]?.examples ?? 0) })
+        // Central DP counts every silo equally (DP-FedAvg's uniform weighting): each clipped input then has norm
+        // ≤ C, the noise σC covers any one silo, and the mean's noise falls as 1/n. Weights by example count would
+        // make one silo's influence w·C with w up to 1, charging the noise for C while the signal is scaled by w.
+        let uniform = spec.privacy?.mode == .central
         var tasks = [String: SecureTask]()
         for silo in members {
             tasks[silo] = SecureTask(context: context, threshold: choice.threshold, prg: config.prg, members: members,
                                      degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
                                      directory: directory, clipNorm: config.clipNorm,
-                                     weight: Double(known[silo]?.examples ?? 0) / total,
+                                     weight: uniform ? 1 : Double(known[silo]?.examples ?? 0) / total,
                                      precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount)
         }
         return tasks

@@ -66,6 +66,14 @@ import Testing
 }
 
 extension SamplerTests {
+    @Test func latticeNoiseReleasesOnlyLatticeValues() {
+        var rng = ChaChaDRBG(seed: [UInt8](repeating: 3, count: 32))
+        let noise = GaussianNoise(standardDeviation: 1.6)
+        var values: [Float] = (0..<500).map { Float($0) * 0.001234567 }
+        noise.add(to: &values, using: &rng)
+        #expect(values.allSatisfy { v in let k = Double(v) / noise.step; return abs(k - k.rounded()) < 1e-6 })
+    }
+
     @Test(arguments: [0.01, 1.0, 37.5]) func latticeGaussianNoiseHasTheRequestedSpread(_ sigma: Double) {
         var rng = ChaChaDRBG(seed: [UInt8](repeating: 11, count: 32))
         let noise = GaussianNoise(standardDeviation: sigma)
