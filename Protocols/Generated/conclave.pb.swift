@@ -345,6 +345,42 @@ public nonisolated struct Conclave_V1_SecureTask: Sendable {
   /// high digits; see FixedPointEncoding) and the masked input has twice the parameter count.
   public var precisionBits: UInt32 = 0
 
+  /// Present in distributed-DP runs: instead of the fixed-point encoding, the silo rotates its clipped input
+  /// (randomized Hadamard, padded to a power of two), scales it by 1/granularity, rounds it conditionally and
+  /// adds its discrete Gaussian noise share; the masked input then has the padded length, one word per value.
+  public var distributed: Conclave_V1_DistributedNoise {
+    get {_distributed ?? Conclave_V1_DistributedNoise()}
+    set {_distributed = newValue}
+  }
+  /// Returns true if `distributed` has been explicitly set.
+  public var hasDistributed: Bool {self._distributed != nil}
+  /// Clears the value of `distributed`. Subsequent reads from it will return its default value.
+  public mutating func clearDistributed() {self._distributed = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _distributed: Conclave_V1_DistributedNoise? = nil
+}
+
+/// One round's distributed discrete Gaussian (Kairouz, Liu & Steinke 2021), the same for every member.
+public nonisolated struct Conclave_V1_DistributedNoise: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var granularity: Double = 0
+
+  /// This silo's noise share: standard deviation in update units.
+  public var localStddev: Double = 0
+
+  /// Conditional rounding's failure parameter.
+  public var beta: Double = 0
+
+  /// 32 bytes: the public seed of the rotation's random signs.
+  public var rotationSeed: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1639,7 +1675,7 @@ nonisolated extension Conclave_V1_PrivacyReport: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecureTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0\u{3}precision_bits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0\u{3}precision_bits\0\u{1}distributed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1657,12 +1693,17 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
       case 8: try { try decoder.decodeSingularDoubleField(value: &self.clipNorm) }()
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.precisionBits) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._distributed) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.context.isEmpty {
       try visitor.visitSingularBytesField(value: self.context, fieldNumber: 1)
     }
@@ -1693,6 +1734,9 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
     if self.precisionBits != 0 {
       try visitor.visitSingularUInt32Field(value: self.precisionBits, fieldNumber: 10)
     }
+    try { if let v = self._distributed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1707,6 +1751,52 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
     if lhs.clipNorm != rhs.clipNorm {return false}
     if lhs.weight != rhs.weight {return false}
     if lhs.precisionBits != rhs.precisionBits {return false}
+    if lhs._distributed != rhs._distributed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_DistributedNoise: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DistributedNoise"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}granularity\0\u{3}local_stddev\0\u{1}beta\0\u{3}rotation_seed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.granularity) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.localStddev) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.beta) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.rotationSeed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.granularity.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.granularity, fieldNumber: 1)
+    }
+    if self.localStddev.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.localStddev, fieldNumber: 2)
+    }
+    if self.beta.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.beta, fieldNumber: 3)
+    }
+    if !self.rotationSeed.isEmpty {
+      try visitor.visitSingularBytesField(value: self.rotationSeed, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_DistributedNoise, rhs: Conclave_V1_DistributedNoise) -> Bool {
+    if lhs.granularity != rhs.granularity {return false}
+    if lhs.localStddev != rhs.localStddev {return false}
+    if lhs.beta != rhs.beta {return false}
+    if lhs.rotationSeed != rhs.rotationSeed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

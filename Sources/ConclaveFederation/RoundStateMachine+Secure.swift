@@ -16,14 +16,21 @@ extension RoundStateMachine {
         // Central DP counts every silo equally (DP-FedAvg's uniform weighting): each clipped input then has norm
         // ≤ C, the noise σC covers any one silo, and the mean's noise falls as 1/n. Weights by example count would
         // make one silo's influence w·C with w up to 1, charging the noise for C while the signal is scaled by w.
-        let uniform = spec.privacy?.mode == .central
+        let uniform = spec.privacy?.mode == .central || spec.privacy?.mode == .distributed
+        let distributed = spec.privacy.flatMap { p in
+            p.mode == .distributed
+                ? p.distributedMechanism(members: members.count, clipNorm: config.clipNorm, dimension: spec.model.parameterCount,
+                                         dropoutRate: config.dropoutRate, rotationSeed: SecureRandom.bytes(32))
+                : nil
+        }
         var tasks = [String: SecureTask]()
         for silo in members {
             tasks[silo] = SecureTask(context: context, threshold: choice.threshold, prg: config.prg, members: members,
                                      degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
                                      directory: directory, clipNorm: config.clipNorm,
                                      weight: uniform ? 1 : Double(known[silo]?.examples ?? 0) / total,
-                                     precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount)
+                                     precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount,
+                                     distributed: distributed)
         }
         return tasks
     }

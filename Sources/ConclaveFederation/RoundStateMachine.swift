@@ -20,6 +20,8 @@ public struct RoundStateMachine: Sendable {
     /// What each silo last said about itself (example counts weight the average; identity keys sign its
     /// secure-aggregation messages and may not change while the coordinator runs).
     var known: [String: SiloInfo] = [:]
+    /// Distributed DP: each committed round's selected members and the noise shares its sum held.
+    public private(set) var noiseShares: [(members: Int, shares: Int)]
 
     public enum State: Sendable {
         case waitingForSilos
@@ -127,8 +129,9 @@ public struct RoundStateMachine: Sendable {
 
     public init(runID: String, spec: RunSpec, globalWeights: [Float], completedRounds: Int = 0,
                 serverOptimizer: ServerOptimizer? = nil, allowedSilos: Set<String>? = nil,
-                livenessSeconds: Double = 15) {
+                livenessSeconds: Double = 15, noiseShares: [(members: Int, shares: Int)] = []) {
         precondition(globalWeights.count == spec.model.parameterCount, "weights do not fit the run's model")
+        self.noiseShares = noiseShares
         self.runID = runID
         self.spec = spec
         self.globalWeights = globalWeights
@@ -289,7 +292,16 @@ public struct RoundStateMachine: Sendable {
         optimizer.apply(delta: delta, to: &weights)
         let privacy = spec.privacy.flatMap { p -> PrivacySpent? in
             switch p.mode {
-            case .central, .distributed:
+            case .distributed:
+                // The noise in the sum is what the survivors added: charge that, over every round so far.
+                guard let secure, let config = spec.secureAggregation else { return nil }
+                let this = (members: secure.unmasked + secure.dropped, shares: secure.unmasked)
+                let epsilon = p.distributedEpsilon(history: noiseShares + [this], clipNorm: config.clipNorm,
+                                                   dimension: spec.model.parameterCount, dropoutRate: config.dropoutRate)
+                let planned = PrivacyConfig.plannedShares(members: this.members, dropoutRate: config.dropoutRate)
+                return PrivacySpent(epsilon: epsilon, delta: p.delta,
+                                    noiseMultiplier: (p.noiseMultiplier ?? 0) * (Double(this.shares) / Double(planned)).squareRoot())
+            case .central:
                 let sigma = p.effectiveNoiseMultiplier(clipNorm: spec.secureAggregation?.clipNorm ?? 1,
                                                        dimension: spec.model.parameterCount)
                 return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
@@ -331,6 +343,9 @@ public struct RoundStateMachine: Sendable {
         globalWeights = closed.newWeights
         serverOptimizer = closed.serverOptimizer
         completedRounds = closed.number
+        if spec.privacy?.mode == .distributed, let secure = closed.secure {
+            noiseShares.append((secure.unmasked + secure.dropped, secure.unmasked))
+        }
         state = completedRounds >= spec.rounds ? .finished : .waitingForSilos
     }
 

@@ -62,8 +62,11 @@ public struct RunSpec: Sendable, Equatable, Codable {
             case .record:
                 break  // every silo clips, noises and accounts for its own records
             case .distributed:
-                throw FederationError(.invalidArgument,
-                    "privacy.mode = \"distributed\" is not available yet; use \"central\" or \"record\", or leave [privacy] out")
+                guard secureAggregation != nil else {
+                    throw FederationError(.invalidArgument,
+                        "privacy.mode = \"distributed\" adds its noise under secure aggregation: enable [secure_aggregation]")
+                }
+                try privacy!.calibrateDistributed(rounds: rounds)
             }
         }
         self.name = name

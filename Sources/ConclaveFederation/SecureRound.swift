@@ -180,6 +180,11 @@ public struct SecureRound: Sendable {
         guard let any = tasks.values.first else { return [] }
         let totalWeight = survivors.reduce(0.0) { $0 + (tasks[$1]?.weight ?? 0) }
         guard totalWeight > 0 else { throw FederationError(.failedPrecondition, "survivors carry no weight") }
+        if let distributed = any.distributed {
+            // Distributed DP: the sum already holds every survivor's noise share.
+            let scale = 1 / totalWeight
+            return distributed.decode(sum: sum, rotation: any.rotation(distributed)).map { Float($0 * scale) }
+        }
         var total = try any.encoding().decode(sum: sum)
         if let noise {
             var rng = ChaChaDRBG()

@@ -1,5 +1,6 @@
 public import ConclaveCrypto
 public import ConclaveSecAgg
+public import ConclavePrivacy
 
 /// What a silo selected for a secure round is told beside the global weights: the round's secure-aggregation
 /// parameters, the identity keys of the other selected silos, and its own weight in the average.
@@ -22,10 +23,14 @@ public struct SecureTask: Sendable, Equatable {
     public var weight: Double
     public var precisionBits: Int
     public var parameterCount: Int
+    /// Distributed DP: the silo adds its share of discrete Gaussian noise to its integer-encoded input (the
+    /// protocol then runs on the rotated, padded vector); nil for the fixed-point encoding.
+    public var distributed: DistributedDiscreteGaussian?
 
     public init(context: [UInt8], threshold: Int, prg: MaskGenerator.Kind, members: [String], degree: Int?,
                 graphSeed: [UInt8], directory: [String: [UInt8]], clipNorm: Double, weight: Double,
-                precisionBits: Int = SecureAggregationDefaults.precisionBits, parameterCount: Int) {
+                precisionBits: Int = SecureAggregationDefaults.precisionBits, parameterCount: Int,
+                distributed: DistributedDiscreteGaussian? = nil) {
         self.context = context
         self.threshold = threshold
         self.prg = prg
@@ -37,6 +42,7 @@ public struct SecureTask: Sendable, Equatable {
         self.weight = weight
         self.precisionBits = precisionBits
         self.parameterCount = parameterCount
+        self.distributed = distributed
     }
 
     /// The parameters both sides run `SecAggSilo` / `SecAggServer` with.
@@ -47,7 +53,8 @@ public struct SecureTask: Sendable, Equatable {
                 throw FederationError(.invalidArgument, "secure round: \(error.message)")
             }
         }
-        return SecAggParameters(context: context, threshold: threshold, length: try encoding().encodedLength(parameterCount),
+        let length = if let distributed { distributed.paddedDimension } else { try encoding().encodedLength(parameterCount) }
+        return SecAggParameters(context: context, threshold: threshold, length: length,
                                 prg: prg, graph: graph)
     }
 
@@ -71,6 +78,17 @@ public struct SecureTask: Sendable, Equatable {
         let encoding = try encoding()
         let weighted = encoding.clip(update).map { $0 * Float(weight) }
         var rng = ChaChaDRBG()
+        if let distributed {
+            guard distributed.dimension == parameterCount else {
+                throw FederationError(.invalidArgument,
+                    "secure round: distributed noise is sized for \(distributed.dimension) values, the model has \(parameterCount)")
+            }
+            return distributed.encode(weighted, rotation: rotation(distributed), using: &rng)
+        }
         return encoding.encode(weighted, using: &rng)
+    }
+
+    func rotation(_ mechanism: DistributedDiscreteGaussian) -> RandomizedHadamard {
+        RandomizedHadamard(dimension: parameterCount, seed: mechanism.rotationSeed)
     }
 }

@@ -13,8 +13,7 @@ public struct RandomizedHadamard: Sendable {
     public init(dimension: Int, seed: [UInt8]) {
         precondition(dimension > 0, "the rotation needs a positive dimension")
         self.dimension = dimension
-        var padded = 1
-        while padded < dimension { padded <<= 1 }
+        let padded = Self.paddedDimension(for: dimension)
         paddedDimension = padded
         var rng = ChaChaDRBG(seed: seed)
         var signs = [Double](repeating: 1, count: padded)
@@ -24,6 +23,13 @@ public struct RandomizedHadamard: Sendable {
             if (word >> (i % 64)) & 1 == 1 { signs[i] = -1 }
         }
         self.signs = signs
+    }
+
+    /// The power of two a vector of `dimension` values is padded to.
+    public static func paddedDimension(for dimension: Int) -> Int {
+        var padded = 1
+        while padded < dimension { padded <<= 1 }
+        return padded
     }
 
     /// H·D·x/√d' of `values` padded with zeros.

@@ -62,7 +62,10 @@ public actor RunDriver {
         }
         machine = RoundStateMachine(runID: record.id, spec: spec, globalWeights: weights,
                                     completedRounds: record.completedRounds, serverOptimizer: optimizer,
-                                    allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds)
+                                    allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds,
+                                    noiseShares: try store.rounds(run: record.id).compactMap { r in
+                                        r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) }
+                                    })
         try store.setStatus(run: record.id, "running")
         logger.info("run active", metadata: ["run": "\(record.id)", "name": "\(spec.name)",
                                              "model": "\(spec.model.summary)", "from_round": "\(record.completedRounds + 1)",

@@ -1,4 +1,5 @@
 public import ConclaveFederation
+import ConclavePrivacy
 import ConclaveSecAgg
 import SwiftProtobuf
 public import ConclaveWire
@@ -20,6 +21,14 @@ extension SecureTask {
         p.clipNorm = clipNorm
         p.weight = weight
         p.precisionBits = UInt32(precisionBits)
+        if let distributed {
+            p.distributed = .with {
+                $0.granularity = distributed.granularity
+                $0.localStddev = distributed.localStddev
+                $0.beta = distributed.beta
+                $0.rotationSeed = Data(distributed.rotationSeed)
+            }
+        }
         return p
     }
 
@@ -43,6 +52,16 @@ extension SecureTask {
                   directory: p.identityKeys.mapValues { Array($0) }, clipNorm: p.clipNorm, weight: p.weight,
                   precisionBits: Int(p.precisionBits), parameterCount: parameterCount)
         _ = try encoding()  // refuses a precision no encoding can give
+        if p.hasDistributed {
+            let d = p.distributed
+            guard let mechanism = DistributedDiscreteGaussian(clipNorm: p.clipNorm, granularity: d.granularity,
+                                                              localStddev: d.localStddev, beta: d.beta,
+                                                              rotationSeed: Array(d.rotationSeed), dimension: parameterCount) else {
+                throw FederationError(.invalidArgument,
+                    "secure task carries invalid distributed noise (granularity \(d.granularity), share \(d.localStddev), β \(d.beta), seed of \(d.rotationSeed.count) bytes)")
+            }
+            distributed = mechanism
+        }
     }
 }
 
