@@ -284,3 +284,90 @@ import Testing
         #expect(round.privacy?.delta == 1e-5)
     }
 }
+
+/// Distributed DP: every silo adds a share of the noise before masking; the coordinator never holds an
+/// un-noised sum, and each round is charged for the shares its sum actually held.
+@Suite struct DistributedPrivacyTests {
+    /// Runs one secure round of zero updates among `silos`, with `leaving` silos vanishing after the key exchange.
+    func round(silos: Int, leaving: Int) throws -> (RoundStateMachine.ClosedRound, [String: SecureTask], RoundStateMachine) {
+        let model = try ModelSpec(architecture: .logreg, inputFeatures: 64, hidden: [], classCount: 10)  // 650 → 1024
+        let privacy = try PrivacyConfig(mode: .distributed, noiseMultiplier: 0.8, delta: 1e-5)
+        let spec = try RunSpec(name: "ddp", model: model, rounds: 2, training: TrainingConfig(), minSilos: 2,
+                               silosPerRound: silos, roundDeadlineSeconds: 10,
+                               secureAggregation: SecureAggregationConfig(clipNorm: 2, dropoutRate: 0.25), privacy: privacy)
+        var m = RoundStateMachine(runID: "run-1", spec: spec, globalWeights: [Float](repeating: 0, count: 650))
+        let parties = (0..<silos).map { i -> (SiloInfo, Ed25519KeyPair) in
+            let key = Ed25519KeyPair()
+            return (SiloInfo(id: "s\(i)", examples: UInt64(100 + i), features: 64, classes: 10, identityKey: key.publicKey), key)
+        }
+        var tasks = [String: SecureTask]()
+        for _ in 0..<2 {
+            for (info, _) in parties {
+                if case .train(_, _, _, let t?) = try m.requestWork(from: info, now: 0) { tasks[info.id] = t }
+            }
+        }
+        var sessions = [String: SecureSiloSession]()
+        var outbox = [(String, SecureRound.Message)]()
+        for (info, key) in parties {
+            var session = try SecureSiloSession(siloID: info.id, identity: key, task: tasks[info.id]!,
+                                                update: [Float](repeating: 0, count: 650))
+            outbox.append((info.id, session.start(.init(silo: info.id, examples: info.examples, trainLoss: 0, trainSeconds: 0))))
+            sessions[info.id] = session
+        }
+        let gone = Set(parties.suffix(leaving).map(\.0.id))
+        var closed: RoundStateMachine.ClosedRound?
+        var now = 1.0
+        while closed == nil {
+            while !outbox.isEmpty {
+                let (from, message) = outbox.removeFirst()
+                switch try m.secure(message, from: from, runID: "run-1", round: 1, now: now) {
+                case .secureAdvanced(_, let replies):
+                    for (to, reply) in replies.sorted(by: { $0.key < $1.key }) where !gone.contains(to) {
+                        outbox.append((to, try sessions[to]!.respond(to: reply)))
+                    }
+                case .roundClosed(let c): closed = c
+                default: break
+                }
+            }
+            if closed == nil {
+                now += 100  // the silos that left never answer: let the phase deadline pass
+                switch m.tick(now: now) {
+                case .roundClosed(let c): closed = c
+                case .secureAdvanced(_, let replies):
+                    for (to, reply) in replies.sorted(by: { $0.key < $1.key }) where !gone.contains(to) {
+                        outbox.append((to, try sessions[to]!.respond(to: reply)))
+                    }
+                case .roundAbandoned(_, let reason): throw FederationError(.failedPrecondition, "round abandoned: \(reason)")
+                case .none: break
+                }
+            }
+        }
+        m.roundCommitted()
+        return (closed!, tasks, m)
+    }
+
+    @Test func theSumCarriesEverySurvivorsShareAndIsChargedForThem() throws {
+        let (full, tasks, machine) = try round(silos: 8, leaving: 0)
+        // Noise sized for 6 of 8 survivors (dropout 0.25): each share is σC/√6 = 1.6/√6.
+        let task = try #require(tasks["s0"])
+        let mechanism = try #require(task.distributed)
+        #expect(abs(mechanism.localStddev - 1.6 / 6.0.squareRoot()) < 1e-12)
+        #expect(tasks.values.allSatisfy { $0.weight == 1 && $0.distributed?.rotationSeed == mechanism.rotationSeed })
+        #expect(full.secure?.unmasked == 8)
+        // Zero updates: the mean is the noise of 8 shares over 8 silos: std 1.6·√(8/6)/8.
+        let values = full.newWeights.map(Double.init)
+        let std = (values.reduce(0) { $0 + $1 * $1 } / Double(values.count)).squareRoot()
+        let expected = 1.6 * (8.0 / 6).squareRoot() / 8
+        #expect(abs(std - expected) < 0.14 * expected, "noise std \(std), expected \(expected)")
+        let spent = try #require(full.privacy)
+        #expect(spent.epsilon == machine.spec.privacy!.distributedEpsilon(history: [(8, 8)], clipNorm: 2, dimension: 650,
+                                                                          dropoutRate: 0.25))
+        #expect(machine.noiseShares.count == 1 && machine.noiseShares[0] == (8, 8))
+
+        // Three of eight leave after the keys: five shares remain, fewer than the six the noise was sized for,
+        // and the round costs more.
+        let (short, _, _) = try round(silos: 8, leaving: 3)
+        #expect(short.secure?.unmasked == 5)
+        #expect(try #require(short.privacy?.epsilon) > spent.epsilon)
+    }
+}
