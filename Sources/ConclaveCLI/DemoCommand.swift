@@ -23,7 +23,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Give up after this many seconds.") var timeout = 1800.0
     @Flag(inversion: .prefixedNo, help: "Secure aggregation: the coordinator sees only masked updates and their sum.")
     var secureAggregation = true
-    @Option(help: ArgumentHelp("Differential privacy: record (DP-SGD in every silo), central (noise on the secure sum), distributed, or none.",
+    @Option(help: ArgumentHelp("Differential privacy: record (DP-SGD in every silo), central (noise on the secure sum), distributed (noise shares added by the silos under secure aggregation), or none.",
                                valueName: "mode")) var privacy: DemoPrivacy = .none
     @Option(help: "Privacy budget ε (record: each silo's own; central: the run's), at δ = --delta.") var epsilon = 3.0
     @Option(help: "δ of the privacy guarantee.") var delta = 1e-5
@@ -42,9 +42,6 @@ struct DemoCommand: AsyncParsableCommand {
         guard delta > 0, delta < 1 else { throw ValidationError("--delta must be in (0, 1)") }
         if privacy == .central || privacy == .distributed, !secureAggregation {
             throw ValidationError("--privacy \(privacy.rawValue) adds its noise through secure aggregation; drop --no-secure-aggregation")
-        }
-        if privacy == .distributed {
-            throw ValidationError("--privacy distributed is not available yet; use record, central or none")
         }
     }
 

@@ -115,8 +115,11 @@ import Testing
         #expect(throws: ConfigError("run.toml: [privacy]: privacy takes noise_multiplier or epsilon, not both")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\nepsilon = 1\nnoise_multiplier = 1\n", source: "run.toml")
         }
-        #expect(throws: ConfigError("run.toml: privacy.mode = \"distributed\" is not available yet; use \"central\" or \"record\", or leave [privacy] out")) {
-            try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n", source: "run.toml")
+        let distributed = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n", source: "run.toml")
+        #expect(distributed.privacy?.mode == .distributed && (distributed.privacy?.noiseMultiplier ?? 0) > 1)
+        #expect(throws: ConfigError("run.toml: privacy.mode = \"distributed\" adds its noise under secure aggregation: enable [secure_aggregation]")) {
+            try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n",
+                                  source: "run.toml")
         }
         #expect(throws: ConfigError("run.toml: key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got 'local'")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"local\"\n", source: "run.toml")

@@ -1,4 +1,7 @@
 import ConclaveConfig
+import ConclaveCrypto
+import ConclavePrivacy
+import ConclaveSecAgg
 import ConclaveFederation
 import ConclaveRuntime
 import ConclaveStorage
@@ -96,5 +99,36 @@ import Testing
             let replay = await submit([header(), values(0, [1, 2, 3, 4, 5, 6])])
             #expect(replay?.code == .failedPrecondition)
         }
+    }
+}
+
+/// The privacy parameters a task carries survive the wire, and nonsense from a coordinator is refused.
+@Suite struct PrivacyWireTests {
+    @Test func distributedNoiseAndRecordPrivacyRoundTrip() throws {
+        let mechanism = DistributedDiscreteGaussian(clipNorm: 2, localStddev: 0.3, silos: 10, dimension: 650,
+                                                    rotationSeed: [UInt8](repeating: 3, count: 32))
+        let keys = (0..<3).map { _ in Ed25519KeyPair().publicKey }
+        let task = SecureTask(context: [1, 2], threshold: 2, prg: .aes, members: ["a", "b", "c"], degree: nil,
+                              graphSeed: [UInt8](repeating: 0, count: 32),
+                              directory: ["a": keys[0], "b": keys[1], "c": keys[2]], clipNorm: 2, weight: 1,
+                              parameterCount: 650, distributed: mechanism)
+        let back = try SecureTask(proto: task.proto, parameterCount: 650)
+        #expect(back == task)
+        #expect(try back.parameters().length == 1024)
+        var bad = task.proto
+        bad.distributed.rotationSeed = Data([1, 2, 3])
+        #expect(throws: FederationError.self) { try SecureTask(proto: bad, parameterCount: 650) }
+        bad = task.proto
+        bad.distributed.localStddev = -1
+        #expect(throws: FederationError.self) { try SecureTask(proto: bad, parameterCount: 650) }
+
+        let record = try PrivacyConfig(mode: .record, epsilon: 2.5, delta: 1e-6, accountant: .rdp, clipNorm: 0.7)
+        let wire = try #require(record.recordProto(plannedRounds: 12))
+        #expect(wire.plannedRounds == 12)
+        #expect(try PrivacyConfig(record: wire) == record)
+        var unknown = wire
+        unknown.accountant = "moments"
+        #expect(throws: FederationError.self) { try PrivacyConfig(record: unknown) }
+        #expect(try PrivacyConfig(mode: .central, noiseMultiplier: 1).recordProto(plannedRounds: 3) == nil)
     }
 }
