@@ -210,6 +210,57 @@ import Testing
         #expect(cluster.log("silo0").contains("privacy spent"))
     }
 
+    @Test(.timeLimit(.minutes(10))) func distributedPrivacyRunNoisesTheSumInsideTheSilos() throws {
+        try #require(Fixtures.hasFashionMNIST, "Fashion-MNIST missing: install dataset-fashion-mnist (make test does)")
+        let dir = Fixtures.temporaryDirectory("conclave-distributed")
+        let cluster = try Cluster(dir: dir)
+        defer { cluster.stopAll() }
+        let fm = Fixtures.fashionMNIST
+        let images = try IDX.read(path: fm + "/train-images-idx3-ubyte.gz")
+        let labels = try IDX.read(path: fm + "/train-labels-idx1-ubyte.gz")
+        try cluster.startCoordinator()
+        for i in 0..<3 {
+            let part = Array((i * 500)..<((i + 1) * 500))
+            try startSilo(i, cluster: cluster, images: images.subset(part), labels: labels.subset(part))
+        }
+        try cluster.write("run.toml", """
+            name = "distributed"
+            rounds = 2
+            min_silos = 3
+            round_deadline_seconds = 60
+            [model]
+            architecture = "mlp"
+            input_features = 784
+            hidden = [16]
+            num_classes = 10
+            [training]
+            local_epochs = 1
+            batch_size = 50
+            learning_rate = 0.1
+            [secure_aggregation]
+            clip_norm = 1
+            dropout_rate = 0.34
+            [privacy]
+            mode = "distributed"
+            epsilon = 10
+            """)
+        let target = ["--coordinator", cluster.address]
+        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
+            try? cluster.json(["run", "start", "--spec", "\(dir)/run.toml", "--json"] + target)
+        }
+        let runID = try #require(started["run_id"] as? String)
+        let status = try waitFor("the run to complete", timeout: 300) { () -> [String: Any]? in
+            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
+            return s?["status"] as? String == "completed" ? s : nil
+        }
+        let rounds = try #require(status["rounds"] as? [[String: Any]])
+        #expect(rounds.map { $0["unmasked"] as? Int } == [3, 3])
+        // Noise sized for 2 of 3 survivors (dropout 0.34); all 3 stayed, so the sums held more noise than
+        // planned and the run spends less than its budget.
+        let spent = rounds.compactMap { $0["epsilon"] as? Double }
+        #expect(spent.count == 2 && spent[0] < spent[1] && spent[1] < 10, "ε \(spent)")
+    }
+
     @Test func cliReportsBadInputClearly() throws {
         let dir = Fixtures.temporaryDirectory("conclave-cli")
         let cluster = try Cluster(dir: dir)
