@@ -357,6 +357,10 @@ public nonisolated struct Conclave_V1_SecureTask: Sendable {
   /// Clears the value of `distributed`. Subsequent reads from it will return its default value.
   public mutating func clearDistributed() {self._distributed = nil}
 
+  /// Adaptive clipping (central DP): after its update, the silo appends one more value, clip_norm if its
+  /// update's L2 norm was within clip_norm and 0 otherwise (encoded alike), so the sum counts them.
+  public var clipBit: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1054,52 +1058,108 @@ public nonisolated struct Conclave_V1_RunInfo: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-public nonisolated struct Conclave_V1_RoundInfo: Sendable {
+public nonisolated struct Conclave_V1_RoundInfo: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var round: UInt32 = 0
+  public var round: UInt32 {
+    get {_storage._round}
+    set {_uniqueStorage()._round = newValue}
+  }
 
   /// "completed" or "abandoned".
-  public var status: String = String()
+  public var status: String {
+    get {_storage._status}
+    set {_uniqueStorage()._status = newValue}
+  }
 
-  public var silos: [String] = []
+  public var silos: [String] {
+    get {_storage._silos}
+    set {_uniqueStorage()._silos = newValue}
+  }
 
-  public var numExamples: UInt64 = 0
+  public var numExamples: UInt64 {
+    get {_storage._numExamples}
+    set {_uniqueStorage()._numExamples = newValue}
+  }
 
   /// Present when the run has an evaluation set; NaN otherwise.
-  public var testAccuracy: Double = 0
+  public var testAccuracy: Double {
+    get {_storage._testAccuracy}
+    set {_uniqueStorage()._testAccuracy = newValue}
+  }
 
-  public var testLoss: Double = 0
+  public var testLoss: Double {
+    get {_storage._testLoss}
+    set {_uniqueStorage()._testLoss = newValue}
+  }
 
-  public var trainLoss: Double = 0
+  public var trainLoss: Double {
+    get {_storage._trainLoss}
+    set {_uniqueStorage()._trainLoss = newValue}
+  }
 
-  public var seconds: Double = 0
+  public var seconds: Double {
+    get {_storage._seconds}
+    set {_uniqueStorage()._seconds = newValue}
+  }
 
-  public var checkpointSha256: String = String()
+  public var checkpointSha256: String {
+    get {_storage._checkpointSha256}
+    set {_uniqueStorage()._checkpointSha256 = newValue}
+  }
 
-  public var finishedAt: Double = 0
+  public var finishedAt: Double {
+    get {_storage._finishedAt}
+    set {_uniqueStorage()._finishedAt = newValue}
+  }
 
   /// Secure aggregation only: silos whose inputs were unmasked into the sum, and selected silos that dropped.
-  public var unmasked: UInt32 = 0
+  public var unmasked: UInt32 {
+    get {_storage._unmasked}
+    set {_uniqueStorage()._unmasked = newValue}
+  }
 
-  public var dropped: UInt32 = 0
+  public var dropped: UInt32 {
+    get {_storage._dropped}
+    set {_uniqueStorage()._dropped = newValue}
+  }
 
-  public var secure: Bool = false
+  public var secure: Bool {
+    get {_storage._secure}
+    set {_uniqueStorage()._secure = newValue}
+  }
 
   /// Runs with differential privacy: the run's cumulative epsilon after this round, at `delta`; NaN otherwise.
-  public var epsilon: Double = 0
+  public var epsilon: Double {
+    get {_storage._epsilon}
+    set {_uniqueStorage()._epsilon = newValue}
+  }
 
-  public var delta: Double = 0
+  public var delta: Double {
+    get {_storage._delta}
+    set {_uniqueStorage()._delta = newValue}
+  }
 
   /// Record mode: each contributing silo's own cumulative epsilon (at `delta`) after this round; `epsilon` is
   /// the largest of them.
-  public var siloEpsilon: Dictionary<String,Double> = [:]
+  public var siloEpsilon: Dictionary<String,Double> {
+    get {_storage._siloEpsilon}
+    set {_uniqueStorage()._siloEpsilon = newValue}
+  }
+
+  /// Secure rounds: the clip norm the round used (adaptive clipping moves it from round to round); 0 otherwise.
+  public var clipNorm: Double {
+    get {_storage._clipNorm}
+    set {_uniqueStorage()._clipNorm = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Conclave_V1_ExportModelRequest: Sendable {
@@ -1675,7 +1735,7 @@ nonisolated extension Conclave_V1_PrivacyReport: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecureTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0\u{3}precision_bits\0\u{1}distributed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}context\0\u{1}threshold\0\u{1}prg\0\u{1}members\0\u{1}degree\0\u{3}graph_seed\0\u{3}identity_keys\0\u{3}clip_norm\0\u{1}weight\0\u{3}precision_bits\0\u{1}distributed\0\u{3}clip_bit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1694,6 +1754,7 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.precisionBits) }()
       case 11: try { try decoder.decodeSingularMessageField(value: &self._distributed) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.clipBit) }()
       default: break
       }
     }
@@ -1737,6 +1798,9 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
     try { if let v = self._distributed {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     } }()
+    if self.clipBit != false {
+      try visitor.visitSingularBoolField(value: self.clipBit, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1752,6 +1816,7 @@ nonisolated extension Conclave_V1_SecureTask: SwiftProtobuf.Message, SwiftProtob
     if lhs.weight != rhs.weight {return false}
     if lhs.precisionBits != rhs.precisionBits {return false}
     if lhs._distributed != rhs._distributed {return false}
+    if lhs.clipBit != rhs.clipBit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3176,104 +3241,177 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0\u{3}silo_epsilon\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0\u{3}silo_epsilon\0\u{3}clip_norm\0")
+
+  fileprivate class _StorageClass {
+    var _round: UInt32 = 0
+    var _status: String = String()
+    var _silos: [String] = []
+    var _numExamples: UInt64 = 0
+    var _testAccuracy: Double = 0
+    var _testLoss: Double = 0
+    var _trainLoss: Double = 0
+    var _seconds: Double = 0
+    var _checkpointSha256: String = String()
+    var _finishedAt: Double = 0
+    var _unmasked: UInt32 = 0
+    var _dropped: UInt32 = 0
+    var _secure: Bool = false
+    var _epsilon: Double = 0
+    var _delta: Double = 0
+    var _siloEpsilon: Dictionary<String,Double> = [:]
+    var _clipNorm: Double = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _round = source._round
+      _status = source._status
+      _silos = source._silos
+      _numExamples = source._numExamples
+      _testAccuracy = source._testAccuracy
+      _testLoss = source._testLoss
+      _trainLoss = source._trainLoss
+      _seconds = source._seconds
+      _checkpointSha256 = source._checkpointSha256
+      _finishedAt = source._finishedAt
+      _unmasked = source._unmasked
+      _dropped = source._dropped
+      _secure = source._secure
+      _epsilon = source._epsilon
+      _delta = source._delta
+      _siloEpsilon = source._siloEpsilon
+      _clipNorm = source._clipNorm
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.status) }()
-      case 3: try { try decoder.decodeRepeatedStringField(value: &self.silos) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.numExamples) }()
-      case 5: try { try decoder.decodeSingularDoubleField(value: &self.testAccuracy) }()
-      case 6: try { try decoder.decodeSingularDoubleField(value: &self.testLoss) }()
-      case 7: try { try decoder.decodeSingularDoubleField(value: &self.trainLoss) }()
-      case 8: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.checkpointSha256) }()
-      case 10: try { try decoder.decodeSingularDoubleField(value: &self.finishedAt) }()
-      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.unmasked) }()
-      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.dropped) }()
-      case 13: try { try decoder.decodeSingularBoolField(value: &self.secure) }()
-      case 14: try { try decoder.decodeSingularDoubleField(value: &self.epsilon) }()
-      case 15: try { try decoder.decodeSingularDoubleField(value: &self.delta) }()
-      case 16: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.siloEpsilon) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._round) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._status) }()
+        case 3: try { try decoder.decodeRepeatedStringField(value: &_storage._silos) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._numExamples) }()
+        case 5: try { try decoder.decodeSingularDoubleField(value: &_storage._testAccuracy) }()
+        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._testLoss) }()
+        case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._trainLoss) }()
+        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._seconds) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._checkpointSha256) }()
+        case 10: try { try decoder.decodeSingularDoubleField(value: &_storage._finishedAt) }()
+        case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._unmasked) }()
+        case 12: try { try decoder.decodeSingularUInt32Field(value: &_storage._dropped) }()
+        case 13: try { try decoder.decodeSingularBoolField(value: &_storage._secure) }()
+        case 14: try { try decoder.decodeSingularDoubleField(value: &_storage._epsilon) }()
+        case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._delta) }()
+        case 16: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &_storage._siloEpsilon) }()
+        case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._clipNorm) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.round != 0 {
-      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 1)
-    }
-    if !self.status.isEmpty {
-      try visitor.visitSingularStringField(value: self.status, fieldNumber: 2)
-    }
-    if !self.silos.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.silos, fieldNumber: 3)
-    }
-    if self.numExamples != 0 {
-      try visitor.visitSingularUInt64Field(value: self.numExamples, fieldNumber: 4)
-    }
-    if self.testAccuracy.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.testAccuracy, fieldNumber: 5)
-    }
-    if self.testLoss.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.testLoss, fieldNumber: 6)
-    }
-    if self.trainLoss.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.trainLoss, fieldNumber: 7)
-    }
-    if self.seconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.seconds, fieldNumber: 8)
-    }
-    if !self.checkpointSha256.isEmpty {
-      try visitor.visitSingularStringField(value: self.checkpointSha256, fieldNumber: 9)
-    }
-    if self.finishedAt.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.finishedAt, fieldNumber: 10)
-    }
-    if self.unmasked != 0 {
-      try visitor.visitSingularUInt32Field(value: self.unmasked, fieldNumber: 11)
-    }
-    if self.dropped != 0 {
-      try visitor.visitSingularUInt32Field(value: self.dropped, fieldNumber: 12)
-    }
-    if self.secure != false {
-      try visitor.visitSingularBoolField(value: self.secure, fieldNumber: 13)
-    }
-    if self.epsilon.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.epsilon, fieldNumber: 14)
-    }
-    if self.delta.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.delta, fieldNumber: 15)
-    }
-    if !self.siloEpsilon.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.siloEpsilon, fieldNumber: 16)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._round != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._round, fieldNumber: 1)
+      }
+      if !_storage._status.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._status, fieldNumber: 2)
+      }
+      if !_storage._silos.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._silos, fieldNumber: 3)
+      }
+      if _storage._numExamples != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._numExamples, fieldNumber: 4)
+      }
+      if _storage._testAccuracy.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._testAccuracy, fieldNumber: 5)
+      }
+      if _storage._testLoss.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._testLoss, fieldNumber: 6)
+      }
+      if _storage._trainLoss.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._trainLoss, fieldNumber: 7)
+      }
+      if _storage._seconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._seconds, fieldNumber: 8)
+      }
+      if !_storage._checkpointSha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._checkpointSha256, fieldNumber: 9)
+      }
+      if _storage._finishedAt.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._finishedAt, fieldNumber: 10)
+      }
+      if _storage._unmasked != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._unmasked, fieldNumber: 11)
+      }
+      if _storage._dropped != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._dropped, fieldNumber: 12)
+      }
+      if _storage._secure != false {
+        try visitor.visitSingularBoolField(value: _storage._secure, fieldNumber: 13)
+      }
+      if _storage._epsilon.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._epsilon, fieldNumber: 14)
+      }
+      if _storage._delta.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._delta, fieldNumber: 15)
+      }
+      if !_storage._siloEpsilon.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: _storage._siloEpsilon, fieldNumber: 16)
+      }
+      if _storage._clipNorm.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._clipNorm, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Conclave_V1_RoundInfo, rhs: Conclave_V1_RoundInfo) -> Bool {
-    if lhs.round != rhs.round {return false}
-    if lhs.status != rhs.status {return false}
-    if lhs.silos != rhs.silos {return false}
-    if lhs.numExamples != rhs.numExamples {return false}
-    if lhs.testAccuracy != rhs.testAccuracy {return false}
-    if lhs.testLoss != rhs.testLoss {return false}
-    if lhs.trainLoss != rhs.trainLoss {return false}
-    if lhs.seconds != rhs.seconds {return false}
-    if lhs.checkpointSha256 != rhs.checkpointSha256 {return false}
-    if lhs.finishedAt != rhs.finishedAt {return false}
-    if lhs.unmasked != rhs.unmasked {return false}
-    if lhs.dropped != rhs.dropped {return false}
-    if lhs.secure != rhs.secure {return false}
-    if lhs.epsilon != rhs.epsilon {return false}
-    if lhs.delta != rhs.delta {return false}
-    if lhs.siloEpsilon != rhs.siloEpsilon {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._round != rhs_storage._round {return false}
+        if _storage._status != rhs_storage._status {return false}
+        if _storage._silos != rhs_storage._silos {return false}
+        if _storage._numExamples != rhs_storage._numExamples {return false}
+        if _storage._testAccuracy != rhs_storage._testAccuracy {return false}
+        if _storage._testLoss != rhs_storage._testLoss {return false}
+        if _storage._trainLoss != rhs_storage._trainLoss {return false}
+        if _storage._seconds != rhs_storage._seconds {return false}
+        if _storage._checkpointSha256 != rhs_storage._checkpointSha256 {return false}
+        if _storage._finishedAt != rhs_storage._finishedAt {return false}
+        if _storage._unmasked != rhs_storage._unmasked {return false}
+        if _storage._dropped != rhs_storage._dropped {return false}
+        if _storage._secure != rhs_storage._secure {return false}
+        if _storage._epsilon != rhs_storage._epsilon {return false}
+        if _storage._delta != rhs_storage._delta {return false}
+        if _storage._siloEpsilon != rhs_storage._siloEpsilon {return false}
+        if _storage._clipNorm != rhs_storage._clipNorm {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

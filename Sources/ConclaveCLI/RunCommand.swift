@@ -101,6 +101,7 @@ enum RunView {
                     out["delta"] = round.delta
                 }
                 if !round.siloEpsilon.isEmpty { out["silo_epsilon"] = round.siloEpsilon }
+                if round.clipNorm > 0 { out["clip_norm"] = round.clipNorm }
                 if round.secure {
                     out["unmasked"] = Int(round.unmasked)
                     out["dropped"] = Int(round.dropped)

@@ -103,14 +103,20 @@ public enum RunSpecFile {
         let delta = try p.double("delta", default: 1e-5)
         let accountant = try p.choice("accountant", as: AccountantKind.self, default: .pld)
         let clip = try p.double("clip_norm", default: 1)
+        let adaptive = try p.bool("adaptive_clipping", default: false)
+        let quantile = try p.double("target_quantile", default: 0.5)
+        let clipRate = try p.double("clip_learning_rate", default: 0.2)
+        let countNoise = p.has("count_noise_stddev") ? try p.double("count_noise_stddev") : nil
         try p.rejectUnknownKeys()
         if modeName == "none" { return nil }
         guard let mode = PrivacyConfig.Mode(rawValue: modeName) else {
             throw ConfigError("\(source): key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got '\(modeName)'")
         }
         do {
+            let adaptiveClipping = adaptive
+                ? try AdaptiveClipping(targetQuantile: quantile, learningRate: clipRate, countNoiseStddev: countNoise) : nil
             return try PrivacyConfig(mode: mode, noiseMultiplier: sigma, epsilon: epsilon, delta: delta,
-                                     accountant: accountant, clipNorm: clip)
+                                     accountant: accountant, clipNorm: clip, adaptiveClipping: adaptiveClipping)
         } catch {
             throw ConfigError("\(source): [privacy]: \(error.message)")
         }

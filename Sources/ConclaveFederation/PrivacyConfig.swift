@@ -23,9 +23,12 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
     public var accountant: AccountantKind
     /// `record` mode: the L2 bound on each example's gradient.
     public var clipNorm: Double
+    /// `central` mode: move the clip norm towards a quantile of the silos' update norms each round.
+    public var adaptiveClipping: AdaptiveClipping?
 
     public init(mode: Mode, noiseMultiplier: Double? = nil, epsilon: Double? = nil, delta: Double = 1e-5,
-                accountant: AccountantKind = .pld, clipNorm: Double = 1) throws(FederationError) {
+                accountant: AccountantKind = .pld, clipNorm: Double = 1,
+                adaptiveClipping: AdaptiveClipping? = nil) throws(FederationError) {
         switch (noiseMultiplier, epsilon) {
         case (nil, nil):
             throw FederationError(.invalidArgument, "privacy needs noise_multiplier or epsilon (a budget to calibrate the noise for)")
@@ -49,6 +52,10 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
         self.delta = delta
         self.accountant = accountant
         self.clipNorm = clipNorm
+        if adaptiveClipping != nil, mode != .central {
+            throw FederationError(.invalidArgument, "privacy.adaptive_clipping works in central mode only")
+        }
+        self.adaptiveClipping = adaptiveClipping
     }
 
     /// `central` with an ε budget: the smallest σ whose ε after `rounds` rounds is at most the budget — raised
@@ -62,12 +69,13 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
         } catch {
             throw FederationError(.invalidArgument, "privacy.epsilon = \(target): \(error.message)")
         }
-        var sigma = needed
+        // A hair above what is needed: adaptive clipping's count rounds to its own lattice too.
+        var sigma = needed * (1 + 1e-5)
         for _ in 0..<4 {
             noiseMultiplier = sigma
             let achieved = effectiveNoiseMultiplier(clipNorm: clipNorm, dimension: dimension)
-            if achieved >= needed { return }
-            sigma *= needed / achieved * (1 + 1e-12)
+            if achieved >= needed * (1 + 1e-6) { return }
+            sigma *= needed * (1 + 1e-6) / achieved * (1 + 1e-12)
         }
         noiseMultiplier = sigma
     }

@@ -27,10 +27,10 @@ extension RoundStateMachine {
         for silo in members {
             tasks[silo] = SecureTask(context: context, threshold: choice.threshold, prg: config.prg, members: members,
                                      degree: choice.complete ? nil : choice.degree, graphSeed: graphSeed,
-                                     directory: directory, clipNorm: config.clipNorm,
+                                     directory: directory, clipNorm: clipNorm ?? config.clipNorm,
                                      weight: uniform ? 1 : Double(known[silo]?.examples ?? 0) / total,
                                      precisionBits: config.precisionBits, parameterCount: spec.model.parameterCount,
-                                     distributed: distributed)
+                                     distributed: distributed, clipBit: spec.privacy?.adaptiveClipping != nil)
         }
         return tasks
     }
@@ -77,18 +77,35 @@ extension RoundStateMachine {
         case .finished(let sum, let survivors):
             do throws(FederationError) {
                 // Central DP: N(0, (σC)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
-                let noise = spec.privacy.flatMap { p in
-                    p.mode == .central ? p.noiseMultiplier.map { $0 * (spec.secureAggregation?.clipNorm ?? 0) } : nil
+                let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 0
+                let noise = centralNoise(members: open.selected.count)
+                if spec.privacy?.mode == .central, noise.update == nil {
+                    throw FederationError(.failedPrecondition,
+                        "adaptive clipping's count noise leaves no noise for the update; raise privacy.count_noise_stddev above the noise multiplier")
                 }
-                let delta = try secure.mean(of: sum, survivors: survivors, noise: noise)
+                let result = try secure.mean(of: sum, survivors: survivors, noise: noise.update.map { $0 * c },
+                                             countNoise: noise.count)
+                var nextClip: Double?
+                if let adaptive = spec.privacy?.adaptiveClipping, let count = result.count {
+                    nextClip = adaptive.next(clipNorm: c, noisyFraction: count / Double(survivors.count))
+                }
                 let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
                                             threshold: secure.threshold)
-                return close(open, delta: delta, contributions: survivors.compactMap { secure.stats[$0] },
-                             secure: summary, now: now)
+                return close(open, delta: result.mean, contributions: survivors.compactMap { secure.stats[$0] },
+                             secure: summary, nextClipNorm: nextClip, now: now)
             } catch {
                 state = .waitingForSilos
                 return .roundAbandoned(round: open.number, reason: "secure aggregation: \(error.message)")
             }
         }
+    }
+
+    /// Central DP's noise multipliers for this round: the update's (z, or z_Δ with adaptive clipping) and the
+    /// clip-bit count's standard deviation σ_b (adaptive clipping only).
+    func centralNoise(members: Int) -> (update: Double?, count: Double?) {
+        guard let p = spec.privacy, p.mode == .central, let z = p.noiseMultiplier else { return (nil, nil) }
+        guard let adaptive = p.adaptiveClipping else { return (z, nil) }
+        let sigmaB = adaptive.countStddev(members: members, noiseMultiplier: z)
+        return (AdaptiveClipping.updateMultiplier(total: z, countStddev: sigmaB), sigmaB)
     }
 }

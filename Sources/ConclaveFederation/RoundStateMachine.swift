@@ -1,4 +1,5 @@
 import ConclaveLearning
+import ConclavePrivacy
 
 /// One run's rounds, as a pure state machine: silo polls, updates and clock ticks go in; decisions come out.
 /// It performs no I/O. The caller persists a closed round and then calls `roundCommitted()`; until it does,
@@ -22,6 +23,8 @@ public struct RoundStateMachine: Sendable {
     var known: [String: SiloInfo] = [:]
     /// Distributed DP: each committed round's selected members and the noise shares its sum held.
     public private(set) var noiseShares: [(members: Int, shares: Int)]
+    /// The clip norm secure rounds use now: the spec's, or where adaptive clipping has moved it.
+    public private(set) var clipNorm: Double?
 
     public enum State: Sendable {
         case waitingForSilos
@@ -102,6 +105,9 @@ public struct RoundStateMachine: Sendable {
         public let closedAt: Double
         public let secure: SecureSummary?
         public let privacy: PrivacySpent?
+        /// The clip norm this round used, and (adaptive clipping) the one the next round will use.
+        public let clipNorm: Double?
+        public let nextClipNorm: Double?
 
         public var examples: UInt64 { contributions.reduce(0) { $0 + $1.examples } }
         /// Example-weighted mean of the silos' training losses.
@@ -129,9 +135,10 @@ public struct RoundStateMachine: Sendable {
 
     public init(runID: String, spec: RunSpec, globalWeights: [Float], completedRounds: Int = 0,
                 serverOptimizer: ServerOptimizer? = nil, allowedSilos: Set<String>? = nil,
-                livenessSeconds: Double = 15, noiseShares: [(members: Int, shares: Int)] = []) {
+                livenessSeconds: Double = 15, noiseShares: [(members: Int, shares: Int)] = [], clipNorm: Double? = nil) {
         precondition(globalWeights.count == spec.model.parameterCount, "weights do not fit the run's model")
         self.noiseShares = noiseShares
+        self.clipNorm = clipNorm ?? spec.secureAggregation?.clipNorm
         self.runID = runID
         self.spec = spec
         self.globalWeights = globalWeights
@@ -286,7 +293,7 @@ public struct RoundStateMachine: Sendable {
     }
 
     mutating func close(_ open: OpenRound, delta: [Float], contributions: [Contribution],
-                                secure: SecureSummary?, now: Double) -> Event {
+                        secure: SecureSummary?, nextClipNorm: Double? = nil, now: Double) -> Event {
         var weights = globalWeights
         var optimizer = serverOptimizer
         optimizer.apply(delta: delta, to: &weights)
@@ -302,8 +309,7 @@ public struct RoundStateMachine: Sendable {
                 return PrivacySpent(epsilon: epsilon, delta: p.delta,
                                     noiseMultiplier: (p.noiseMultiplier ?? 0) * (Double(this.shares) / Double(planned)).squareRoot())
             case .central:
-                let sigma = p.effectiveNoiseMultiplier(clipNorm: spec.secureAggregation?.clipNorm ?? 1,
-                                                       dimension: spec.model.parameterCount)
+                let sigma = centralMultiplier(p, members: open.selected.count)
                 return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
                                     noiseMultiplier: sigma)
             case .record:
@@ -314,9 +320,21 @@ public struct RoundStateMachine: Sendable {
         }
         let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
-                                 closedAt: now, secure: secure, privacy: privacy)
+                                 closedAt: now, secure: secure, privacy: privacy, clipNorm: secure == nil ? nil : clipNorm,
+                                 nextClipNorm: nextClipNorm)
         state = .committing(closed)
         return .roundClosed(closed)
+    }
+
+    /// The central multiplier achieved this round: z less the lattice rounding's share, and with adaptive
+    /// clipping the combination of the update's z_Δ and the count's σ_b (1/z² = 1/z_Δ² + 1/σ_b²).
+    func centralMultiplier(_ p: PrivacyConfig, members: Int) -> Double {
+        let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 1, d = spec.model.parameterCount
+        let noise = centralNoise(members: members)
+        guard let count = noise.count, let update = noise.update else { return p.effectiveNoiseMultiplier(clipNorm: c, dimension: d) }
+        let u = GaussianNoise(standardDeviation: update * c).effectiveNoiseMultiplier(sensitivity: c, dimension: d)
+        let b = GaussianNoise(standardDeviation: count).effectiveNoiseMultiplier(sensitivity: 1, dimension: 1)
+        return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
     }
 
     /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.
@@ -343,6 +361,7 @@ public struct RoundStateMachine: Sendable {
         globalWeights = closed.newWeights
         serverOptimizer = closed.serverOptimizer
         completedRounds = closed.number
+        if let next = closed.nextClipNorm { clipNorm = next }
         if spec.privacy?.mode == .distributed, let secure = closed.secure {
             noiseShares.append((secure.unmasked + secure.dropped, secure.unmasked))
         }

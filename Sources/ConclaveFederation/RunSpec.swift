@@ -59,6 +59,11 @@ public struct RunSpec: Sendable, Equatable, Codable {
                 }
                 try privacy!.calibrateCentral(rounds: rounds, clipNorm: secureAggregation!.clipNorm,
                                               dimension: model.parameterCount)
+                if let sigmaB = privacy!.adaptiveClipping?.countNoiseStddev, let z = privacy!.noiseMultiplier,
+                   AdaptiveClipping.updateMultiplier(total: z, countStddev: sigmaB) == nil {
+                    throw FederationError(.invalidArgument,
+                        "privacy.count_noise_stddev (\(sigmaB)) must exceed the noise multiplier (\(z)): the count's noise is paid out of it")
+                }
             case .record:
                 break  // every silo clips, noises and accounts for its own records
             case .distributed:

@@ -175,22 +175,31 @@ public struct SecureRound: Sendable {
     }
 
     /// Σ wₖ·clip(Δₖ) decoded — plus Gaussian noise of the given standard deviation for central DP — and divided
-    /// by the survivors' total weight: the weighted FedAvg mean.
-    public func mean(of sum: [UInt32], survivors: [String], noise: Double? = nil) throws(FederationError) -> [Float] {
-        guard let any = tasks.values.first else { return [] }
+    /// by the survivors' total weight: the weighted FedAvg mean. With clip bits, also the count of survivors
+    /// within the clip norm, plus noise of `countNoise`.
+    public func mean(of sum: [UInt32], survivors: [String], noise: Double? = nil,
+                     countNoise: Double? = nil) throws(FederationError) -> (mean: [Float], count: Double?) {
+        guard let any = tasks.values.first else { return ([], nil) }
         let totalWeight = survivors.reduce(0.0) { $0 + (tasks[$1]?.weight ?? 0) }
         guard totalWeight > 0 else { throw FederationError(.failedPrecondition, "survivors carry no weight") }
         if let distributed = any.distributed {
             // Distributed DP: the sum already holds every survivor's noise share.
             let scale = 1 / totalWeight
-            return distributed.decode(sum: sum, rotation: any.rotation(distributed)).map { Float($0 * scale) }
+            return (distributed.decode(sum: sum, rotation: any.rotation(distributed)).map { Float($0 * scale) }, nil)
         }
-        var total = try any.encoding().decode(sum: sum)
-        if let noise {
-            var rng = ChaChaDRBG()
-            GaussianNoise(standardDeviation: noise).add(to: &total, using: &rng)
+        let encoding = try any.encoding()
+        let updateLength = encoding.encodedLength(any.parameterCount)
+        var total = encoding.decode(sum: Array(sum[0..<updateLength]))
+        var rng = ChaChaDRBG()
+        if let noise { GaussianNoise(standardDeviation: noise).add(to: &total, using: &rng) }
+        var count: Double?
+        if any.clipBit {
+            // Each bit travelled as C or 0: the decoded value over C counts the silos within the norm.
+            var bits = encoding.decode(sum: Array(sum[updateLength...])).map { Float(Double($0) / any.clipNorm) }
+            if let countNoise { GaussianNoise(standardDeviation: countNoise).add(to: &bits, using: &rng) }
+            count = Double(bits[0])
         }
         let scale = Float(1 / totalWeight)
-        return total.map { $0 * scale }
+        return (total.map { $0 * scale }, count)
     }
 }

@@ -26,11 +26,14 @@ public struct SecureTask: Sendable, Equatable {
     /// Distributed DP: the silo adds its share of discrete Gaussian noise to its integer-encoded input (the
     /// protocol then runs on the rotated, padded vector); nil for the fixed-point encoding.
     public var distributed: DistributedDiscreteGaussian?
+    /// Adaptive clipping: the silo appends one more value, C if its update was within C and 0 otherwise, so the
+    /// coordinator learns only how many were, and only as a noisy count.
+    public var clipBit: Bool
 
     public init(context: [UInt8], threshold: Int, prg: MaskGenerator.Kind, members: [String], degree: Int?,
                 graphSeed: [UInt8], directory: [String: [UInt8]], clipNorm: Double, weight: Double,
                 precisionBits: Int = SecureAggregationDefaults.precisionBits, parameterCount: Int,
-                distributed: DistributedDiscreteGaussian? = nil) {
+                distributed: DistributedDiscreteGaussian? = nil, clipBit: Bool = false) {
         self.context = context
         self.threshold = threshold
         self.prg = prg
@@ -43,6 +46,7 @@ public struct SecureTask: Sendable, Equatable {
         self.precisionBits = precisionBits
         self.parameterCount = parameterCount
         self.distributed = distributed
+        self.clipBit = clipBit
     }
 
     /// The parameters both sides run `SecAggSilo` / `SecAggServer` with.
@@ -53,7 +57,9 @@ public struct SecureTask: Sendable, Equatable {
                 throw FederationError(.invalidArgument, "secure round: \(error.message)")
             }
         }
-        let length = if let distributed { distributed.paddedDimension } else { try encoding().encodedLength(parameterCount) }
+        let length = if let distributed { distributed.paddedDimension } else {
+            try encoding().encodedLength(parameterCount) + (clipBit ? encoding().encodedLength(1) : 0)
+        }
         return SecAggParameters(context: context, threshold: threshold, length: length,
                                 prg: prg, graph: graph)
     }
@@ -85,7 +91,10 @@ public struct SecureTask: Sendable, Equatable {
             }
             return distributed.encode(weighted, rotation: rotation(distributed), using: &rng)
         }
-        return encoding.encode(weighted, using: &rng)
+        let words = encoding.encode(weighted, using: &rng)
+        guard clipBit else { return words }
+        let norm = update.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        return words + encoding.encode([norm <= clipNorm ? Float(clipNorm) : 0], using: &rng)
     }
 
     func rotation(_ mechanism: DistributedDiscreteGaussian) -> RandomizedHadamard {

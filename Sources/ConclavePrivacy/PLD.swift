@@ -77,7 +77,8 @@ public enum PLD {
 
         static func loss(_ direction: Direction, q: Double, sigma: Double, at x: Double) -> Double {
             let y = (2 * x - 1) / (2 * sigma * sigma)
-            let l = y > 700 ? y + log(q) + log1p((1 - q) * exp(-y) / q) : log1p(q * expm1(y))
+            // q = 1 is the plain Gaussian: log1p(expm1(y)) would lose y to −∞ far in the lower tail.
+            let l = q == 1 ? y : y > 700 ? y + log(q) + log1p((1 - q) * exp(-y) / q) : log1p(q * expm1(y))
             return direction == .remove ? l : -l
         }
 
@@ -98,8 +99,12 @@ public enum PLD {
 
         /// The losses worth a grid: below, the upper distribution holds < `tail`; above, δ(ε) < `tail`.
         static func lossRange(_ direction: Direction, q: Double, sigma: Double, tail: Double) -> ClosedRange<Double> {
-            let c = 10.0  // Gaussian tails beyond 10σ hold < 10⁻²³
-            let ends = [loss(direction, q: q, sigma: sigma, at: -c * sigma), loss(direction, q: q, sigma: sigma, at: 1 + c * sigma)]
+            // Gaussian tails beyond 10σ hold < 10⁻²³; where a loss there overflows (tiny σ), look less far out.
+            var ends = [Double]()
+            for c in [10.0, 8, 6, 4] {
+                ends = [loss(direction, q: q, sigma: sigma, at: -c * sigma), loss(direction, q: q, sigma: sigma, at: 1 + c * sigma)]
+                if ends.allSatisfy(\.isFinite) { break }
+            }
             func bisect(_ lo: Double, _ hi: Double, _ below: (Double) -> Bool) -> Double {
                 var (lo, hi) = (lo, hi)  // below(lo) holds, below(hi) does not
                 for _ in 0..<80 where hi - lo > 1e-9 {

@@ -51,6 +51,9 @@ public final class CoordinatorStore: Sendable {
         public var delta: Double?
         /// Record mode: each contributing silo's own cumulative ε after this round (at `delta`).
         public var siloEpsilon: [String: Double] = [:]
+        /// Secure rounds: the clip norm used, and the next round's (adaptive clipping).
+        public var clipNorm: Double?
+        public var nextClipNorm: Double?
     }
 
     private func wrap<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
@@ -124,7 +127,8 @@ public final class CoordinatorStore: Sendable {
                                        trainLoss: row["train_loss"], testAccuracy: row["test_accuracy"],
                                        testLoss: row["test_loss"], checkpointSHA256: row["checkpoint_sha256"],
                                        unmasked: row["unmasked"], dropped: row["dropped"], epsilon: row["epsilon"],
-                                       delta: row["delta"], siloEpsilon: siloEpsilon)
+                                       delta: row["delta"], siloEpsilon: siloEpsilon, clipNorm: row["clip_norm"],
+                                       nextClipNorm: row["next_clip_norm"])
                 }
             }
         }
@@ -142,12 +146,13 @@ public final class CoordinatorStore: Sendable {
                 let loss = closed.trainLoss
                 try db.execute(sql: """
                     INSERT INTO rounds (run_id, round, started_at, finished_at, num_silos, num_examples, train_loss,
-                                        test_accuracy, test_loss, checkpoint_sha256, unmasked, dropped, epsilon, delta)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                        test_accuracy, test_loss, checkpoint_sha256, unmasked, dropped, epsilon, delta,
+                                        clip_norm, next_clip_norm)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [run, closed.number, closed.startedAt, closed.closedAt, closed.contributions.count,
                                      Int64(closed.examples), loss.isFinite ? loss : nil, testAccuracy, testLoss,
                                      checkpointSHA256, closed.secure?.unmasked, closed.secure?.dropped,
-                                     closed.privacy?.epsilon, closed.privacy?.delta])
+                                     closed.privacy?.epsilon, closed.privacy?.delta, closed.clipNorm, closed.nextClipNorm])
                 for c in closed.contributions {
                     try db.execute(sql: """
                         INSERT INTO round_silos (run_id, round, silo_id, num_examples, train_loss, train_seconds,
@@ -161,7 +166,7 @@ public final class CoordinatorStore: Sendable {
                     ("test_accuracy", testAccuracy), ("test_loss", testLoss),
                     ("seconds", closed.closedAt - closed.startedAt), ("silos", Double(closed.contributions.count)),
                     ("unmasked", closed.secure.map { Double($0.unmasked) }), ("dropped", closed.secure.map { Double($0.dropped) }),
-                    ("epsilon", closed.privacy?.epsilon)]
+                    ("epsilon", closed.privacy?.epsilon), ("clip_norm", closed.clipNorm)]
                 for (name, value) in metrics {
                     guard let value else { continue }
                     try db.execute(sql: "INSERT INTO metrics (run_id, round, name, value) VALUES (?, ?, ?, ?)",

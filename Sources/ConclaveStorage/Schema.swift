@@ -94,6 +94,13 @@ enum Schema {
                 ALTER TABLE round_silos ADD COLUMN steps INTEGER;
                 """)
         }
+        m.registerMigration("v5-adaptive-clipping") { db in
+            // The clip norm each secure round used and the one it chose for the next (adaptive clipping).
+            try db.execute(sql: """
+                ALTER TABLE rounds ADD COLUMN clip_norm REAL;
+                ALTER TABLE rounds ADD COLUMN next_clip_norm REAL;
+                """)
+        }
         return m
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
@@ -369,5 +370,90 @@ import Testing
         let (short, _, _) = try round(silos: 8, leaving: 3)
         #expect(short.secure?.unmasked == 5)
         #expect(try #require(short.privacy?.epsilon) > spent.epsilon)
+    }
+}
+
+/// Adaptive clipping (Andrew et al. 2021): the clip norm follows the noisy fraction of silos within it, and
+/// the count's noise is paid out of the run's multiplier.
+@Suite struct AdaptiveClippingTests {
+    /// One secure round in which silo i sends `update(i)`.
+    func secureRound(_ m: inout RoundStateMachine, parties: [(SiloInfo, Ed25519KeyPair)], round: Int,
+                     update: (Int) -> [Float]) throws -> (RoundStateMachine.ClosedRound, [String: SecureTask]) {
+        var tasks = [String: SecureTask]()
+        for _ in 0..<2 {
+            for (info, _) in parties {
+                if case .train(_, _, _, let t?) = try m.requestWork(from: info, now: Double(round)) { tasks[info.id] = t }
+            }
+        }
+        var sessions = [String: SecureSiloSession]()
+        var outbox = [(String, SecureRound.Message)]()
+        for (i, (info, key)) in parties.enumerated() {
+            var session = try SecureSiloSession(siloID: info.id, identity: key, task: tasks[info.id]!, update: update(i))
+            outbox.append((info.id, session.start(.init(silo: info.id, examples: info.examples, trainLoss: 0, trainSeconds: 0))))
+            sessions[info.id] = session
+        }
+        var closed: RoundStateMachine.ClosedRound?
+        while !outbox.isEmpty {
+            let (from, message) = outbox.removeFirst()
+            switch try m.secure(message, from: from, runID: "run-1", round: round, now: Double(round)) {
+            case .secureAdvanced(_, let replies):
+                for (to, reply) in replies.sorted(by: { $0.key < $1.key }) { outbox.append((to, try sessions[to]!.respond(to: reply))) }
+            case .roundClosed(let c): closed = c
+            case .roundAbandoned(_, let reason): throw FederationError(.failedPrecondition, reason)
+            default: break
+            }
+        }
+        m.roundCommitted()
+        return (try #require(closed), tasks)
+    }
+
+    @Test func theClipNormFollowsTheSilosAndTheCountCostsNoExtraPrivacy() throws {
+        let model = try ModelSpec(architecture: .logreg, inputFeatures: 64, hidden: [], classCount: 10)  // 650
+        // z = 0.3, σ_b = 0.6: the update keeps z_Δ = (0.3⁻² − 0.6⁻²)^−½ ≈ 0.346; six bits, so the noisy
+        // fraction is off by 0.1 (one s.d.) — the 0.5 margins below are 5 s.d.
+        let adaptive = try AdaptiveClipping(targetQuantile: 0.5, learningRate: 0.2, countNoiseStddev: 0.6)
+        let privacy = try PrivacyConfig(mode: .central, noiseMultiplier: 0.3, adaptiveClipping: adaptive)
+        let spec = try RunSpec(name: "adaptive", model: model, rounds: 3, training: TrainingConfig(), minSilos: 2,
+                               silosPerRound: 6, roundDeadlineSeconds: 10,
+                               secureAggregation: SecureAggregationConfig(clipNorm: 2), privacy: privacy)
+        var m = RoundStateMachine(runID: "run-1", spec: spec, globalWeights: [Float](repeating: 0, count: 650))
+        let parties = (0..<6).map { i -> (SiloInfo, Ed25519KeyPair) in
+            let key = Ed25519KeyPair()
+            return (SiloInfo(id: "s\(i)", examples: 100, features: 64, classes: 10, identityKey: key.publicKey), key)
+        }
+        func update(norm: Float) -> [Float] { [norm] + [Float](repeating: 0, count: 649) }
+
+        // Round 1: every update (norm 0.5) is within C = 2, so C shrinks: C·exp(−0.2·(≈1 − 0.5)).
+        let (first, tasks) = try secureRound(&m, parties: parties, round: 1) { _ in update(norm: 0.5) }
+        #expect(tasks.values.allSatisfy { $0.clipBit && $0.clipNorm == 2 })
+        #expect(first.clipNorm == 2)
+        let shrunk = try #require(first.nextClipNorm)
+        #expect(shrunk < 2 * exp(-0.2 * 0) && shrunk > 2 * exp(-0.2 * 1.0), "next clip \(shrunk)")
+        #expect(m.clipNorm == shrunk)
+        // The two releases together cost one Gaussian at z (less the lattice's hair).
+        let z = try #require(first.privacy?.noiseMultiplier)
+        #expect(z < 0.3 && z > 0.3 * 0.999, "combined multiplier \(z)")
+
+        // Round 2: every update (norm 50) is beyond the new C, so C grows back; the silos clip to the new C.
+        let (second, tasks2) = try secureRound(&m, parties: parties, round: 2) { _ in update(norm: 50) }
+        #expect(tasks2.values.allSatisfy { $0.clipNorm == shrunk })
+        let grown = try #require(second.nextClipNorm)
+        #expect(grown > shrunk && grown < shrunk * exp(0.2 * 1.0))
+        // Clipped to C: the mean moved by about C per round (noise z_Δ·C/6 ≈ 0.06·C per coordinate).
+        let moved = Double(second.newWeights[0] - first.newWeights[0])
+        #expect(abs(moved - shrunk) < 0.5 * shrunk, "first coordinate moved \(moved), clip \(shrunk)")
+    }
+
+    @Test func aCountNoiseThatLeavesNothingForTheUpdateIsRefused() throws {
+        let model = try ModelSpec(architecture: .logreg, inputFeatures: 64, hidden: [], classCount: 10)
+        let adaptive = try AdaptiveClipping(countNoiseStddev: 0.5)
+        #expect(throws: FederationError.self) {
+            try RunSpec(name: "x", model: model, rounds: 3, training: TrainingConfig(), minSilos: 2,
+                        secureAggregation: SecureAggregationConfig(),
+                        privacy: PrivacyConfig(mode: .central, noiseMultiplier: 0.8, adaptiveClipping: adaptive))
+        }
+        #expect(throws: FederationError.self) {
+            try PrivacyConfig(mode: .record, noiseMultiplier: 1, adaptiveClipping: AdaptiveClipping())
+        }
     }
 }

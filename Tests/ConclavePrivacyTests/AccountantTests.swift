@@ -81,3 +81,12 @@ import Testing
         }
     }
 }
+
+extension AccountantTests {
+    /// q = 1 with little noise (ε ≈ 19): the PLD equals the Gaussian mechanism's exact curve (Balle & Wang 2018;
+    /// value from scipy's brentq on δ(ε) = Φ(−ε/μ + μ/2) − e^ε·Φ(−ε/μ − μ/2), μ = 1/σ). It once overflowed.
+    @Test func pldOfASingleNoisyReleaseWithLittleNoise() throws {
+        let eps = try Accountant.epsilon(noiseMultiplier: 0.3, samplingRate: 1, steps: 1, delta: 1e-5)
+        #expect(abs(eps - 19.13076783436195) < 0.01 * 19.13)
+    }
+}

@@ -93,6 +93,7 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
             ri.epsilon = round.epsilon ?? .nan
             ri.delta = round.delta ?? .nan
             ri.siloEpsilon = round.siloEpsilon
+            ri.clipNorm = round.clipNorm ?? 0
             if let unmasked = round.unmasked {
                 ri.secure = true
                 ri.unmasked = UInt32(unmasked)

@@ -60,12 +60,12 @@ public actor RunDriver {
             logger.error("run failed", metadata: ["run": "\(record.id)", "error": "\(error.message)"])
             return
         }
+        let history = try store.rounds(run: record.id)
         machine = RoundStateMachine(runID: record.id, spec: spec, globalWeights: weights,
                                     completedRounds: record.completedRounds, serverOptimizer: optimizer,
                                     allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds,
-                                    noiseShares: try store.rounds(run: record.id).compactMap { r in
-                                        r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) }
-                                    })
+                                    noiseShares: history.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } },
+                                    clipNorm: history.last?.nextClipNorm)
         try store.setStatus(run: record.id, "running")
         logger.info("run active", metadata: ["run": "\(record.id)", "name": "\(spec.name)",
                                              "model": "\(spec.model.summary)", "from_round": "\(record.completedRounds + 1)",

@@ -21,6 +21,7 @@ extension SecureTask {
         p.clipNorm = clipNorm
         p.weight = weight
         p.precisionBits = UInt32(precisionBits)
+        p.clipBit = clipBit
         if let distributed {
             p.distributed = .with {
                 $0.granularity = distributed.granularity
@@ -51,6 +52,7 @@ extension SecureTask {
                   degree: p.degree == 0 ? nil : Int(p.degree), graphSeed: Array(p.graphSeed),
                   directory: p.identityKeys.mapValues { Array($0) }, clipNorm: p.clipNorm, weight: p.weight,
                   precisionBits: Int(p.precisionBits), parameterCount: parameterCount)
+        clipBit = p.clipBit
         _ = try encoding()  // refuses a precision no encoding can give
         if p.hasDistributed {
             let d = p.distributed
