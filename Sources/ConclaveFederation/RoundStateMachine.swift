@@ -1,5 +1,4 @@
 import ConclaveLearning
-import ConclavePrivacy
 
 /// One run's rounds, as a pure state machine: silo polls, updates and clock ticks go in; decisions come out.
 /// It performs no I/O. The caller persists a closed round and then calls `roundCommitted()`; until it does,
@@ -297,62 +296,13 @@ public struct RoundStateMachine: Sendable {
         var weights = globalWeights
         var optimizer = serverOptimizer
         optimizer.apply(delta: delta, to: &weights)
-        let privacy = spec.privacy.flatMap { p -> PrivacySpent? in
-            switch p.mode {
-            case .distributed:
-                // The noise in the sum is what the survivors added: charge that, over every round so far.
-                guard let secure, let config = spec.secureAggregation else { return nil }
-                let this = (members: secure.unmasked + secure.dropped, shares: secure.unmasked)
-                let epsilon = p.distributedEpsilon(history: noiseShares + [this], clipNorm: config.clipNorm,
-                                                   dimension: spec.model.parameterCount, dropoutRate: config.dropoutRate)
-                let planned = PrivacyConfig.plannedShares(members: this.members, dropoutRate: config.dropoutRate)
-                return PrivacySpent(epsilon: epsilon, delta: p.delta,
-                                    noiseMultiplier: (p.noiseMultiplier ?? 0) * (Double(this.shares) / Double(planned)).squareRoot())
-            case .central:
-                let sigma = centralMultiplier(p, members: open.selected.count)
-                return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
-                                    noiseMultiplier: sigma)
-            case .record:
-                // Each silo's own guarantee; the round reports the largest among its contributors.
-                guard let worst = contributions.compactMap(\.privacy).max(by: { $0.epsilon < $1.epsilon }) else { return nil }
-                return PrivacySpent(epsilon: worst.epsilon, delta: worst.delta, noiseMultiplier: worst.noiseMultiplier)
-            }
-        }
+        let privacy = privacySpent(open, contributions: contributions, secure: secure)
         let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
                                  closedAt: now, secure: secure, privacy: privacy, clipNorm: secure == nil ? nil : clipNorm,
                                  nextClipNorm: nextClipNorm)
         state = .committing(closed)
         return .roundClosed(closed)
-    }
-
-    /// The central multiplier achieved this round: z less the lattice rounding's share, and with adaptive
-    /// clipping the combination of the update's z_Δ and the count's σ_b (1/z² = 1/z_Δ² + 1/σ_b²).
-    func centralMultiplier(_ p: PrivacyConfig, members: Int) -> Double {
-        let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 1, d = spec.model.parameterCount
-        let noise = centralNoise(members: members)
-        guard let count = noise.count, let update = noise.update else { return p.effectiveNoiseMultiplier(clipNorm: c, dimension: d) }
-        let u = GaussianNoise(standardDeviation: update * c).effectiveNoiseMultiplier(sensitivity: c, dimension: d)
-        let b = GaussianNoise(standardDeviation: count).effectiveNoiseMultiplier(sensitivity: 1, dimension: 1)
-        return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
-    }
-
-    /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.
-    func checkPrivacyReport(_ report: SiloPrivacy?, from silo: String) throws(FederationError) {
-        let record = spec.privacy?.mode == .record
-        if record, report == nil {
-            throw FederationError(.invalidArgument,
-                "run '\(runID)' protects records with DP-SGD: silo '\(silo)' sent its update without a privacy report (upgrade the agent)")
-        }
-        if let report {
-            guard record else {
-                throw FederationError(.invalidArgument, "silo '\(silo)' sent a record-privacy report, but run '\(runID)' is not in record mode")
-            }
-            guard report.epsilon >= 0, report.epsilon.isFinite, report.delta > 0, report.delta < 1, report.steps >= 0 else {
-                throw FederationError(.invalidArgument,
-                    "silo '\(silo)' sent an invalid privacy report (ε \(report.epsilon), δ \(report.delta), \(report.steps) steps)")
-            }
-        }
     }
 
     /// The closed round is durable: adopt its weights and move on.

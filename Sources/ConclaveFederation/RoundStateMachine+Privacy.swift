@@ -1,0 +1,60 @@
+import ConclaveLearning
+import ConclavePrivacy
+
+/// What each round's release costs under the run's privacy mode, and the checks on silos' own reports.
+extension RoundStateMachine {
+    /// The round's spend: central — the run's ε so far at the multiplier achieved; distributed — ε for the
+    /// shares each round's sum actually held; record — the largest contributor's own cumulative ε.
+    func privacySpent(_ open: OpenRound, contributions: [Contribution], secure: SecureSummary?) -> PrivacySpent? {
+        spec.privacy.flatMap { p -> PrivacySpent? in
+            switch p.mode {
+            case .distributed:
+                // The noise in the sum is what the survivors added: charge that, over every round so far.
+                guard let secure, let config = spec.secureAggregation else { return nil }
+                let this = (members: secure.unmasked + secure.dropped, shares: secure.unmasked)
+                let epsilon = p.distributedEpsilon(history: noiseShares + [this], clipNorm: config.clipNorm,
+                                                   dimension: spec.model.parameterCount, dropoutRate: config.dropoutRate)
+                let planned = PrivacyConfig.plannedShares(members: this.members, dropoutRate: config.dropoutRate)
+                return PrivacySpent(epsilon: epsilon, delta: p.delta,
+                                    noiseMultiplier: (p.noiseMultiplier ?? 0) * (Double(this.shares) / Double(planned)).squareRoot())
+            case .central:
+                let sigma = centralMultiplier(p, members: open.selected.count)
+                return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
+                                    noiseMultiplier: sigma)
+            case .record:
+                // Each silo's own guarantee; the round reports the largest among its contributors.
+                guard let worst = contributions.compactMap(\.privacy).max(by: { $0.epsilon < $1.epsilon }) else { return nil }
+                return PrivacySpent(epsilon: worst.epsilon, delta: worst.delta, noiseMultiplier: worst.noiseMultiplier)
+            }
+        }
+    }
+
+    /// The central multiplier achieved this round: z less the lattice rounding's share, and with adaptive
+    /// clipping the combination of the update's z_Δ and the count's σ_b (1/z² = 1/z_Δ² + 1/σ_b²).
+    func centralMultiplier(_ p: PrivacyConfig, members: Int) -> Double {
+        let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 1, d = spec.model.parameterCount
+        let noise = centralNoise(members: members)
+        guard let count = noise.count, let update = noise.update else { return p.effectiveNoiseMultiplier(clipNorm: c, dimension: d) }
+        let u = GaussianNoise(standardDeviation: update * c).effectiveNoiseMultiplier(sensitivity: c, dimension: d)
+        let b = GaussianNoise(standardDeviation: count).effectiveNoiseMultiplier(sensitivity: 1, dimension: 1)
+        return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
+    }
+
+    /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.
+    func checkPrivacyReport(_ report: SiloPrivacy?, from silo: String) throws(FederationError) {
+        let record = spec.privacy?.mode == .record
+        if record, report == nil {
+            throw FederationError(.invalidArgument,
+                "run '\(runID)' protects records with DP-SGD: silo '\(silo)' sent its update without a privacy report (upgrade the agent)")
+        }
+        if let report {
+            guard record else {
+                throw FederationError(.invalidArgument, "silo '\(silo)' sent a record-privacy report, but run '\(runID)' is not in record mode")
+            }
+            guard report.epsilon >= 0, report.epsilon.isFinite, report.delta > 0, report.delta < 1, report.steps >= 0 else {
+                throw FederationError(.invalidArgument,
+                    "silo '\(silo)' sent an invalid privacy report (ε \(report.epsilon), δ \(report.delta), \(report.steps) steps)")
+            }
+        }
+    }
+}
