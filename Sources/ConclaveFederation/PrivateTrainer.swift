@@ -1,5 +1,6 @@
 public import ConclaveLearning
 import ConclaveCrypto
+import ConclaveTensor
 public import ConclavePrivacy
 
 /// DP-SGD (Abadi et al., CCS 2016) on one silo's records: each step takes a Poisson sample (every record in
@@ -34,14 +35,20 @@ public enum PrivateTrainer {
         let noise = noiseMultiplier > 0 ? SummedGaussianNoise(standardDeviation: noiseMultiplier * clipNorm) : nil
         let threshold = q >= 1 ? UInt64.max : UInt64(q * 0x1p64)
         var grad = [Float](repeating: 0, count: params.count)
-        var xb = [Float](), yb = [Int32]()
+        var xb = [Float](), yb = [Int32](), nb = [Float]()
+        // ‖xᵢ‖² of every record, once: the first layer's per-example norms need nothing else from the input.
+        let rowNorms: [Float] = data.features.withUnsafeBufferPointer { f in
+            (0..<n).map { i in BLAS.dot(d, f.baseAddress! + i * d, f.baseAddress! + i * d) }
+        }
         var lossSum = 0.0, taken = 0, clipped = 0, seen = 0
         for _ in 0..<steps(batchSize: config.batchSize, examples: n, epochs: config.localEpochs) {
             xb.removeAll(keepingCapacity: true)
             yb.removeAll(keepingCapacity: true)
+            nb.removeAll(keepingCapacity: true)
             for i in 0..<n where q >= 1 || sampler.next() < threshold {
                 xb.append(contentsOf: data.features[(i * d)..<((i + 1) * d)])
                 yb.append(data.labels[i])
+                nb.append(rowNorms[i])
             }
             let batch = yb.count
             var loss: Float = 0, clippedHere = 0
@@ -52,8 +59,11 @@ public enum PrivateTrainer {
                     xb.withUnsafeBufferPointer { x in
                         yb.withUnsafeBufferPointer { y in
                             grad.withUnsafeMutableBufferPointer { g in
-                                network.clippedGradientSum(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
-                                                           batch: batch, clipNorm: Float(clipNorm), grad: g.baseAddress!)
+                                nb.withUnsafeBufferPointer { norms in
+                                    network.clippedGradientSum(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
+                                                               batch: batch, clipNorm: Float(clipNorm), grad: g.baseAddress!,
+                                                               inputNorms: norms.baseAddress!)
+                                }
                             }
                         }
                     }

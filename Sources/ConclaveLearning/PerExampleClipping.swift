@@ -7,9 +7,11 @@ extension Network {
     /// (the "ghost norm" identity). One backward pass for the deltas, the norms, then each layer's gradient by
     /// one GEMM from the deltas with row i scaled by min(1, C/‖∇ℓᵢ‖). Returns the summed loss and how many
     /// examples were clipped.
+    /// `inputNorms`, when given, holds ‖xᵢ‖² for the batch's rows (a trainer computes them once per dataset).
     public mutating func clippedGradientSum(params: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                             labels: UnsafePointer<Int32>, batch: Int, clipNorm: Float,
-                                            grad: UnsafeMutablePointer<Float>) -> (loss: Float, clipped: Int) {
+                                            grad: UnsafeMutablePointer<Float>,
+                                            inputNorms: UnsafePointer<Float>? = nil) -> (loss: Float, clipped: Int) {
         guard batch > 0 else {
             grad.update(repeating: 0, count: spec.parameterCount)
             return (0, 0)
@@ -47,7 +49,9 @@ extension Network {
                 let input = l == 0 ? x : UnsafePointer(aBuf.baseAddress!)
                 for r in 0..<batch {
                     var an: Float = 0, dn: Float = 0
-                    for i in 0..<layer.inputs { let v = input[r * layer.inputs + i]; an += v * v }
+                    if l == 0, let inputNorms { an = inputNorms[r] } else {
+                        for i in 0..<layer.inputs { let v = input[r * layer.inputs + i]; an += v * v }
+                    }
                     for o in 0..<layer.outputs { let v = delta[r * layer.outputs + o]; dn += v * v }
                     norms[r] += dn * (an + 1)
                 }

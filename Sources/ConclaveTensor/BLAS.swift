@@ -23,6 +23,11 @@ public enum BLAS {
         cblas_sscal(blasint(n), alpha, x, 1)
     }
 
+    /// x · y.
+    public static func dot(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Float {
+        cblas_sdot(blasint(n), x, 1, y, 1)
+    }
+
     /// Euclidean norm of x.
     public static func nrm2(_ n: Int, _ x: UnsafePointer<Float>) -> Float {
         cblas_snrm2(blasint(n), x, 1)

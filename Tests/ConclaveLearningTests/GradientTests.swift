@@ -78,5 +78,24 @@ extension GradientTests {
         for j in grad.indices {
             #expect(abs(Double(grad[j]) - explicit[j]) < 1e-4 * max(1, abs(explicit[j])), "parameter \(j)")
         }
+        // The same with the input rows' squared norms supplied (as PrivateTrainer does, once per dataset).
+        let rowNorms = (0..<data.count).map { i in
+            (0..<data.featureCount).reduce(Float(0)) { $0 + data.features[i * data.featureCount + $1] * data.features[i * data.featureCount + $1] }
+        }
+        var again = [Float](repeating: 0, count: grad.count)
+        _ = params.withUnsafeBufferPointer { p in
+            data.features.withUnsafeBufferPointer { x in
+                data.labels.withUnsafeBufferPointer { y in
+                    again.withUnsafeMutableBufferPointer { g in
+                        rowNorms.withUnsafeBufferPointer { n in
+                            net.clippedGradientSum(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
+                                                   batch: data.count, clipNorm: Float(bound), grad: g.baseAddress!,
+                                                   inputNorms: n.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        for j in grad.indices { #expect(abs(again[j] - grad[j]) <= 1e-5 * max(1, abs(grad[j])), "parameter \(j)") }
     }
 }
