@@ -1051,6 +1051,13 @@ public nonisolated struct Conclave_V1_RunInfo: @unchecked Sendable {
     set {_uniqueStorage()._minSilos = newValue}
   }
 
+  /// The run's differential privacy in one line (mode, budget or noise, and for distributed mode the dropout
+  /// rate its noise shares are sized for); empty without privacy.
+  public var privacy: String {
+    get {_storage._privacy}
+    set {_uniqueStorage()._privacy = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3101,7 +3108,7 @@ nonisolated extension Conclave_V1_ListRunsReply: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}name\0\u{1}status\0\u{3}rounds_planned\0\u{3}rounds_completed\0\u{1}model\0\u{1}training\0\u{1}rounds\0\u{3}created_at\0\u{1}message\0\u{3}min_silos\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}name\0\u{1}status\0\u{3}rounds_planned\0\u{3}rounds_completed\0\u{1}model\0\u{1}training\0\u{1}rounds\0\u{3}created_at\0\u{1}message\0\u{3}min_silos\0\u{1}privacy\0")
 
   fileprivate class _StorageClass {
     var _runID: String = String()
@@ -3115,6 +3122,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
     var _createdAt: Double = 0
     var _message: String = String()
     var _minSilos: UInt32 = 0
+    var _privacy: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3136,6 +3144,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
       _createdAt = source._createdAt
       _message = source._message
       _minSilos = source._minSilos
+      _privacy = source._privacy
     }
   }
 
@@ -3165,6 +3174,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
         case 9: try { try decoder.decodeSingularDoubleField(value: &_storage._createdAt) }()
         case 10: try { try decoder.decodeSingularStringField(value: &_storage._message) }()
         case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._minSilos) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._privacy) }()
         default: break
         }
       }
@@ -3210,6 +3220,9 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
       if _storage._minSilos != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._minSilos, fieldNumber: 11)
       }
+      if !_storage._privacy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._privacy, fieldNumber: 12)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3230,6 +3243,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
         if _storage._createdAt != rhs_storage._createdAt {return false}
         if _storage._message != rhs_storage._message {return false}
         if _storage._minSilos != rhs_storage._minSilos {return false}
+        if _storage._privacy != rhs_storage._privacy {return false}
         return true
       }
       if !storagesAreEqual {return false}

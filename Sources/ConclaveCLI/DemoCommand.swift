@@ -72,6 +72,7 @@ struct DemoCommand: AsyncParsableCommand {
             try await admin.startRun(.with { $0.specToml = specText; $0.specName = "run.toml" })
         }
         say("run \(started.runID) started; coordinator at \(address); logs in \(setup.path("logs"))")
+        if !started.privacy.isEmpty { say("privacy: \(started.privacy)") }
 
         var shown = 0
         var info = started

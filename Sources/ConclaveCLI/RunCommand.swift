@@ -89,7 +89,7 @@ enum RunView {
         [
             "run_id": r.runID, "name": r.name, "status": r.status, "rounds_planned": Int(r.roundsPlanned),
             "rounds_completed": Int(r.roundsCompleted), "model": model(r.model), "message": r.message,
-            "min_silos": Int(r.minSilos),
+            "min_silos": Int(r.minSilos), "privacy": r.privacy,
             "rounds": r.rounds.map { round -> [String: Any] in
                 var out: [String: Any] = [
                     "round": Int(round.round), "silos": round.silos, "num_examples": Int(round.numExamples),
@@ -114,6 +114,7 @@ enum RunView {
     static func text(_ r: Conclave_V1_RunInfo) -> String {
         var lines = ["run \(r.runID) (\(r.name)): \(r.status), \(r.roundsCompleted)/\(r.roundsPlanned) rounds, \(model(r.model))"]
         if !r.message.isEmpty { lines.append("  \(r.message)") }
+        if !r.privacy.isEmpty { lines.append("  privacy: \(r.privacy)") }
         for round in r.rounds { lines.append("  " + roundLine(round, of: r.roundsPlanned)) }
         return lines.joined(separator: "\n")
     }

@@ -96,6 +96,25 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
     }
 }
 
+extension RunSpec {
+    /// The run's privacy in one line, for operators: what protects it, at what cost, and (distributed) the
+    /// dropout rate its noise is sized for.
+    public var privacySummary: String {
+        guard let p = privacy else { return "" }
+        let budget = p.epsilon.map { "ε ≤ \($0)" } ?? "noise multiplier \(p.noiseMultiplier ?? 0)"
+        switch p.mode {
+        case .record:
+            return "record (DP-SGD in every silo): \(budget) per silo at δ = \(p.delta), per-example clip \(p.clipNorm)"
+        case .central:
+            let adaptive = p.adaptiveClipping.map { " with adaptive clipping toward the \($0.targetQuantile) quantile" } ?? ""
+            return "central: \(budget) at δ = \(p.delta), σ = \(p.noiseMultiplier ?? 0)\(adaptive)"
+        case .distributed:
+            let dropout = secureAggregation?.dropoutRate ?? 0
+            return "distributed: \(budget) at δ = \(p.delta), σ = \(p.noiseMultiplier ?? 0); noise shares sized for a dropout rate of \(dropout) (ε is charged for the shares that survive)"
+        }
+    }
+}
+
 /// Distributed mode: how each round's noise is shared out, and what the shares that survived are worth.
 extension PrivacyConfig {
     /// The shares a round's noise is sized for: the members expected to survive at the run's dropout rate.

@@ -259,6 +259,8 @@ import Testing
         // planned and the run spends less than its budget.
         let spent = rounds.compactMap { $0["epsilon"] as? Double }
         #expect(spent.count == 2 && spent[0] < spent[1] && spent[1] < 10, "ε \(spent)")
+        // The run says what dropout rate its noise was sized for.
+        #expect((status["privacy"] as? String)?.contains("sized for a dropout rate of 0.34") == true, "\(status["privacy"] ?? "")")
     }
 
     @Test func cliReportsBadInputClearly() throws {

@@ -78,6 +78,7 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
         i.createdAt = r.createdAt
         i.minSilos = UInt32(r.spec.minSilos)
         i.message = r.status == "running" ? await driver.status : r.message
+        i.privacy = r.spec.privacySummary
         i.rounds = try driver.store.rounds(run: r.id).map { round in
             var ri = Conclave_V1_RoundInfo()
             ri.round = UInt32(round.round)
