@@ -49,6 +49,23 @@ public struct Network {
         }
     }
 
+    /// δ_top = (softmax(z) − onehot(y)) / divisor for every row of the last forward pass; returns the summed loss.
+    mutating func outputDeltas(labels: UnsafePointer<Int32>, batch: Int, divisor: Float) -> Float {
+        let top = layers.count, classes = spec.classCount
+        var loss: Float = 0
+        acts[top].withUnsafeBufferPointer { z in
+            deltas[top].withUnsafeMutableBufferPointer { d in
+                for r in 0..<batch {
+                    let zr = z.baseAddress! + r * classes, dr = d.baseAddress! + r * classes
+                    loss += Network.softmax(zr, into: dr, count: classes, label: Int(labels[r]))
+                    dr[Int(labels[r])] -= 1
+                    if divisor != 1 { for c in 0..<classes { dr[c] /= divisor } }
+                }
+            }
+        }
+        return loss
+    }
+
     /// Mean softmax cross-entropy over the batch; its gradient ∇ goes into `grad` as grad ← decay·grad + ∇.
     /// With decay 0 `grad` is overwritten; SGD with momentum passes its velocity and μ, so sgemm itself
     /// performs the momentum update and no separate pass over the gradient is needed.
@@ -57,19 +74,7 @@ public struct Network {
                                          grad: UnsafeMutablePointer<Float>, decay: Float = 0) -> Float {
         forward(params: params, x: x, batch: batch)
         let top = layers.count
-        let classes = spec.classCount
-        var loss: Float = 0
-        // δ_top = (softmax(z) − onehot(y)) / batch
-        acts[top].withUnsafeBufferPointer { z in
-            deltas[top].withUnsafeMutableBufferPointer { d in
-                for r in 0..<batch {
-                    let zr = z.baseAddress! + r * classes, dr = d.baseAddress! + r * classes
-                    loss += Network.softmax(zr, into: dr, count: classes, label: Int(labels[r]))
-                    dr[Int(labels[r])] -= 1
-                    for c in 0..<classes { dr[c] /= Float(batch) }
-                }
-            }
-        }
+        let loss = outputDeltas(labels: labels, batch: batch, divisor: Float(batch))
         for l in stride(from: top - 1, through: 0, by: -1) {
             let layer = layers[l]
             let a = acts[l]

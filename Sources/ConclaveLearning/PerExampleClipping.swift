@@ -17,18 +17,9 @@ extension Network {
             return (0, 0)
         }
         forward(params: params, x: x, batch: batch)
-        let layers = spec.layers, offsets = spec.offsets, top = layers.count, classes = spec.classCount
-        var loss: Float = 0
+        let layers = spec.layers, offsets = spec.offsets, top = layers.count
         // Per-example δ_top = softmax(z) − onehot(y), not divided by the batch.
-        acts[top].withUnsafeBufferPointer { z in
-            deltas[top].withUnsafeMutableBufferPointer { d in
-                for r in 0..<batch {
-                    let zr = z.baseAddress! + r * classes, dr = d.baseAddress! + r * classes
-                    loss += Network.softmax(zr, into: dr, count: classes, label: Int(labels[r]))
-                    dr[Int(labels[r])] -= 1
-                }
-            }
-        }
+        let loss = outputDeltas(labels: labels, batch: batch, divisor: 1)
         // Deltas of every layer: δ_prev = (δ · W) ⊙ [a > 0].
         for l in stride(from: top - 1, through: 1, by: -1) {
             let layer = layers[l]

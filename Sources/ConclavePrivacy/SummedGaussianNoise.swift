@@ -20,16 +20,6 @@ public struct SummedGaussianNoise: Sendable {
 
     /// Adds independent noise to every value.
     public func add(to values: inout [Float], using rng: inout NoiseRandom) {
-        addGeneric(to: &values, using: &rng)
-    }
-
-    /// The same with any generator (tests replay a seeded one).
-    public func add(to values: inout [Float], using rng: inout some RandomNumberGenerator) {
-        addGeneric(to: &values, using: &rng)
-    }
-
-    @inline(__always)
-    private func addGeneric(to values: inout [Float], using rng: inout some RandomNumberGenerator) {
         let scale = standardDeviation / Double(parts).squareRoot()
         let (xs, fs) = Ziggurat.tables
         xs.withUnsafeBufferPointer { x in
@@ -43,13 +33,5 @@ public struct SummedGaussianNoise: Sendable {
                 }
             }
         }
-    }
-
-    /// One draw, for tests and single releases.
-    public func sample(using rng: inout some RandomNumberGenerator) -> Double {
-        let (xs, fs) = Ziggurat.tables
-        var total = 0.0
-        for _ in 0..<parts { total += Ziggurat.normal(using: &rng, x: xs, f: fs) }
-        return total * standardDeviation / Double(parts).squareRoot()
     }
 }

@@ -118,6 +118,39 @@ import Testing
         for i in 0..<3 { #expect(try cluster.stop("silo\(i)") == 0) }
     }
 
+    /// Starts `run.toml` from the cluster's directory and waits until the run completes: its id and status JSON.
+    func runToCompletion(_ cluster: Cluster) throws -> (String, [String: Any]) {
+        let target = ["--coordinator", cluster.address]
+        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
+            try? cluster.json(["run", "start", "--spec", "\(cluster.dir)/run.toml", "--json"] + target)
+        }
+        let runID = try #require(started["run_id"] as? String)
+        let status = try waitFor("the run to complete", timeout: 300) { () -> [String: Any]? in
+            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
+            return s?["status"] as? String == "completed" ? s : nil
+        }
+        return (runID, status)
+    }
+
+    /// A two-round run spec for three silos and a 784-16-10 MLP, with the given training and extra tables.
+    static func smallRunSpec(name: String, training: String, extra: String) -> String {
+        """
+        name = "\(name)"
+        rounds = 2
+        min_silos = 3
+        round_deadline_seconds = 60
+        [model]
+        architecture = "mlp"
+        input_features = 784
+        hidden = [16]
+        num_classes = 10
+        [training]
+        local_epochs = 1
+        \(training)
+        \(extra)
+        """
+    }
+
     /// Writes silo `i`'s data and config and starts its agent.
     func startSilo(_ i: Int, cluster: Cluster, images: IDXArray, labels: IDXArray) throws {
         try IDX.write(images, path: "\(cluster.dir)/silo\(i)-images.gz")
@@ -154,35 +187,14 @@ import Testing
             offset += n
             try startSilo(i, cluster: cluster, images: images.subset(part), labels: labels.subset(part))
         }
-        try cluster.write("run.toml", """
-            name = "record"
-            rounds = 2
-            min_silos = 3
-            round_deadline_seconds = 60
-            [model]
-            architecture = "mlp"
-            input_features = 784
-            hidden = [16]
-            num_classes = 10
-            [training]
-            local_epochs = 1
-            batch_size = 200
-            learning_rate = 1.0
-            momentum = 0.5
+        try cluster.write("run.toml", Self.smallRunSpec(name: "record", training: "batch_size = 200\nlearning_rate = 1.0\nmomentum = 0.5", extra: """
             [privacy]
             mode = "record"
             epsilon = 2
             delta = 1e-5
-            """)
+            """))
+        let (runID, status) = try runToCompletion(cluster)
         let target = ["--coordinator", cluster.address]
-        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
-            try? cluster.json(["run", "start", "--spec", "\(dir)/run.toml", "--json"] + target)
-        }
-        let runID = try #require(started["run_id"] as? String)
-        let status = try waitFor("the run to complete", timeout: 300) { () -> [String: Any]? in
-            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
-            return s?["status"] as? String == "completed" ? s : nil
-        }
         let rounds = try #require(status["rounds"] as? [[String: Any]])
         let perSilo = rounds.compactMap { $0["silo_epsilon"] as? [String: Double] }
         #expect(perSilo.count == 2 && perSilo.allSatisfy { Set($0.keys) == ["silo-0", "silo-1", "silo-2"] })
@@ -223,36 +235,15 @@ import Testing
             let part = Array((i * 500)..<((i + 1) * 500))
             try startSilo(i, cluster: cluster, images: images.subset(part), labels: labels.subset(part))
         }
-        try cluster.write("run.toml", """
-            name = "distributed"
-            rounds = 2
-            min_silos = 3
-            round_deadline_seconds = 60
-            [model]
-            architecture = "mlp"
-            input_features = 784
-            hidden = [16]
-            num_classes = 10
-            [training]
-            local_epochs = 1
-            batch_size = 50
-            learning_rate = 0.1
+        try cluster.write("run.toml", Self.smallRunSpec(name: "distributed", training: "batch_size = 50\nlearning_rate = 0.1", extra: """
             [secure_aggregation]
             clip_norm = 1
             dropout_rate = 0.34
             [privacy]
             mode = "distributed"
             epsilon = 10
-            """)
-        let target = ["--coordinator", cluster.address]
-        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
-            try? cluster.json(["run", "start", "--spec", "\(dir)/run.toml", "--json"] + target)
-        }
-        let runID = try #require(started["run_id"] as? String)
-        let status = try waitFor("the run to complete", timeout: 300) { () -> [String: Any]? in
-            let s = try? cluster.json(["run", "status", runID, "--json"] + target)
-            return s?["status"] as? String == "completed" ? s : nil
-        }
+            """))
+        let (_, status) = try runToCompletion(cluster)
         let rounds = try #require(status["rounds"] as? [[String: Any]])
         #expect(rounds.map { $0["unmasked"] as? Int } == [3, 3])
         // Noise sized for 2 of 3 survivors (dropout 0.34); all 3 stayed, so the sums held more noise than
