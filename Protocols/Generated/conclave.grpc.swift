@@ -69,11 +69,25 @@ public enum Conclave_V1_Federation: Sendable {
                 type: .bidirectionalStreaming
             )
         }
+        /// Namespace for "DeclineTask" metadata.
+        public enum DeclineTask: Sendable {
+            /// Request type for "DeclineTask".
+            public typealias Input = Conclave_V1_DeclineTaskRequest
+            /// Response type for "DeclineTask".
+            public typealias Output = Conclave_V1_DeclineTaskReply
+            /// Descriptor for "DeclineTask".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "conclave.v1.Federation"),
+                method: "DeclineTask",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "conclave.v1.Federation" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             FetchTask.descriptor,
             SubmitUpdate.descriptor,
-            SecureAggregate.descriptor
+            SecureAggregate.descriptor,
+            DeclineTask.descriptor
         ]
     }
 }
@@ -169,6 +183,28 @@ extension Conclave_V1_Federation {
             request: GRPCCore.StreamingServerRequest<Conclave_V1_SecureClientMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SecureServerMessage>
+
+        /// Handle the "DeclineTask" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+        /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+        /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+        /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Conclave_V1_DeclineTaskRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Conclave_V1_DeclineTaskReply` messages.
+        func declineTask(
+            request: GRPCCore.StreamingServerRequest<Conclave_V1_DeclineTaskRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_DeclineTaskReply>
     }
 
     /// Service protocol for the "conclave.v1.Federation" service.
@@ -248,6 +284,28 @@ extension Conclave_V1_Federation {
             request: GRPCCore.StreamingServerRequest<Conclave_V1_SecureClientMessage>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SecureServerMessage>
+
+        /// Handle the "DeclineTask" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+        /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+        /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+        /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Conclave_V1_DeclineTaskReply` message.
+        func declineTask(
+            request: GRPCCore.ServerRequest<Conclave_V1_DeclineTaskRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Conclave_V1_DeclineTaskReply>
     }
 
     /// Simple service protocol for the "conclave.v1.Federation" service.
@@ -327,6 +385,28 @@ extension Conclave_V1_Federation {
             response: GRPCCore.RPCWriter<Conclave_V1_SecureServerMessage>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "DeclineTask" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+        /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+        /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+        /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        ///
+        /// - Parameters:
+        ///   - request: A `Conclave_V1_DeclineTaskRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Conclave_V1_DeclineTaskReply` to respond with.
+        func declineTask(
+            request: Conclave_V1_DeclineTaskRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Conclave_V1_DeclineTaskReply
     }
 }
 
@@ -367,6 +447,17 @@ extension Conclave_V1_Federation.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Conclave_V1_Federation.Method.DeclineTask.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_DeclineTaskRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_DeclineTaskReply>(),
+            handler: { request, context in
+                try await self.declineTask(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -390,6 +481,17 @@ extension Conclave_V1_Federation.ServiceProtocol {
     ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_SubmitReply> {
         let response = try await self.submitUpdate(
             request: request,
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func declineTask(
+        request: GRPCCore.StreamingServerRequest<Conclave_V1_DeclineTaskRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_DeclineTaskReply> {
+        let response = try await self.declineTask(
+            request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
@@ -443,6 +545,19 @@ extension Conclave_V1_Federation.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func declineTask(
+        request: GRPCCore.ServerRequest<Conclave_V1_DeclineTaskRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Conclave_V1_DeclineTaskReply> {
+        return GRPCCore.ServerResponse<Conclave_V1_DeclineTaskReply>(
+            message: try await self.declineTask(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -539,6 +654,33 @@ extension Conclave_V1_Federation {
             deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_SecureServerMessage>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Conclave_V1_SecureServerMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DeclineTask" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+        /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+        /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+        /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
+        ///   - serializer: A serializer for `Conclave_V1_DeclineTaskRequest` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_DeclineTaskReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func declineTask<Result>(
+            request: GRPCCore.ClientRequest<Conclave_V1_DeclineTaskRequest>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_DeclineTaskRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_DeclineTaskReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_DeclineTaskReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -671,6 +813,44 @@ extension Conclave_V1_Federation {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "DeclineTask" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+        /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+        /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+        /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
+        ///   - serializer: A serializer for `Conclave_V1_DeclineTaskRequest` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_DeclineTaskReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func declineTask<Result>(
+            request: GRPCCore.ClientRequest<Conclave_V1_DeclineTaskRequest>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_DeclineTaskRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_DeclineTaskReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_DeclineTaskReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Conclave_V1_Federation.Method.DeclineTask.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -771,6 +951,39 @@ extension Conclave_V1_Federation.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_SecureClientMessage>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_SecureServerMessage>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DeclineTask" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+    /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+    /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+    /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+    /// > FAILED_PRECONDITION; nothing else about the silo changes.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func declineTask<Result>(
+        request: GRPCCore.ClientRequest<Conclave_V1_DeclineTaskRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_DeclineTaskReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.declineTask(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_DeclineTaskRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_DeclineTaskReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -892,6 +1105,43 @@ extension Conclave_V1_Federation.ClientProtocol {
             onResponse: handleResponse
         )
     }
+
+    /// Call the "DeclineTask" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent will not take part in the round its task named: its own policy (`[policy]` in silo.toml)
+    /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
+    /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
+    /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
+    /// > FAILED_PRECONDITION; nothing else about the silo changes.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func declineTask<Result>(
+        _ message: Conclave_V1_DeclineTaskRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_DeclineTaskReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Conclave_V1_DeclineTaskRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.declineTask(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
 }
 
 // MARK: - conclave.v1.Admin
@@ -955,12 +1205,26 @@ public enum Conclave_V1_Admin: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "ResumeRun" metadata.
+        public enum ResumeRun: Sendable {
+            /// Request type for "ResumeRun".
+            public typealias Input = Conclave_V1_ResumeRunRequest
+            /// Response type for "ResumeRun".
+            public typealias Output = Conclave_V1_RunInfo
+            /// Descriptor for "ResumeRun".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "conclave.v1.Admin"),
+                method: "ResumeRun",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "conclave.v1.Admin" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             StartRun.descriptor,
             GetRun.descriptor,
             ListRuns.descriptor,
-            ExportModel.descriptor
+            ExportModel.descriptor,
+            ResumeRun.descriptor
         ]
     }
 }
@@ -1050,6 +1314,27 @@ extension Conclave_V1_Admin {
             request: GRPCCore.StreamingServerRequest<Conclave_V1_ExportModelRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_ModelChunk>
+
+        /// Handle the "ResumeRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+        /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+        /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+        /// > "needs-repair" or the chosen checkpoint does not verify.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Conclave_V1_ResumeRunRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Conclave_V1_RunInfo` messages.
+        func resumeRun(
+            request: GRPCCore.StreamingServerRequest<Conclave_V1_ResumeRunRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_RunInfo>
     }
 
     /// Service protocol for the "conclave.v1.Admin" service.
@@ -1123,6 +1408,27 @@ extension Conclave_V1_Admin {
             request: GRPCCore.ServerRequest<Conclave_V1_ExportModelRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_ModelChunk>
+
+        /// Handle the "ResumeRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+        /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+        /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+        /// > "needs-repair" or the chosen checkpoint does not verify.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_ResumeRunRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Conclave_V1_RunInfo` message.
+        func resumeRun(
+            request: GRPCCore.ServerRequest<Conclave_V1_ResumeRunRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Conclave_V1_RunInfo>
     }
 
     /// Simple service protocol for the "conclave.v1.Admin" service.
@@ -1195,6 +1501,27 @@ extension Conclave_V1_Admin {
             response: GRPCCore.RPCWriter<Conclave_V1_ModelChunk>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "ResumeRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+        /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+        /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+        /// > "needs-repair" or the chosen checkpoint does not verify.
+        ///
+        /// - Parameters:
+        ///   - request: A `Conclave_V1_ResumeRunRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Conclave_V1_RunInfo` to respond with.
+        func resumeRun(
+            request: Conclave_V1_ResumeRunRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Conclave_V1_RunInfo
     }
 }
 
@@ -1241,6 +1568,17 @@ extension Conclave_V1_Admin.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_ModelChunk>(),
             handler: { request, context in
                 try await self.exportModel(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Conclave_V1_Admin.Method.ResumeRun.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_ResumeRunRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_RunInfo>(),
+            handler: { request, context in
+                try await self.resumeRun(
                     request: request,
                     context: context
                 )
@@ -1294,6 +1632,17 @@ extension Conclave_V1_Admin.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func resumeRun(
+        request: GRPCCore.StreamingServerRequest<Conclave_V1_ResumeRunRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_RunInfo> {
+        let response = try await self.resumeRun(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -1353,6 +1702,19 @@ extension Conclave_V1_Admin.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func resumeRun(
+        request: GRPCCore.ServerRequest<Conclave_V1_ResumeRunRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Conclave_V1_RunInfo> {
+        return GRPCCore.ServerResponse<Conclave_V1_RunInfo>(
+            message: try await self.resumeRun(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -1448,6 +1810,32 @@ extension Conclave_V1_Admin {
             deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_ModelChunk>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Conclave_V1_ModelChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ResumeRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+        /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+        /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+        /// > "needs-repair" or the chosen checkpoint does not verify.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_ResumeRunRequest` message.
+        ///   - serializer: A serializer for `Conclave_V1_ResumeRunRequest` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_RunInfo` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func resumeRun<Result>(
+            request: GRPCCore.ClientRequest<Conclave_V1_ResumeRunRequest>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_ResumeRunRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_RunInfo>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_RunInfo>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1592,6 +1980,43 @@ extension Conclave_V1_Admin {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ResumeRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+        /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+        /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+        /// > "needs-repair" or the chosen checkpoint does not verify.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_ResumeRunRequest` message.
+        ///   - serializer: A serializer for `Conclave_V1_ResumeRunRequest` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_RunInfo` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func resumeRun<Result>(
+            request: GRPCCore.ClientRequest<Conclave_V1_ResumeRunRequest>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_ResumeRunRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_RunInfo>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_RunInfo>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Conclave_V1_Admin.Method.ResumeRun.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1699,6 +2124,38 @@ extension Conclave_V1_Admin.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_ExportModelRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_ModelChunk>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ResumeRun" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+    /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+    /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+    /// > "needs-repair" or the chosen checkpoint does not verify.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Conclave_V1_ResumeRunRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func resumeRun<Result>(
+        request: GRPCCore.ClientRequest<Conclave_V1_ResumeRunRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_RunInfo>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.resumeRun(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_ResumeRunRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_RunInfo>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1824,6 +2281,42 @@ extension Conclave_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.exportModel(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ResumeRun" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Resumes a run marked "needs-repair" (its newest checkpoint is missing or corrupt) from an earlier
+    /// > committed round whose checkpoint verifies: rounds after it are discarded, the privacy they spent stays
+    /// > charged. NOT_FOUND for an unknown run or round, FAILED_PRECONDITION when the run is not in
+    /// > "needs-repair" or the chosen checkpoint does not verify.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func resumeRun<Result>(
+        _ message: Conclave_V1_ResumeRunRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_RunInfo>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Conclave_V1_ResumeRunRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.resumeRun(
             request: request,
             options: options,
             onResponse: handleResponse

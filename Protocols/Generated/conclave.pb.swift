@@ -35,6 +35,109 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Why an agent declined a task.
+public nonisolated enum Conclave_V1_DeclineReason: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// The task had no `secure` part and the silo's policy requires secure aggregation.
+  case secureAggregationRequired // = 1
+
+  /// The aggregate could include fewer silos than the policy's `min_silos_in_aggregate`.
+  case aggregateTooSmall // = 2
+
+  /// The run's privacy mode is not one the policy's `require_privacy` accepts.
+  case privacyMode // = 3
+
+  /// The silo already sent a masked input for this (run, round) in an earlier attempt.
+  case alreadyMasked // = 4
+
+  /// The silo's own privacy budget cannot afford the round.
+  case privacyBudget // = 5
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .secureAggregationRequired
+    case 2: self = .aggregateTooSmall
+    case 3: self = .privacyMode
+    case 4: self = .alreadyMasked
+    case 5: self = .privacyBudget
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .secureAggregationRequired: return 1
+    case .aggregateTooSmall: return 2
+    case .privacyMode: return 3
+    case .alreadyMasked: return 4
+    case .privacyBudget: return 5
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Conclave_V1_DeclineReason] = [
+    .unspecified,
+    .secureAggregationRequired,
+    .aggregateTooSmall,
+    .privacyMode,
+    .alreadyMasked,
+    .privacyBudget,
+  ]
+
+}
+
+public nonisolated struct Conclave_V1_DeclineTaskRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var silo: Conclave_V1_SiloDescription {
+    get {_silo ?? Conclave_V1_SiloDescription()}
+    set {_silo = newValue}
+  }
+  /// Returns true if `silo` has been explicitly set.
+  public var hasSilo: Bool {self._silo != nil}
+  /// Clears the value of `silo`. Subsequent reads from it will return its default value.
+  public mutating func clearSilo() {self._silo = nil}
+
+  public var runID: String = String()
+
+  public var round: UInt32 = 0
+
+  public var reason: Conclave_V1_DeclineReason = .unspecified
+
+  /// Human-readable detail naming the rule (at most 512 bytes; longer is refused).
+  public var detail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _silo: Conclave_V1_SiloDescription? = nil
+}
+
+public nonisolated struct Conclave_V1_DeclineTaskReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 /// What the agent says about itself on every poll.
 public nonisolated struct Conclave_V1_SiloDescription: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -246,6 +349,13 @@ public nonisolated struct Conclave_V1_TrainTask: @unchecked Sendable {
   public var hasRecordPrivacy: Bool {_storage._recordPrivacy != nil}
   /// Clears the value of `recordPrivacy`. Subsequent reads from it will return its default value.
   public mutating func clearRecordPrivacy() {_uniqueStorage()._recordPrivacy = nil}
+
+  /// The run's privacy mode: "none", "record", "central" or "distributed" (empty from older coordinators
+  /// means "none"). The agent checks it against its policy's `require_privacy` before training.
+  public var privacyMode: String {
+    get {_storage._privacyMode}
+    set {_uniqueStorage()._privacyMode = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -931,6 +1041,21 @@ public nonisolated struct Conclave_V1_SubmitReply: Sendable {
   public init() {}
 }
 
+public nonisolated struct Conclave_V1_ResumeRunRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var runID: String = String()
+
+  /// The committed round to continue from; the next round run is `from_round + 1`. 0 starts over.
+  public var fromRound: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Conclave_V1_StartRunRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -997,7 +1122,9 @@ public nonisolated struct Conclave_V1_RunInfo: @unchecked Sendable {
     set {_uniqueStorage()._name = newValue}
   }
 
-  /// "pending", "running", "completed", "failed" or "cancelled".
+  /// "pending", "running", "completed", "failed", "cancelled" or "needs-repair" (its newest checkpoint is
+  /// missing or corrupt; `message` names the file; see `ResumeRun`). While a committed round cannot be
+  /// written, `message` reads "storage fault: <reason>".
   public var status: String {
     get {_storage._status}
     set {_uniqueStorage()._status = newValue}
@@ -1250,6 +1377,94 @@ public nonisolated struct Conclave_V1_ModelHeader: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "conclave.v1"
+
+nonisolated extension Conclave_V1_DeclineReason: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0DECLINE_REASON_UNSPECIFIED\0\u{1}DECLINE_REASON_SECURE_AGGREGATION_REQUIRED\0\u{1}DECLINE_REASON_AGGREGATE_TOO_SMALL\0\u{1}DECLINE_REASON_PRIVACY_MODE\0\u{1}DECLINE_REASON_ALREADY_MASKED\0\u{1}DECLINE_REASON_PRIVACY_BUDGET\0")
+}
+
+nonisolated extension Conclave_V1_DeclineTaskRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeclineTaskRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{1}reason\0\u{1}detail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._silo) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._silo {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 3)
+    }
+    if self.reason != .unspecified {
+      try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 4)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_DeclineTaskRequest, rhs: Conclave_V1_DeclineTaskRequest) -> Bool {
+    if lhs._silo != rhs._silo {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.round != rhs.round {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.detail != rhs.detail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_DeclineTaskReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeclineTaskReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_DeclineTaskReply, rhs: Conclave_V1_DeclineTaskReply) -> Bool {
+    if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
 
 nonisolated extension Conclave_V1_SiloDescription: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SiloDescription"
@@ -1511,7 +1726,7 @@ nonisolated extension Conclave_V1_Wait: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0\u{3}record_privacy\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0\u{3}record_privacy\0\u{3}privacy_mode\0")
 
   fileprivate class _StorageClass {
     var _runID: String = String()
@@ -1523,6 +1738,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
     var _deadlineSeconds: Double = 0
     var _secure: Conclave_V1_SecureTask? = nil
     var _recordPrivacy: Conclave_V1_RecordPrivacy? = nil
+    var _privacyMode: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1542,6 +1758,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       _deadlineSeconds = source._deadlineSeconds
       _secure = source._secure
       _recordPrivacy = source._recordPrivacy
+      _privacyMode = source._privacyMode
     }
   }
 
@@ -1569,6 +1786,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
         case 7: try { try decoder.decodeSingularDoubleField(value: &_storage._deadlineSeconds) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._secure) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._recordPrivacy) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._privacyMode) }()
         default: break
         }
       }
@@ -1608,6 +1826,9 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._recordPrivacy {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
+      if !_storage._privacyMode.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._privacyMode, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1626,6 +1847,7 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
         if _storage._deadlineSeconds != rhs_storage._deadlineSeconds {return false}
         if _storage._secure != rhs_storage._secure {return false}
         if _storage._recordPrivacy != rhs_storage._recordPrivacy {return false}
+        if _storage._privacyMode != rhs_storage._privacyMode {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2987,6 +3209,41 @@ nonisolated extension Conclave_V1_SubmitReply: SwiftProtobuf.Message, SwiftProto
   public static func ==(lhs: Conclave_V1_SubmitReply, rhs: Conclave_V1_SubmitReply) -> Bool {
     if lhs.accepted != rhs.accepted {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_ResumeRunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResumeRunRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{3}from_round\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.fromRound) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 1)
+    }
+    if self.fromRound != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fromRound, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_ResumeRunRequest, rhs: Conclave_V1_ResumeRunRequest) -> Bool {
+    if lhs.runID != rhs.runID {return false}
+    if lhs.fromRound != rhs.fromRound {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Typed, checked access to one table of a configuration file. Every error names the file, the key (with
 /// its table) and, where the key exists, its line; keys nobody read are reported as unknown (typos).
 public final class ConfigSection {
@@ -5,6 +7,8 @@ public final class ConfigSection {
     public let path: String
     private let table: TOMLTable
     private var read: Set<String> = []
+    /// Every key the program asked about (read or tested for), to suggest for a typo.
+    private var asked: Set<String> = []
 
     public init(table: TOMLTable, source: String, path: String = "") {
         self.table = table
@@ -27,11 +31,21 @@ public final class ConfigSection {
         ConfigError("\(at(key)): key '\(name(key))' must be \(expected), got \(value.typeName)")
     }
 
-    public func has(_ key: String) -> Bool { table[key] != nil }
+    public func has(_ key: String) -> Bool {
+        asked.insert(key)
+        return table[key] != nil
+    }
 
     private func value(_ key: String) throws(ConfigError) -> TOMLValue {
         read.insert(key)
-        guard let v = table[key] else { throw ConfigError("\(source): missing key '\(name(key))'") }
+        asked.insert(key)
+        guard let v = table[key] else {
+            // A missing key next to an unknown one that looks like it is a typo: say that, at the typo's line.
+            if let typo = table.order.first(where: { !read.contains($0) && Self.distance($0, key) <= 2 }) {
+                throw ConfigError("\(at(typo)): unknown key '\(name(typo))' (did you mean '\(name(key))'?)")
+            }
+            throw ConfigError("\(source): missing key '\(name(key))'")
+        }
         return v
     }
 
@@ -122,10 +136,61 @@ public final class ConfigSection {
         ConfigError("\(at(key)): key '\(name(key))' \(why)")
     }
 
+    /// A failure found after parsing (a range or a combination of values) whose message names its keys: the
+    /// error is placed at the line of the first key it names (this table's, or a subtable's as `table.key`).
+    public func located(_ message: String) -> ConfigError {
+        var best: (name: String, line: Int)?
+        func scan(_ t: TOMLTable, prefix: String) {
+            for key in t.order {
+                let full = prefix.isEmpty ? key : "\(prefix).\(key)"
+                if case .table(let sub)? = t[key] { scan(sub, prefix: full); continue }
+                guard let line = t.lines[key] else { continue }
+                for candidate in [full, key] where Self.mentions(message, candidate) {
+                    if best == nil || candidate.count > best!.name.count { best = (candidate, line) }
+                }
+            }
+        }
+        scan(table, prefix: path)
+        if let best { return ConfigError("\(source):\(best.line): \(message)") }
+        return ConfigError("\(source): \(message)")
+    }
+
+    /// Whether `message` names `key` as a whole word (not inside a longer key).
+    static func mentions(_ message: String, _ key: String) -> Bool {
+        var rest = message[...]
+        while let r = rest.range(of: key) {
+            let before = r.lowerBound == message.startIndex ? nil : message[message.index(before: r.lowerBound)]
+            let after = r.upperBound == message.endIndex ? nil : message[r.upperBound]
+            let clearBefore = before.map { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == ".") } ?? true
+            let clearAfter = after.map { !($0.isLetter || $0.isNumber || $0 == "_") } ?? true
+            if clearBefore, clearAfter { return true }
+            rest = message[r.upperBound...]
+        }
+        return false
+    }
+
     /// Throws for keys in this table that no getter asked for.
     public func rejectUnknownKeys() throws(ConfigError) {
-        if let extra = table.order.first(where: { !read.contains($0) }) {
-            throw ConfigError("\(at(extra)): unknown key '\(name(extra))'")
+        guard let extra = table.order.first(where: { !read.contains($0) }) else { return }
+        let near = asked.subtracting(table.order).map { (key: $0, d: Self.distance($0, extra)) }
+            .filter { $0.d <= max(2, extra.count / 3) }.min { ($0.d, $0.key) < ($1.d, $1.key) }
+        let hint = near.map { " (did you mean '\(name($0.key))'?)" } ?? ""
+        throw ConfigError("\(at(extra)): unknown key '\(name(extra))'\(hint)")
+    }
+
+    /// Levenshtein distance, for typo suggestions.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(1, a.count) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
         }
+        return a.isEmpty ? b.count : row[b.count]
     }
 }

@@ -1,3 +1,5 @@
+import ConclaveFederation
+
 /// `coordinator.toml`: where the daemon listens and keeps its state.
 public struct CoordinatorConfig: Sendable, Equatable {
     public var listen: HostPort
@@ -9,6 +11,8 @@ public struct CoordinatorConfig: Sendable, Equatable {
     public var allowedSilos: Set<String>?
     public var livenessSeconds: Double
     public var logLevel: String
+    /// Longest a silo's upload or secure stream may stay silent while the coordinator waits for it.
+    public var streamIdleSeconds: Int64 = 30
 
     public static func load(path: String) throws(ConfigError) -> CoordinatorConfig {
         try parse(ConfigFile.text(at: path), source: path)
@@ -21,6 +25,8 @@ public struct CoordinatorConfig: Sendable, Equatable {
         let listen: HostPort
         do { listen = try HostPort(parsing: listenText) } catch { throw server.invalid("listen", error.message) }
         let addressFile = server.has("address_file") ? try server.string("address_file") : nil
+        let idle = try server.int("stream_idle_seconds", default: 30)
+        guard (1...3600).contains(idle) else { throw server.invalid("stream_idle_seconds", "must be 1 to 3600, got \(idle)") }
         try server.rejectUnknownKeys()
 
         let storage = try root.section("storage")
@@ -31,18 +37,26 @@ public struct CoordinatorConfig: Sendable, Equatable {
         var allowed: Set<String>?
         var liveness = 15.0
         if let fed = try root.optionalSection("federation") {
-            if fed.has("allowed_silos") { allowed = Set(try fed.strings("allowed_silos")) }
+            if fed.has("allowed_silos") {
+                let ids = try fed.strings("allowed_silos")
+                if let bad = ids.first(where: { id in (try? WireCheck.name(id, "silo id")) == nil }) {
+                    throw fed.invalid("allowed_silos", "holds '\(bad)', which is not a silo id (letters, digits, '-', '_', '.'; at most 128 bytes)")
+                }
+                allowed = Set(ids)
+            }
             liveness = try fed.double("liveness_seconds", default: liveness)
             guard liveness > 0 else { throw fed.invalid("liveness_seconds", "must be positive") }
             try fed.rejectUnknownKeys()
         }
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
-        return CoordinatorConfig(
+        var config = CoordinatorConfig(
             listen: listen, addressFile: addressFile.map { ConfigFile.resolve($0, relativeTo: source) },
             database: ConfigFile.resolve(database, relativeTo: source),
             checkpointDirectory: ConfigFile.resolve(checkpoints, relativeTo: source),
             allowedSilos: allowed, livenessSeconds: liveness, logLevel: level)
+        config.streamIdleSeconds = Int64(idle)
+        return config
     }
 }
 

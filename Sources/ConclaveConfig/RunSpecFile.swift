@@ -25,7 +25,7 @@ public enum RunSpecFile {
         do {
             model = try ModelSpec(architecture: architecture, inputFeatures: inputs, hidden: hidden, classCount: classes)
         } catch {
-            throw ConfigError("\(source): [model]: \(error.message)")
+            throw m.located("[model]: \(error.message)")
         }
         try m.rejectUnknownKeys()
 
@@ -62,7 +62,7 @@ public enum RunSpecFile {
                                seed: UInt64(truncatingIfNeeded: seed), evaluation: evaluation,
                                secureAggregation: secure, privacy: privacy)
         } catch {
-            throw ConfigError("\(source): \(error.message)")
+            throw root.located(error.message)
         }
     }
 
@@ -89,7 +89,7 @@ public enum RunSpecFile {
                                                prg: values.prg, phaseTimeoutSeconds: values.timeout,
                                                precisionBits: values.precision)
         } catch {
-            throw ConfigError("\(source): [secure_aggregation]: \(error.message)")
+            throw root.located(error.message)
         }
     }
 
@@ -110,7 +110,7 @@ public enum RunSpecFile {
         try p.rejectUnknownKeys()
         if modeName == "none" { return nil }
         guard let mode = PrivacyConfig.Mode(rawValue: modeName) else {
-            throw ConfigError("\(source): key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got '\(modeName)'")
+            throw p.invalid("mode", "must be one of 'none', 'central', 'distributed', 'record', got '\(modeName)'")
         }
         do {
             let adaptiveClipping = adaptive
@@ -118,7 +118,7 @@ public enum RunSpecFile {
             return try PrivacyConfig(mode: mode, noiseMultiplier: sigma, epsilon: epsilon, delta: delta,
                                      accountant: accountant, clipNorm: clip, adaptiveClipping: adaptiveClipping)
         } catch {
-            throw ConfigError("\(source): [privacy]: \(error.message)")
+            throw root.located(error.message)
         }
     }
 

@@ -11,6 +11,12 @@ public struct FederationError: Error, CustomStringConvertible, Sendable, Equatab
         case notFound
         /// The same thing was sent twice.
         case alreadyExists
+        /// The silo already holds the one stream it may hold, or a limit on what is kept was reached.
+        case resourceExhausted
+        /// The coordinator cannot do it now (its storage is failing); retrying later may work.
+        case unavailable
+        /// The peer was too slow: a stream went quiet for longer than its read timeout.
+        case deadlineExceeded
     }
 
     public let code: Code

@@ -19,7 +19,7 @@ extension RoundStateMachine {
                                     noiseMultiplier: (p.noiseMultiplier ?? 0) * (Double(this.shares) / Double(planned)).squareRoot())
             case .central:
                 let sigma = centralMultiplier(p, members: open.selected.count)
-                return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number, noiseMultiplier: sigma), delta: p.delta,
+                return PrivacySpent(epsilon: p.epsilon(afterRounds: open.number + discardedReleases, noiseMultiplier: sigma), delta: p.delta,
                                     noiseMultiplier: sigma)
             case .record:
                 // Each silo's own guarantee; the round reports the largest among its contributors.

@@ -22,6 +22,9 @@ public struct RoundStateMachine: Sendable {
     var known: [String: SiloInfo] = [:]
     /// Distributed DP: each committed round's selected members and the noise shares its sum held.
     public private(set) var noiseShares: [(members: Int, shares: Int)]
+    /// Releases of rounds an operator discarded when resuming from an earlier checkpoint: they happened, so
+    /// central DP's accounting counts them on top of the round numbers.
+    public let discardedReleases: Int
     /// The clip norm secure rounds use now: the spec's, or where adaptive clipping has moved it.
     public private(set) var clipNorm: Double?
 
@@ -38,15 +41,21 @@ public struct RoundStateMachine: Sendable {
         public let deadline: Double
         public let selected: Set<String>
         public fileprivate(set) var contributions: [Contribution] = []
+        /// Selected silos whose agents declined the task (their policy, or already masked into this round).
+        public fileprivate(set) var declined: [String: DeclineReason] = [:]
         /// The running example-weighted sum of plain updates; nil in secure rounds, which sum masked inputs.
         var sum: RunningSum?
         /// Set when the run uses secure aggregation: updates then arrive masked, through its phases.
         public internal(set) var secure: SecureRound?
 
-        func hasReported(_ silo: String) -> Bool {
+        public func hasReported(_ silo: String) -> Bool {
+            if declined[silo] != nil { return true }
             if let secure { return secure.joined(silo) || secure.gone.contains(silo) }
             return contributions.contains { $0.silo == silo }
         }
+
+        /// Plain rounds: every selected silo that did not decline has sent its update.
+        var allIn: Bool { contributions.count + declined.count == selected.count }
     }
 
     public struct Contribution: Sendable, Equatable {
@@ -134,7 +143,9 @@ public struct RoundStateMachine: Sendable {
 
     public init(runID: String, spec: RunSpec, globalWeights: [Float], completedRounds: Int = 0,
                 serverOptimizer: ServerOptimizer? = nil, allowedSilos: Set<String>? = nil,
-                livenessSeconds: Double = 15, noiseShares: [(members: Int, shares: Int)] = [], clipNorm: Double? = nil) {
+                livenessSeconds: Double = 15, noiseShares: [(members: Int, shares: Int)] = [], clipNorm: Double? = nil,
+                discardedReleases: Int = 0) {
+        self.discardedReleases = discardedReleases
         precondition(globalWeights.count == spec.model.parameterCount, "weights do not fit the run's model")
         self.noiseShares = noiseShares
         self.clipNorm = clipNorm ?? spec.secureAggregation?.clipNorm
@@ -268,7 +279,39 @@ public struct RoundStateMachine: Sendable {
         open.contributions.append(Contribution(silo: silo.id, examples: silo.examples, trainLoss: trainLoss,
                                                trainSeconds: trainSeconds, privacy: privacy))
         state = .collecting(open)
-        if open.contributions.count == open.selected.count {
+        if open.allIn {
+            return close(open, delta: open.sum!.mean(), contributions: open.contributions, secure: nil, now: now)
+        }
+        return .none
+    }
+
+    /// A selected silo's agent will not take part in this round (its own policy, or it already sent a masked
+    /// input for it): it is left out, and the round closes without waiting for it. Nothing else about the silo
+    /// changes; a decline from a silo that already reported, or for a round that is not open, is refused.
+    public mutating func decline(from silo: SiloInfo, runID: String, round: Int, reason: DeclineReason,
+                                 now: Double) throws(FederationError) -> Event {
+        try admit(silo)
+        guard runID == self.runID, case .collecting(var open) = state, open.number == round else {
+            throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (\(stateSummary))")
+        }
+        guard open.selected.contains(silo.id), !open.hasReported(silo.id) else {
+            throw FederationError(.failedPrecondition,
+                "silo '\(silo.id)' cannot decline round \(round): it was not selected or has already taken part")
+        }
+        lastSeen[silo.id] = now
+        state = .waitingForSilos
+        open.declined[silo.id] = reason
+        if open.secure != nil {
+            let step = open.secure!.decline(silo.id, now: now)
+            return advance(open, step, now: now)
+        }
+        state = .collecting(open)
+        if open.selected.count - open.declined.count < spec.minSilos {
+            state = .waitingForSilos
+            return .roundAbandoned(round: open.number,
+                reason: "\(open.declined.count) of \(open.selected.count) selected silos declined; fewer than \(spec.minSilos) can take part")
+        }
+        if open.allIn, !open.contributions.isEmpty {
             return close(open, delta: open.sum!.mean(), contributions: open.contributions, secure: nil, now: now)
         }
         return .none
@@ -330,6 +373,12 @@ public struct RoundStateMachine: Sendable {
         case .waitingForSilos, .finished:
             return nil
         }
+    }
+
+    /// The number of the round being collected, if one is open.
+    public var openRoundNumber: Int? {
+        if case .collecting(let open) = state { return open.number }
+        return nil
     }
 
     public var isFinished: Bool {

@@ -122,6 +122,14 @@ public struct SecureRound: Sendable {
         return isPhaseComplete ? closePhase(now: now) : .pending
     }
 
+    /// The silo's agent declined the round before joining it: it is not waited for (as if it had dropped
+    /// out before advertising its keys).
+    public mutating func decline(_ silo: String, now: Double) -> Step {
+        guard tasks[silo] != nil, !joined(silo), outcome == nil, !gone.contains(silo) else { return .pending }
+        gone.insert(silo)
+        return isPhaseComplete ? closePhase(now: now) : .pending
+    }
+
     /// Closes the phase when its deadline has passed, with whoever answered.
     public mutating func tick(now: Double) -> Step {
         guard outcome == nil, now >= phaseDeadline else { return .pending }

@@ -42,12 +42,44 @@ public struct CheckpointStore: Sendable {
         let sha = data.withUnsafeBytes { SHA256.hex($0) }
         let target = path(for: sha)
         if FileManager.default.fileExists(atPath: target) { return sha }
-        do {
-            try data.write(to: URL(fileURLWithPath: target), options: .atomic)
-        } catch {
-            throw StorageError("cannot write checkpoint \(target): \(error.localizedDescription)")
-        }
+        try DurableFile.write(data, to: target, temp: "\(directory)/\(Self.tempPrefix)\(sha)")
         return sha
+    }
+
+    /// Fails, naming the directory, unless a file can be created in it now.
+    public func checkWritable() throws(StorageError) {
+        let probe = "\(directory)/\(Self.tempPrefix)probe"
+        do {
+            try DurableFile.write(Data("probe".utf8), to: probe, temp: probe + ".tmp")
+            try? FileManager.default.removeItem(atPath: probe)
+        } catch {
+            throw StorageError("the checkpoint directory \(directory) is not writable: \(error.message)")
+        }
+    }
+
+    /// Checkpoint files being written carry this prefix until they are renamed into place.
+    public static let tempPrefix = ".tmp-"
+
+    /// Deletes temp files and checkpoints that no committed round references (after a crash: a partial write,
+    /// or the checkpoint of an attempt that never committed — in a central-DP run, a noised model that was
+    /// never charged). Returns the paths removed, for the log.
+    public func removeOrphans(keeping referenced: Set<String>) throws(StorageError) -> [String] {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {
+            throw StorageError("cannot list checkpoint directory \(directory): \(error.localizedDescription)")
+        }
+        var removed = [String]()
+        for name in names.sorted() {
+            let isTemp = name.hasPrefix(Self.tempPrefix)
+            let isCheckpoint = name.hasSuffix(".safetensors") && name.count == 64 + ".safetensors".count
+            guard isTemp || (isCheckpoint && !referenced.contains(String(name.prefix(64)))) else { continue }
+            let file = "\(directory)/\(name)"
+            do { try FileManager.default.removeItem(atPath: file) } catch {
+                throw StorageError("cannot remove orphan checkpoint file \(file): \(error.localizedDescription)")
+            }
+            removed.append(file)
+        }
+        return removed
     }
 
     /// Loads and verifies a checkpoint: its bytes must hash to its name.

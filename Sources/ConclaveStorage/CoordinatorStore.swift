@@ -4,19 +4,38 @@ import GRDB
 
 /// The coordinator's SQLite database (GRDB): runs, rounds, contributing silos, metrics and the checkpoint
 /// index. Each round commits in one transaction, so the database never holds half a round.
+/// WAL mode with a busy timeout: an operator or privacy officer reading the live database (`sqlite3`) never
+/// blocks the coordinator's commits, and a short lock held by another writer is waited out, not failed on.
 public final class CoordinatorStore: Sendable {
-    private let db: DatabaseQueue
+    private let db: DatabasePool
+    public let path: String
 
     public init(path: String) throws(StorageError) {
+        self.path = path
         do {
             let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var config = Configuration()
             config.foreignKeysEnabled = true
-            db = try DatabaseQueue(path: path, configuration: config)
+            config.busyMode = .timeout(10)
+            db = try DatabasePool(path: path, configuration: config)
             try Schema.migrator.migrate(db)
         } catch {
             throw StorageError("cannot open coordinator database \(path): \(error)")
+        }
+    }
+
+    /// Fails, naming the file, unless the database can be written now (a read-only file or mount, a full
+    /// disk): the daemon checks this at start and exits instead of refusing every silo later.
+    public func checkWritable() throws(StorageError) {
+        do {
+            try db.write { db in
+                let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                try db.execute(sql: "PRAGMA user_version = \(version + 1)")
+                try db.execute(sql: "PRAGMA user_version = \(version)")
+            }
+        } catch {
+            throw StorageError("the coordinator database \(path) is not writable: \(error)")
         }
     }
 
@@ -175,6 +194,86 @@ public final class CoordinatorStore: Sendable {
                 let status = closed.number >= roundsPlanned ? "completed" : "running"
                 try db.execute(sql: "UPDATE runs SET completed_rounds = ?, status = ? WHERE id = ?",
                                arguments: [closed.number, status, run])
+            }
+        }
+    }
+
+    /// Records that an attempt at a round began ("open" until it commits or is abandoned); returns its row id.
+    public func openAttempt(run: String, round: Int, now: Double) throws(StorageError) -> Int64 {
+        try wrap("record round attempt") {
+            try db.write { db in
+                try db.execute(sql: "INSERT INTO round_attempts (run_id, round, outcome, reason, at) VALUES (?, ?, 'open', '', ?)",
+                               arguments: [run, round, now])
+                return db.lastInsertedRowID
+            }
+        }
+    }
+
+    /// Ends an open attempt with its outcome ("committed" or "abandoned").
+    public func closeAttempt(id: Int64, outcome: String, reason: String, now: Double) throws(StorageError) {
+        try wrap("record round attempt") {
+            try db.write { db in
+                try db.execute(sql: "UPDATE round_attempts SET outcome = ?, reason = ?, at = ? WHERE id = ?",
+                               arguments: [outcome, reason, now, id])
+            }
+        }
+    }
+
+    /// Marks attempts left "open" by a process that died as abandoned (a crash), so `round_attempts` lists
+    /// every attempt; returns how many it closed.
+    public func closeCrashedAttempts(now: Double) throws(StorageError) -> Int {
+        try wrap("record crash-abandoned attempts") {
+            try db.write { db in
+                try db.execute(sql: """
+                    UPDATE round_attempts SET outcome = 'abandoned',
+                    reason = 'the coordinator stopped without finishing it (crash)', at = ? WHERE outcome = 'open'
+                    """, arguments: [now])
+                return db.changesCount
+            }
+        }
+    }
+
+    /// The checkpoint files committed rounds refer to (by SHA-256); anything else in the directory is an orphan.
+    public func referencedCheckpoints() throws(StorageError) -> Set<String> {
+        try wrap("read checkpoint index") {
+            try db.read { db in Set(try String.fetchAll(db, sql: "SELECT checkpoint_sha256 FROM rounds")) }
+        }
+    }
+
+    /// A round dropped by `rewind`: kept because its release was real (what it cost stays charged).
+    public struct DiscardedRound: Sendable, Equatable {
+        public var round: Int
+        public var unmasked: Int?
+        public var dropped: Int?
+        public var epsilon: Double?
+    }
+
+    /// Resumes a run from committed round `round` (the operator's choice after a checkpoint was lost): later
+    /// rounds move to `discarded_rounds` (their releases happened, so the run's accounting keeps counting
+    /// them) and the run is running again from `round + 1`.
+    public func rewind(run: String, toRound round: Int, reason: String, now: Double) throws(StorageError) {
+        try wrap("rewind run \(run) to round \(round)") {
+            try db.write { db in
+                try db.execute(sql: """
+                    INSERT INTO discarded_rounds (run_id, round, checkpoint_sha256, unmasked, dropped, epsilon, reason, at)
+                    SELECT run_id, round, checkpoint_sha256, unmasked, dropped, epsilon, ?, ? FROM rounds
+                    WHERE run_id = ? AND round > ?
+                    """, arguments: [reason, now, run, round])
+                try db.execute(sql: "DELETE FROM round_silos WHERE run_id = ? AND round > ?", arguments: [run, round])
+                try db.execute(sql: "DELETE FROM metrics WHERE run_id = ? AND round > ?", arguments: [run, round])
+                try db.execute(sql: "DELETE FROM rounds WHERE run_id = ? AND round > ?", arguments: [run, round])
+                try db.execute(sql: "UPDATE runs SET completed_rounds = ?, status = 'running', message = '' WHERE id = ?",
+                               arguments: [round, run])
+            }
+        }
+    }
+
+    public func discardedRounds(run: String) throws(StorageError) -> [DiscardedRound] {
+        try wrap("read discarded rounds of \(run)") {
+            try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM discarded_rounds WHERE run_id = ? ORDER BY id", arguments: [run]).map {
+                    DiscardedRound(round: $0["round"], unmasked: $0["unmasked"], dropped: $0["dropped"], epsilon: $0["epsilon"])
+                }
             }
         }
     }

@@ -101,6 +101,38 @@ enum Schema {
                 ALTER TABLE rounds ADD COLUMN next_clip_norm REAL;
                 """)
         }
+        m.registerMigration("v6-hardening") { db in
+            // Runs may need repair (a lost checkpoint); rounds discarded by a resume keep what they released.
+            try db.execute(sql: """
+                CREATE TABLE runs_new (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    spec_json TEXT NOT NULL,
+                    spec_toml TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('pending','running','completed','failed','cancelled',
+                                                          'needs-repair','budget-exhausted')),
+                    rounds_planned INTEGER NOT NULL,
+                    completed_rounds INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    message TEXT NOT NULL DEFAULT ''
+                );
+                INSERT INTO runs_new SELECT id, name, spec_json, spec_toml, status, rounds_planned, completed_rounds,
+                                            created_at, message FROM runs;
+                DROP TABLE runs;
+                ALTER TABLE runs_new RENAME TO runs;
+                CREATE TABLE discarded_rounds (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL REFERENCES runs(id),
+                    round INTEGER NOT NULL,
+                    checkpoint_sha256 TEXT NOT NULL,
+                    unmasked INTEGER,
+                    dropped INTEGER,
+                    epsilon REAL,
+                    reason TEXT NOT NULL,
+                    at REAL NOT NULL
+                );
+                """)
+        }
         return m
     }
 }

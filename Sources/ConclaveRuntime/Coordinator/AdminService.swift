@@ -26,6 +26,13 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
         }
     }
 
+    public func resumeRun(request: Conclave_V1_ResumeRunRequest, context: ServerContext) async throws -> Conclave_V1_RunInfo {
+        try await rpc {
+            let runID = try WireCheck.name(request.runID, "run id")
+            return try await info(try await driver.resumeRun(runID, fromRound: Int(request.fromRound)))
+        }
+    }
+
     public func getRun(request: Conclave_V1_GetRunRequest, context: ServerContext) async throws -> Conclave_V1_RunInfo {
         try await rpc {
             let store = driver.store

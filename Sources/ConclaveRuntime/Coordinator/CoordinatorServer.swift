@@ -4,6 +4,13 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 public import Logging
 
+/// A reason the daemon cannot start, naming what to fix.
+public struct CoordinatorStartError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// The coordinator daemon's network edge: serves the Federation and Admin services over gRPC and ticks the
 /// run driver's deadlines. The single place where transport security is chosen (plaintext today; mutual
 /// TLS arrives with silo identities).
@@ -27,10 +34,17 @@ public struct CoordinatorServer: Sendable {
             transportSecurity: .plaintext)
         await driver.resume()
         let services: [any RegistrableRPCService] = [
-            FederationService(driver: driver, logger: logger), AdminService(driver: driver),
+            FederationService(driver: driver, logger: logger, idleTimeout: .seconds(config.streamIdleSeconds)),
+            AdminService(driver: driver),
         ]
         try await withGRPCServer(transport: transport, services: services) { server in
-            guard let address = try await transport.listeningAddress.ipv4 else {
+            let listening: SocketAddress.IPv4?
+            do { listening = try await transport.listeningAddress.ipv4 } catch {
+                // The transport's own error ("serverIsStopped") does not say which address failed.
+                throw CoordinatorStartError(
+                    "cannot listen on \(config.listen.host):\(config.listen.port): the address is in use or not available here (\(error))")
+            }
+            guard let address = listening else {
                 throw RPCError(code: .internalError, message: "server is not listening on IPv4")
             }
             let bound = "\(address.host):\(address.port)"

@@ -6,25 +6,31 @@ import SwiftProtobuf
 public import Logging
 
 /// The agents' side of the coordinator: hands out tasks and takes updates. Wire format only; the
-/// decisions are `RunDriver`'s.
+/// decisions are `RunDriver`'s. Every value is checked as it is decoded, before the driver sees it.
 public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
     let driver: RunDriver
     let uploads: UploadGate
+    let streams = SiloStreams()
+    /// Longest a stream may stay silent while the coordinator waits for its next message.
+    let idleTimeout: Duration
     let logger: Logger
 
-    public init(driver: RunDriver, logger: Logger, concurrentUploads: Int = 2) {
+    public init(driver: RunDriver, logger: Logger, concurrentUploads: Int = 2, idleTimeout: Duration = .seconds(30)) {
         self.driver = driver
         self.uploads = UploadGate(permits: concurrentUploads)
+        self.idleTimeout = idleTimeout
         self.logger = logger
     }
 
     public func fetchTask(request: Conclave_V1_FetchTaskRequest, response: RPCWriter<Conclave_V1_TaskChunk>,
                           context: ServerContext) async throws {
-        let silo = SiloInfo(proto: request.silo)
         let work: RunDriver.Work
-        do { work = try await driver.requestWork(from: silo) } catch {
-            logger.warning("silo refused", metadata: ["silo": "\(silo.id)", "error": "\(error.message)"])
-            throw error.rpcError
+        do {
+            let silo = try SiloInfo(proto: request.silo)
+            work = try await driver.requestWork(from: silo)
+        } catch {
+            refused(error, silo: request.silo.siloID, what: "task request")
+            throw error
         }
         var header = Conclave_V1_TaskHeader()
         switch work {
@@ -43,6 +49,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
             train.totalValues = UInt64(task.weights.count)
             train.weightsSha256 = SHA256.hex(floats: task.weights)
             train.deadlineSeconds = task.secondsLeft
+            train.privacyMode = task.spec.privacy?.mode.rawValue ?? "none"
             if let secure = task.secure { train.secure = secure.proto }
             if let record = task.spec.privacy?.recordProto(plannedRounds: task.spec.rounds) { train.recordPrivacy = record }
             header.train = train
@@ -55,69 +62,114 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
 
     public func submitUpdate(request: RPCAsyncSequence<Conclave_V1_UpdateChunk, any Error>,
                              context: ServerContext) async throws -> Conclave_V1_SubmitReply {
-        // At most a few updates are assembled at once: coordinator memory stays a small multiple of the model.
-        try await uploads.withPermit {
-            var header: Conclave_V1_UpdateHeader?
-            var assembler: WeightsAssembler?
-            do {
-                for try await chunk in request {
-                    switch chunk.kind {
-                    case .header(let h):
-                        guard header == nil else { throw FederationError(.invalidArgument, "update stream has two headers") }
-                        let expected = try await driver.expectedParameterCount(runID: h.runID, round: Int(h.round))
-                        assembler = try WeightsAssembler(total: h.totalValues, expected: expected,
-                                                         what: "update from silo '\(h.silo.siloID)' for round \(h.round)")
-                        header = h
-                    case .weights(let w):
-                        guard assembler != nil else {
-                            throw FederationError(.invalidArgument, "update stream must start with its header")
-                        }
-                        try assembler!.add(w)
-                    case .none:
-                        throw FederationError(.invalidArgument, "update stream holds an empty message")
-                    }
-                }
-                guard let header, let assembler else {
-                    throw FederationError(.invalidArgument, "update stream ended without a header")
-                }
-                let update = try assembler.finish()
-                var silo = SiloInfo(proto: header.silo)
-                silo.examples = header.numExamples
-                try await driver.submit(from: silo, runID: header.runID, round: Int(header.round), update: update,
-                                        trainLoss: header.trainLoss, trainSeconds: header.trainSeconds,
-                                        privacy: header.hasPrivacy ? SiloPrivacy(proto: header.privacy) : nil)
-                return .with { $0.accepted = true; $0.message = "update counted in round \(header.round)" }
-            } catch let error as FederationError {
-                logger.warning("update refused", metadata: ["silo": "\(header?.silo.siloID ?? "?")", "error": "\(error.message)"])
-                throw error.rpcError
+        do {
+            return try await withIdleTimeout(idleTimeout, what: "update stream") { activity in
+                try await receiveUpdate(request, activity: activity)
             }
+        } catch {
+            refused(error, silo: nil, what: "update")
+            throw error
         }
+    }
+
+    /// Header first, checked in full (who, which round, how big) before the stream may take an upload permit
+    /// or its silo's one stream; then the chunks, then the driver.
+    private func receiveUpdate(_ request: RPCAsyncSequence<Conclave_V1_UpdateChunk, any Error>,
+                               activity: Activity) async throws -> Conclave_V1_SubmitReply {
+        var chunks = request.makeAsyncIterator()
+        guard let first = try await chunks.next() else {
+            throw FederationError(.invalidArgument, "update stream ended without a header")
+        }
+        activity.touch()
+        guard case .header(let h) = first.kind else {
+            throw FederationError(.invalidArgument, "update stream must start with its header")
+        }
+        var silo = try SiloInfo(proto: h.silo)
+        let runID = try WireCheck.name(h.runID, "run id of the update from silo '\(silo.id)'")
+        silo.examples = UInt64(try WireCheck.count(h.numExamples, "num_examples of the update from silo '\(silo.id)'",
+                                                   max: WireCheck.maxExamples))
+        let loss = try WireCheck.finite(h.trainLoss, "train_loss of silo '\(silo.id)'", in: 0...1e30)
+        let seconds = try WireCheck.finite(h.trainSeconds, "train_seconds of silo '\(silo.id)'", in: 0...1e9)
+        let privacy = h.hasPrivacy ? try SiloPrivacy(proto: h.privacy) : nil
+        let round = Int(h.round)
+        let expected = try await driver.expectedParameterCount(runID: runID, round: round, silo: silo.id)
+        var assembler = try WeightsAssembler(total: h.totalValues, expected: expected,
+                                             what: "update from silo '\(silo.id)' for round \(round)")
+        try streams.claim(silo.id, what: "update")
+        activity.pause()
+        await uploads.acquire()
+        activity.touch()
+        do {
+            while !assembler.isComplete, let chunk = try await chunks.next() {
+                activity.touch()
+                guard case .weights(let w) = chunk.kind else {
+                    throw FederationError(.invalidArgument, "update stream from silo '\(silo.id)' sent a second header or an empty message")
+                }
+                try assembler.add(w)
+            }
+            let update = try assembler.finish()
+            guard update.allSatisfy(\.isFinite) else {
+                throw FederationError(.invalidArgument, "update from silo '\(silo.id)' holds values that are not finite")
+            }
+            activity.pause()
+            try await driver.submit(from: silo, runID: runID, round: round, update: update, trainLoss: loss,
+                                    trainSeconds: seconds, privacy: privacy)
+        } catch {
+            await uploads.release()
+            streams.release(silo.id)
+            throw error
+        }
+        await uploads.release()
+        streams.release(silo.id)
+        return .with { $0.accepted = true; $0.message = "update counted in round \(round)" }
+    }
+
+    public func declineTask(request: Conclave_V1_DeclineTaskRequest,
+                            context: ServerContext) async throws -> Conclave_V1_DeclineTaskReply {
+        do {
+            let silo = try SiloInfo(proto: request.silo)
+            let runID = try WireCheck.name(request.runID, "run id of the decline from silo '\(silo.id)'")
+            let detail = try WireCheck.text(request.detail, "detail of the decline from silo '\(silo.id)'")
+            guard let reason = DeclineReason(proto: request.reason) else {
+                throw FederationError(.invalidArgument, "decline from silo '\(silo.id)' gives no known reason")
+            }
+            let message = try await driver.decline(from: silo, runID: runID, round: Int(request.round),
+                                                   reason: reason, detail: detail)
+            return .with { $0.message = message }
+        } catch {
+            refused(error, silo: request.silo.siloID, what: "decline")
+            throw error
+        }
+    }
+
+    /// One log line per refusal, with the silo id (as sent, escaped and cut short) and the reason.
+    func refused(_ error: any Error, silo: String?, what: String) {
+        var meta: Logger.Metadata = ["error": "\(error)"]
+        if let silo { meta["silo"] = "\(WireCheck.preview(silo))" }
+        if let e = error as? FederationError { meta["code"] = "\(e.code.rawValue)"; meta["error"] = "\(e.message)" }
+        logger.warning("\(what) refused", metadata: meta)
     }
 }
 
-/// A counting semaphore for async code.
-actor UploadGate {
-    private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(permits: Int) { available = permits }
-
-    func withPermit<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await acquire()
-        defer { release() }
-        return try await body()
-    }
-
-    /// For holds that do not fit one closure (a masked input arriving message by message).
-    func acquire() async {
-        if available > 0 {
-            available -= 1
-        } else {
-            await withCheckedContinuation { waiters.append($0) }
+extension DeclineReason {
+    init?(proto: Conclave_V1_DeclineReason) {
+        switch proto {
+        case .secureAggregationRequired: self = .secureAggregationRequired
+        case .aggregateTooSmall: self = .aggregateTooSmall
+        case .privacyMode: self = .privacyMode
+        case .alreadyMasked: self = .alreadyMasked
+        case .privacyBudget: self = .privacyBudget
+        case .unspecified, .UNRECOGNIZED: return nil
         }
     }
 
-    func release() {
-        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
+    var proto: Conclave_V1_DeclineReason {
+        switch self {
+        case .secureAggregationRequired: .secureAggregationRequired
+        case .aggregateTooSmall: .aggregateTooSmall
+        case .privacyMode: .privacyMode
+        case .alreadyMasked: .alreadyMasked
+        case .privacyBudget: .privacyBudget
+        }
     }
 }

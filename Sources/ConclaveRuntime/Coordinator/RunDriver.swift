@@ -12,17 +12,22 @@ public actor RunDriver {
     nonisolated public let store: CoordinatorStore
     nonisolated public let checkpoints: CheckpointStore
     nonisolated public let config: CoordinatorConfig
-    private var logger: Logger
-    private var machine: RoundStateMachine?
-    private var evaluation: Dataset?
+    var logger: Logger
+    var machine: RoundStateMachine?
+    var evaluation: Dataset?
     private var lastRecorded: [String: Double] = [:]
-    /// Identity keys on record, by silo id (a cache of the silos table).
+    /// Identity keys on record, by silo id (a cache of the silos table, which is the source of truth).
     private var identities: [String: [UInt8]] = [:]
-    /// Silos whose secure-aggregation message was taken and who have not yet collected the answer; the
-    /// answer waits in the mailbox until the silo's handler asks, or wakes the handler already waiting.
-    private var secureAwaiting: Set<String> = []
-    private var secureMailbox: [String: SecureOutcome] = [:]
-    private var secureWaiters: [String: CheckedContinuation<SecureOutcome, Never>] = [:]
+    /// Where each secure-aggregation answer goes (the protocol's own state lives in the machine's `SecureRound`).
+    var mailbox = SecureMailbox()
+    /// The `round_attempts` row of the attempt in flight ("open" until it commits or is abandoned).
+    var attemptID: Int64?
+    /// A round whose aggregate is computed but not yet durable: kept and retried with backoff, never recomputed.
+    var pendingCommit: PendingCommit?
+    /// Why the last commit failed, while it keeps failing ("storage fault: …" in the run's status).
+    public internal(set) var storageFault: String?
+    /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
+    var unresumable: Set<String> = []
 
     public init(config: CoordinatorConfig, logger: Logger) throws(StorageError) {
         self.config = config
@@ -34,11 +39,18 @@ public actor RunDriver {
     /// Picks up a run left running by a previous process (from its last committed round), or the oldest pending one.
     public func resume() {
         guard machine == nil else { return }
+        let record: CoordinatorStore.RunRecord
         do {
-            guard let record = try store.nextRunToDrive() else { return }
-            try activate(record)
+            guard let next = try store.nextRunToDrive(), !unresumable.contains(next.id) else { return }
+            record = next
         } catch {
-            logger.error("cannot resume run", metadata: ["error": "\(error)"])
+            logger.error("cannot read the runs to resume", metadata: ["error": "\(error)"])
+            return
+        }
+        do { try activate(record) } catch {
+            // Logged once; the run is marked so polls do not retry it (needs-repair, or failed).
+            unresumable.insert(record.id)
+            logger.error("cannot resume run", metadata: ["run": "\(record.id)", "error": "\(error)"])
         }
     }
 
@@ -49,9 +61,20 @@ public actor RunDriver {
         if record.completedRounds > 0 {
             let rounds = try store.rounds(run: record.id)
             guard let last = rounds.last else { throw StorageError("run \(record.id) lost its rounds") }
-            let checkpoint = try checkpoints.load(sha256: last.checkpointSHA256, model: spec.model, server: spec.server)
-            weights = checkpoint.weights
-            optimizer = checkpoint.serverOptimizer
+            do {
+                let checkpoint = try checkpoints.load(sha256: last.checkpointSHA256, model: spec.model, server: spec.server)
+                weights = checkpoint.weights
+                optimizer = checkpoint.serverOptimizer
+            } catch {
+                let message = "round \(last.round): \(error.message); resume from an earlier round with `conclave run resume \(record.id) --from-round N`"
+                try store.setStatus(run: record.id, "needs-repair", message: message)
+                logger.error("run needs repair", metadata: ["run": "\(record.id)", "round": "\(last.round)",
+                                                            "checkpoint": "\(checkpoints.path(for: last.checkpointSHA256))",
+                                                            "error": "\(error.message)"])
+                unresumable.insert(record.id)
+                resume()  // the next run may go on
+                return
+            }
         }
         do {
             evaluation = try spec.evaluation?.load(classCount: spec.model.classCount)
@@ -61,11 +84,15 @@ public actor RunDriver {
             return
         }
         let history = try store.rounds(run: record.id)
+        // Rounds discarded by a resume were released: their cost stays in the run's accounting.
+        let discarded = try store.discardedRounds(run: record.id)
+        let shares = discarded.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } }
+            + history.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } }
         machine = RoundStateMachine(runID: record.id, spec: spec, globalWeights: weights,
                                     completedRounds: record.completedRounds, serverOptimizer: optimizer,
                                     allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds,
-                                    noiseShares: history.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } },
-                                    clipNorm: history.last?.nextClipNorm)
+                                    noiseShares: shares, clipNorm: history.last?.nextClipNorm,
+                                    discardedReleases: discarded.count)
         try store.setStatus(run: record.id, "running")
         logger.info("run active", metadata: ["run": "\(record.id)", "name": "\(spec.name)",
                                              "model": "\(spec.model.summary)", "from_round": "\(record.completedRounds + 1)",
@@ -77,6 +104,13 @@ public actor RunDriver {
         let spec: RunSpec
         do { spec = try RunSpecFile.parse(specTOML, source: source) } catch {
             throw FederationError(.invalidArgument, error.message)
+        }
+        if let allowed = config.allowedSilos {
+            let needed = max(spec.minSilos, spec.silosPerRound ?? 0)
+            guard needed <= allowed.count else {
+                throw FederationError(.invalidArgument,
+                    "\(source): the run needs \(needed) silos per round (min_silos / silos_per_round), but this federation allows only \(allowed.count) (federation.allowed_silos)")
+            }
         }
         if let source = spec.evaluation {
             do { _ = try source.load(classCount: spec.model.classCount) } catch {
@@ -117,38 +151,65 @@ public actor RunDriver {
     }
 
     public func requestWork(from silo: SiloInfo) throws(FederationError) -> Work {
+        try checkMember(silo)
         if machine == nil { resume() }
-        guard var m = machine else { return .wait("no run is active") }
+        guard machine != nil else { return .wait("no run is active") }
         let now = WallClock.now()
+        try machine!.admit(silo)  // data that cannot train this run: refused before anything is stored
         try checkIdentity(silo, now: now)
-        let decision = try m.requestWork(from: silo, now: now)
-        machine = m
+        let wasOpen = machine!.openRoundNumber
+        let decision = try machine!.requestWork(from: silo, now: now)
         recordSilo(silo, now: now)
+        if let opened = machine!.openRoundNumber, opened != wasOpen { attemptOpened(round: opened, now: now) }
         switch decision {
         case .train(let round, let weights, let left, let secure):
             logger.debug("task sent", metadata: ["silo": "\(silo.id)", "round": "\(round)"])
-            return .train(Task(runID: m.runID, spec: m.spec, round: round, weights: weights, secondsLeft: left,
-                               secure: secure))
+            return .train(Task(runID: machine!.runID, spec: machine!.spec, round: round, weights: weights,
+                               secondsLeft: left, secure: secure))
         case .wait(let reason):
-            return .wait(reason)
+            return .wait(storageFault.map { "\(reason) (\($0); retrying)" } ?? reason)
         case .finished:
-            return .wait("run \(m.runID) has finished")
+            return .wait("run \(machine!.runID) has finished")
         }
     }
 
+    /// The federation's allowlist, checked first: nothing about a silo outside it is stored or kept.
+    private func checkMember(_ silo: SiloInfo) throws(FederationError) {
+        if let allowed = config.allowedSilos, !allowed.contains(silo.id) {
+            throw FederationError(.permissionDenied, "silo '\(silo.id)' is not a member of this federation")
+        }
+    }
+
+    private func attemptOpened(round: Int, now: Double) {
+        guard let m = machine else { return }
+        do { attemptID = try store.openAttempt(run: m.runID, round: round, now: now) } catch {
+            attemptID = nil
+            logger.warning("cannot record the round attempt", metadata: ["run": "\(m.runID)", "round": "\(round)", "error": "\(error)"])
+        }
+    }
+
+    func attemptEnded(_ outcome: String, round: Int, reason: String) {
+        guard let m = machine else { return }
+        let now = WallClock.now()
+        if let id = attemptID {
+            try? store.closeAttempt(id: id, outcome: outcome, reason: reason, now: now)
+        } else if outcome != "committed" {
+            try? store.recordAttempt(run: m.runID, round: round, outcome: outcome, reason: reason, now: now)
+        }
+        attemptID = nil
+    }
+
     /// Trust on first use: the first identity key a silo id presents is recorded; a different one is refused.
-    /// (Enrolment through a certificate authority replaces this when the PKI lands.)
+    /// (Enrolment through a certificate authority replaces this when the PKI lands.) Called only for silos
+    /// the allowlist and the run admitted.
     private func checkIdentity(_ silo: SiloInfo, now: Double) throws(FederationError) {
         guard !silo.identityKey.isEmpty else { return }
-        guard silo.identityKey.count == 32 else {
-            throw FederationError(.invalidArgument, "silo '\(silo.id)' sent a \(silo.identityKey.count)-byte identity key, not 32")
-        }
         if identities[silo.id] == nil {
             do {
                 identities[silo.id] = try store.enrolIdentity(silo: silo.id, key: silo.identityKey, dataset: silo.dataset,
                                                               examples: silo.examples, now: now)
             } catch {
-                throw FederationError(.failedPrecondition, "cannot check the identity of silo '\(silo.id)': \(error)")
+                throw FederationError(.unavailable, "cannot check the identity of silo '\(silo.id)': \(error)")
             }
             if identities[silo.id] == silo.identityKey {
                 logger.info("silo identity on record", metadata: ["silo": "\(silo.id)",
@@ -159,52 +220,6 @@ public actor RunDriver {
             throw FederationError(.permissionDenied,
                 "silo '\(silo.id)' presented identity key \(silo.identityKey.hexString.prefix(16))…, but this coordinator knows it by \(identities[silo.id]!.hexString.prefix(16))…; if the silo was reinstalled, restore its identity key file")
         }
-    }
-
-    /// Takes one secure-aggregation message (a masked input goes straight into the running sum, so the
-    /// caller can drop its copy at once); the answer comes from `secureAnswer(for:)`.
-    public func secureSubmit(_ message: SecureRound.Message, from silo: String, runID: String,
-                             round: Int) throws(FederationError) {
-        guard var m = machine else {
-            throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
-        }
-        let event = try m.secure(message, from: silo, runID: runID, round: round, now: WallClock.now())
-        machine = m
-        secureMailbox[silo] = nil
-        secureAwaiting.insert(silo)
-        handle(event)
-    }
-
-    /// Suspends until the phase the silo's last message answered closes.
-    public func secureAnswer(for silo: String) async -> SecureOutcome {
-        if let ready = secureMailbox.removeValue(forKey: silo) { return ready }
-        guard secureAwaiting.contains(silo) else { return .failed("no secure-aggregation message from '\(silo)' is pending") }
-        return await withCheckedContinuation { continuation in
-            secureWaiters.removeValue(forKey: silo)?.resume(returning: .failed("superseded by a newer connection"))
-            secureWaiters[silo] = continuation
-        }
-    }
-
-    private func deliver(_ outcome: SecureOutcome, to silo: String) {
-        guard secureAwaiting.remove(silo) != nil else { return }
-        if let waiter = secureWaiters.removeValue(forKey: silo) {
-            waiter.resume(returning: outcome)
-        } else {
-            secureMailbox[silo] = outcome
-        }
-    }
-
-    /// A silo's secure-aggregation stream ended: it is not waited for again this round.
-    public func secureLeft(_ silo: String, runID: String, round: Int) {
-        guard var m = machine else { return }
-        let event = m.secureLeft(silo, runID: runID, round: round, now: WallClock.now())
-        machine = m
-        logger.info("silo left the secure round", metadata: ["silo": "\(silo)", "round": "\(round)"])
-        handle(event)
-    }
-
-    private func resolveSecureWaiters(_ outcome: SecureOutcome) {
-        for silo in secureAwaiting { deliver(outcome, to: silo) }
     }
 
     private func recordSilo(_ silo: SiloInfo, now: Double) {
@@ -218,98 +233,69 @@ public actor RunDriver {
     /// The update has already been fully received and checked for shape by the service.
     public func submit(from silo: SiloInfo, runID: String, round: Int, update: [Float], trainLoss: Double,
                        trainSeconds: Double, privacy: SiloPrivacy? = nil) throws(FederationError) {
-        guard var m = machine else {
+        try checkMember(silo)
+        guard machine != nil else {
             throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
         }
-        let event = try m.submit(from: silo, runID: runID, round: round, update: update, trainLoss: trainLoss,
-                                 trainSeconds: trainSeconds, privacy: privacy, now: WallClock.now())
-        machine = m
+        // In place: the machine's running sum is not copied for each update.
+        let event = try machine!.submit(from: silo, runID: runID, round: round, update: update, trainLoss: trainLoss,
+                                        trainSeconds: trainSeconds, privacy: privacy, now: WallClock.now())
         logger.info("update accepted", metadata: ["silo": "\(silo.id)", "round": "\(round)",
                                                   "examples": "\(silo.examples)"])
         handle(event)
     }
 
-    /// Called a few times a second: closes or abandons rounds whose deadline passed.
-    public func tick() {
-        guard var m = machine else { return }
-        let event = m.tick(now: WallClock.now())
-        machine = m
+    /// The silo's agent will not take part in the round (its policy, or already masked into it).
+    public func decline(from silo: SiloInfo, runID: String, round: Int, reason: DeclineReason,
+                        detail: String) throws(FederationError) -> String {
+        try checkMember(silo)
+        guard machine != nil else {
+            throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
+        }
+        let event = try machine!.decline(from: silo, runID: runID, round: round, reason: reason, now: WallClock.now())
+        logger.warning("silo declined the round", metadata: ["silo": "\(silo.id)", "round": "\(round)",
+                                                             "reason": "\(reason.rawValue)", "detail": "\(detail)"])
         handle(event)
+        return "silo '\(silo.id)' is left out of round \(round) (\(reason.rawValue))"
     }
 
-    private func handle(_ event: RoundStateMachine.Event) {
-        guard var m = machine else { return }
+    /// Called a few times a second: retries a pending commit when its backoff has passed, and closes or
+    /// abandons rounds whose deadline passed.
+    public func tick() {
+        if pendingCommit != nil {
+            retryCommitIfDue()
+            return
+        }
+        guard machine != nil else { return }
+        handle(machine!.tick(now: WallClock.now()))
+    }
+
+    func handle(_ event: RoundStateMachine.Event) {
+        guard let m = machine else { return }
         switch event {
         case .none:
             return
         case .secureAdvanced(let round, let replies):
-            for (silo, reply) in replies { deliver(.reply(reply), to: silo) }
-            for silo in secureAwaiting {
-                deliver(.failed("left out of round \(round): the phase closed without this silo"), to: silo)
-            }
+            mailbox.phaseClosed(replies: replies, round: round)
             logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):
             logger.warning("round abandoned", metadata: ["run": "\(m.runID)", "round": "\(round)", "reason": "\(reason)"])
-            try? store.recordAttempt(run: m.runID, round: round, outcome: "abandoned", reason: reason, now: WallClock.now())
-            resolveSecureWaiters(.failed("round \(round) abandoned: \(reason)"))
+            attemptEnded("abandoned", round: round, reason: reason)
+            mailbox.resolveAll(.failed("round \(round) abandoned: \(reason)"))
         case .roundClosed(let closed):
-            do {
-                try persist(closed, machine: m)
-                m.roundCommitted()
-                machine = m
-                resolveSecureWaiters(.result(completed: true, message: "round \(closed.number) committed",
-                                             unmasked: closed.secure?.unmasked ?? 0, dropped: closed.secure?.dropped ?? 0))
-                if m.isFinished {
-                    logger.info("run completed", metadata: ["run": "\(m.runID)", "rounds": "\(m.completedRounds)"])
-                    machine = nil
-                    evaluation = nil
-                    resume()
-                }
-            } catch {
-                _ = m.abandonRound()
-                machine = m
-                logger.error("round not saved; it will run again",
-                             metadata: ["run": "\(m.runID)", "round": "\(closed.number)", "error": "\(error)"])
-                try? store.recordAttempt(run: m.runID, round: closed.number, outcome: "abandoned",
-                                         reason: "could not be saved: \(error)", now: WallClock.now())
-                resolveSecureWaiters(.failed("round \(closed.number) could not be saved; it will run again"))
-            }
+            pendingCommit = PendingCommit(closed: closed)
+            commitPending()
         }
-    }
-
-    private func persist(_ closed: RoundStateMachine.ClosedRound, machine m: RoundStateMachine) throws {
-        let result = try evaluation.map { data throws(DataError) in
-            try Evaluator.evaluate(spec: m.spec.model, parameters: closed.newWeights, data: data)
-        }
-        let sha = try checkpoints.save(model: m.spec.model, weights: closed.newWeights,
-                                       serverOptimizer: closed.serverOptimizer, runID: m.runID, round: closed.number)
-        try store.commitRound(run: m.runID, closed: closed, checkpointSHA256: sha, checkpointPath: checkpoints.path(for: sha),
-                              testAccuracy: result?.accuracy, testLoss: result?.loss, roundsPlanned: m.spec.rounds,
-                              now: WallClock.now())
-        var meta: Logger.Metadata = ["run": "\(m.runID)", "round": "\(closed.number)",
-                                     "silos": "\(closed.contributions.count)", "examples": "\(closed.examples)",
-                                     "checkpoint": "\(sha.prefix(16))",
-                                     "seconds": "\(Double(Int((closed.closedAt - closed.startedAt) * 100)) / 100)"]
-        if let result { meta["test_accuracy"] = "\(result.accuracy)" }
-        if let privacy = closed.privacy {
-            meta["epsilon"] = "\(privacy.epsilon)"
-            meta["delta"] = "\(privacy.delta)"
-        }
-        if let secure = closed.secure {
-            meta["unmasked"] = "\(secure.unmasked)"
-            meta["dropped"] = "\(secure.dropped)"
-        }
-        logger.info("round closed", metadata: meta)
     }
 
     /// Stopping: the round in flight is abandoned (recorded) and will run again when the coordinator returns.
+    /// A computed aggregate not yet durable is lost with the process, as after a crash.
     public func shutdown() {
-        resolveSecureWaiters(.failed("the coordinator is shutting down"))
-        guard var m = machine, let round = m.abandonRound() else { return }
-        machine = m
-        logger.info("round abandoned for shutdown", metadata: ["run": "\(m.runID)", "round": "\(round)"])
-        try? store.recordAttempt(run: m.runID, round: round, outcome: "abandoned", reason: "coordinator shut down",
-                                 now: WallClock.now())
+        mailbox.resolveAll(.failed("the coordinator is shutting down"))
+        guard machine != nil, let round = machine!.abandonRound() else { return }
+        pendingCommit = nil
+        logger.info("round abandoned for shutdown", metadata: ["run": "\(machine!.runID)", "round": "\(round)"])
+        attemptEnded("abandoned", round: round, reason: "coordinator shut down")
     }
 
     /// The weights of a run's newest (or given) committed round, read from its checkpoint.
@@ -328,24 +314,21 @@ public actor RunDriver {
 
     /// The parameter count an update for this run and round must have; refuses closed rounds early,
     /// before any of the update's data is read.
-    public func expectedParameterCount(runID: String, round: Int) throws(FederationError) -> Int {
+    public func expectedParameterCount(runID: String, round: Int, silo: String) throws(FederationError) -> Int {
         guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round else {
             throw FederationError(.failedPrecondition,
                 "round \(round) of run '\(runID)' is not open (\(machine?.stateSummary ?? "no run is active"))")
         }
+        guard open.selected.contains(silo), !open.hasReported(silo) else {
+            throw FederationError(.failedPrecondition,
+                "silo '\(silo)' was not selected for round \(round), or already sent its update")
+        }
         return m.spec.model.parameterCount
     }
 
-    /// The 32-bit words a masked input for this secure round must have; refuses closed rounds early.
-    public func expectedMaskedLength(runID: String, round: Int) throws(FederationError) -> Int {
-        guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round,
-              let secure = open.secure else {
-            throw FederationError(.failedPrecondition,
-                "secure round \(round) of run '\(runID)' is not open (\(machine?.stateSummary ?? "no run is active"))")
-        }
-        return secure.maskedLength
-    }
-
     /// For tests and status: a one-line summary of the active run's state.
-    public var status: String { machine?.stateSummary ?? "idle" }
+    public var status: String {
+        if let storageFault, let m = machine { return "\(storageFault) (\(m.stateSummary); retrying with backoff)" }
+        return machine?.stateSummary ?? "idle"
+    }
 }

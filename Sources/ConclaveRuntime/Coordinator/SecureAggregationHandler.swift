@@ -7,91 +7,116 @@ import SwiftProtobuf
 
 /// The coordinator's end of `SecureAggregate`: turns each phase's wire message into a `SecureRound`
 /// message, waits (in `RunDriver`) for the phase to close, and writes back what the silo needs next.
-/// Masked inputs share the upload gate with plain updates: at most a few are being assembled at once, and each
-/// is dropped as soon as it is in the running sum, so coordinator memory stays a small multiple of the model.
+/// A stream speaks for a silo only once its join verified: a message that fails verification changes nothing
+/// about the silo it names. Masked inputs take an upload permit only after their header checked out, and are
+/// dropped as soon as they are in the running sum, so coordinator memory stays a small multiple of the model.
 extension FederationService {
     public func secureAggregate(request: RPCAsyncSequence<Conclave_V1_SecureClientMessage, any Error>,
                                 response: RPCWriter<Conclave_V1_SecureServerMessage>,
                                 context: ServerContext) async throws {
-        var stream = SecureStream()
+        let stream = SecureStreamBox()
         do {
-            for try await message in request {
-                guard try await stream.take(message, driver: driver, uploads: uploads) else { continue }
-                switch await driver.secureAnswer(for: stream.session!.silo) {
-                case .reply(let reply):
-                    try await response.write(reply.proto)
-                case .result(let completed, let text, let unmasked, let dropped):
-                    try await response.write(.with {
-                        $0.result = .with {
-                            $0.completed = completed
-                            $0.message = text
-                            $0.unmasked = UInt32(unmasked)
-                            $0.dropped = UInt32(dropped)
-                        }
-                    })
-                    return
-                }
+            try await withIdleTimeout(idleTimeout, what: "secure-aggregation stream") { activity in
+                try await serveSecure(request, response: response, stream: stream, activity: activity)
             }
         } catch {
-            await stream.releaseUpload(uploads)
-            if let session = stream.session {
-                await driver.secureLeft(session.silo, runID: session.runID, round: session.round)
-            }
-            if let error = error as? FederationError {
-                logger.warning("secure aggregation message refused",
-                               metadata: ["silo": "\(stream.session?.silo ?? "?")", "error": "\(error.message)"])
-                throw error.rpcError
-            }
+            await end(stream)
+            refused(error, silo: stream.claimedSilo, what: "secure-aggregation message")
             throw error
         }
-        // The silo closed its stream before the round ended for it.
-        await stream.releaseUpload(uploads)
-        if let session = stream.session {
+        await end(stream)
+    }
+
+    private func serveSecure(_ request: RPCAsyncSequence<Conclave_V1_SecureClientMessage, any Error>,
+                             response: RPCWriter<Conclave_V1_SecureServerMessage>, stream: SecureStreamBox,
+                             activity: Activity) async throws {
+        for try await message in request {
+            activity.pause()
+            guard try await stream.take(message, service: self) else { activity.touch(); continue }
+            switch await driver.secureAnswer(for: stream.session!.silo) {
+            case .reply(let reply):
+                try await response.write(reply.proto)
+                activity.touch()
+            case .result(let completed, let text, let unmasked, let dropped):
+                try await response.write(.with {
+                    $0.result = .with {
+                        $0.completed = completed
+                        $0.message = text
+                        $0.unmasked = UInt32(unmasked)
+                        $0.dropped = UInt32(dropped)
+                    }
+                })
+                stream.finished = true
+                return
+            }
+        }
+    }
+
+    /// The stream ended (closed, failed or timed out): its permit and its silo's stream slot are released, and
+    /// a silo whose verified join it carried is not waited for again this round.
+    private func end(_ stream: SecureStreamBox) async {
+        if stream.holdsUpload {
+            stream.holdsUpload = false
+            await uploads.release()
+        }
+        if let claimed = stream.claimedSilo { streams.release(claimed) }
+        if let session = stream.session, !stream.finished {
             await driver.secureLeft(session.silo, runID: session.runID, round: session.round)
         }
     }
 }
 
-/// One silo's stream: who it is (from its join) and its masked input while it arrives in chunks.
-struct SecureStream {
+/// One silo's stream: who it is (once its join verified) and its masked input while it arrives in chunks.
+/// A class so the idle watchdog's cancellation and the handler's cleanup see the same state.
+final class SecureStreamBox: @unchecked Sendable {
     struct Session { let silo: String, runID: String, round: Int }
+    /// Set only after the driver accepted the join: from then on this stream speaks for the silo.
     private(set) var session: Session?
+    /// The silo whose one stream slot this stream holds (claimed before the join is submitted).
+    private(set) var claimedSilo: String?
+    var holdsUpload = false
+    var finished = false
     private var masked: VectorAssembler<UInt32>?
     private var maskedContext: [UInt8] = []
-    private var holdsUpload = false
 
     /// Applies one wire message; returns true once a whole protocol message went to the driver (its answer is
     /// then pending), false while a masked input is still arriving.
-    mutating func take(_ message: Conclave_V1_SecureClientMessage, driver: RunDriver,
-                       uploads: UploadGate) async throws(FederationError) -> Bool {
+    func take(_ message: Conclave_V1_SecureClientMessage, service: FederationService) async throws -> Bool {
+        let driver = service.driver
         if case .join(let join) = message.kind {
-            guard session == nil else { throw FederationError(.invalidArgument, "secure stream sent two joins") }
-            guard join.keys.siloID == join.silo.siloID else {
+            guard session == nil, claimedSilo == nil else { throw FederationError(.invalidArgument, "secure stream sent two joins") }
+            let silo = try SiloInfo(proto: join.silo)
+            let runID = try WireCheck.name(join.runID, "run id of the join from silo '\(silo.id)'")
+            guard join.keys.siloID == silo.id else {
                 throw FederationError(.invalidArgument,
-                    "join from silo '\(join.silo.siloID)' carries keys labelled '\(join.keys.siloID)'")
+                    "join from silo '\(silo.id)' carries keys labelled \(WireCheck.preview(join.keys.siloID))")
             }
-            let s = Session(silo: join.silo.siloID, runID: join.runID, round: Int(join.round))
-            session = s
-            let stats = RoundStateMachine.Contribution(silo: s.silo, examples: join.numExamples,
-                                                       trainLoss: join.trainLoss, trainSeconds: join.trainSeconds,
-                                                       privacy: join.hasPrivacy ? SiloPrivacy(proto: join.privacy) : nil)
-            try await driver.secureSubmit(.keys(KeyAdvertisement(proto: join.keys), stats), from: s.silo,
-                                          runID: s.runID, round: s.round)
+            let stats = RoundStateMachine.Contribution(
+                silo: silo.id,
+                examples: UInt64(try WireCheck.count(join.numExamples, "num_examples of silo '\(silo.id)'", max: WireCheck.maxExamples)),
+                trainLoss: try WireCheck.finite(join.trainLoss, "train_loss of silo '\(silo.id)'", in: 0...1e30),
+                trainSeconds: try WireCheck.finite(join.trainSeconds, "train_seconds of silo '\(silo.id)'", in: 0...1e9),
+                privacy: join.hasPrivacy ? try SiloPrivacy(proto: join.privacy) : nil)
+            let keys = try KeyAdvertisement(checking: join.keys)
+            try service.streams.claim(silo.id, what: "secure-aggregation")
+            claimedSilo = silo.id
+            try await driver.secureSubmit(.keys(keys, stats), from: silo.id, runID: runID, round: Int(join.round))
+            session = Session(silo: silo.id, runID: runID, round: Int(join.round))
             return true
         }
         guard let s = session else { throw FederationError(.invalidArgument, "secure stream must start with a join") }
         let next: SecureRound.Message
         switch message.kind {
-        case .join: fatalError("handled above")
+        case .join: throw FederationError(.invalidArgument, "secure stream sent two joins")
         case .shares(let shares):
-            next = .shares(shares.shares.map(EncryptedShare.init(proto:)))
+            next = .shares(try shares.shares.map { p throws(FederationError) in try EncryptedShare(checking: p) })
         case .maskedHeader(let header):
             guard masked == nil else { throw FederationError(.invalidArgument, "masked input from '\(s.silo)' has two headers") }
             let expected = try await driver.expectedMaskedLength(runID: s.runID, round: s.round)
             masked = try VectorAssembler(total: header.totalValues, expected: expected,
                                          what: "masked input from silo '\(s.silo)' for round \(s.round)")
             maskedContext = Array(header.context)
-            await uploads.acquire()
+            await service.uploads.acquire()
             holdsUpload = true
             return false
         case .masked(let chunk):
@@ -104,7 +129,8 @@ struct SecureStream {
             masked = nil
             try await driver.secureSubmit(.maskedInput(context: maskedContext, vector), from: s.silo,
                                           runID: s.runID, round: s.round)
-            await releaseUpload(uploads)
+            holdsUpload = false
+            await service.uploads.release()
             return true
         case .survivorSignature(let signature):
             next = .survivorSignature(Array(signature.signature))
@@ -115,12 +141,5 @@ struct SecureStream {
         }
         try await driver.secureSubmit(next, from: s.silo, runID: s.runID, round: s.round)
         return true
-    }
-
-    mutating func releaseUpload(_ uploads: UploadGate) async {
-        guard holdsUpload else { return }
-        holdsUpload = false
-        masked = nil
-        await uploads.release()
     }
 }

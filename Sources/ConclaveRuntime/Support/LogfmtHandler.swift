@@ -1,3 +1,4 @@
+import ConclaveFederation
 import Foundation
 public import Logging
 
@@ -26,10 +27,27 @@ public struct LogfmtHandler: LogHandler {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    /// Longest value written, in characters: whatever a peer sends, one log line stays small.
+    static let maxValueCharacters = 512
+
+    /// A logfmt value: bare when it is plain, else quoted; control characters (CR, ESC, NUL, …) are always
+    /// escaped and long values cut, so nothing a peer sends can forge a line or flood the log.
     static func quote(_ s: String) -> String {
-        if !s.isEmpty, !s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) { return s }
-        return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n") + "\""
+        var body = ""
+        var plain = !s.isEmpty
+        var count = 0
+        for scalar in s.unicodeScalars {
+            if count == maxValueCharacters {
+                body += "…[\(s.utf8.count) bytes]"
+                plain = false
+                break
+            }
+            let escaped = WireCheck.escape(scalar)
+            if escaped.count != 1 || scalar == " " || scalar == "=" || scalar.properties.isWhitespace { plain = false }
+            body += escaped
+            count += 1
+        }
+        return plain ? body : "\"" + body + "\""
     }
 
     /// Routes every logger in the process through logfmt at `level` ("info", "debug", ...).

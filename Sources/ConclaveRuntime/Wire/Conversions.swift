@@ -52,9 +52,20 @@ extension TrainingConfig {
 }
 
 extension SiloInfo {
-    public init(proto p: Conclave_V1_SiloDescription) {
-        self.init(id: p.siloID, examples: p.numExamples, features: Int(p.numFeatures), classes: Int(p.numClasses),
-                  dataset: p.dataset, identityKey: Array(p.identityKey))
+    /// A silo's description as it arrives from the wire, every field checked against its range (the id's
+    /// length and characters, counts that must fit the database's 64-bit integers, the key's size) before
+    /// anything else sees it.
+    public init(proto p: Conclave_V1_SiloDescription) throws(FederationError) {
+        let id = try WireCheck.name(p.siloID, "silo id")
+        let examples = try WireCheck.count(p.numExamples, "num_examples of silo '\(id)'", max: WireCheck.maxExamples)
+        let features = try WireCheck.count(UInt64(p.numFeatures), "num_features of silo '\(id)'",
+                                           max: UInt64(WireCheck.maxFeatures))
+        let classes = try WireCheck.count(UInt64(p.numClasses), "num_classes of silo '\(id)'",
+                                          max: UInt64(WireCheck.maxClasses))
+        let dataset = try WireCheck.text(p.dataset, "dataset name of silo '\(id)'", maxBytes: WireCheck.maxNameBytes)
+        try WireCheck.bytes(p.identityKey.count, "identity key of silo '\(id)'", allowed: [0, 32])
+        self.init(id: id, examples: UInt64(examples), features: features, classes: classes, dataset: dataset,
+                  identityKey: Array(p.identityKey))
     }
 
     public var proto: Conclave_V1_SiloDescription {
@@ -69,16 +80,22 @@ extension SiloInfo {
     }
 }
 
-extension FederationError {
-    /// The gRPC status a domain error becomes at the edge.
-    public var rpcError: RPCError {
-        let code: RPCError.Code = switch self.code {
+/// The one place a domain error becomes a gRPC status: services throw `FederationError` as it is.
+extension FederationError: RPCErrorConvertible {
+    public var rpcErrorCode: RPCError.Code {
+        switch code {
         case .invalidArgument: .invalidArgument
         case .failedPrecondition: .failedPrecondition
         case .permissionDenied: .permissionDenied
         case .notFound: .notFound
         case .alreadyExists: .alreadyExists
+        case .resourceExhausted: .resourceExhausted
+        case .unavailable: .unavailable
+        case .deadlineExceeded: .deadlineExceeded
         }
-        return RPCError(code: code, message: message)
     }
+
+    public var rpcErrorMessage: String { message }
+
+    public var rpcError: RPCError { RPCError(code: rpcErrorCode, message: message) }
 }

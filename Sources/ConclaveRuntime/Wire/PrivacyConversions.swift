@@ -37,8 +37,12 @@ extension SiloPrivacy {
         return p
     }
 
-    public init(proto p: Conclave_V1_PrivacyReport) {
-        self.init(epsilon: p.epsilon, delta: p.delta, noiseMultiplier: p.noiseMultiplier, samplingRate: p.samplingRate,
-                  steps: Int(clamping: p.steps))
+    /// A silo's privacy report as it arrives: every number finite and in its range before it is stored.
+    public init(proto p: Conclave_V1_PrivacyReport) throws(FederationError) {
+        self.init(epsilon: try WireCheck.finite(p.epsilon, "privacy report ε", in: 0...1e9),
+                  delta: try WireCheck.finite(p.delta, "privacy report δ", in: 0...1),
+                  noiseMultiplier: try WireCheck.finite(p.noiseMultiplier, "privacy report noise multiplier", in: 0...1e9),
+                  samplingRate: try WireCheck.finite(p.samplingRate, "privacy report sampling rate", in: 0...1),
+                  steps: try WireCheck.count(UInt64(p.steps), "privacy report steps", max: 1 << 40))
     }
 }

@@ -77,6 +77,15 @@ extension KeyAdvertisement {
         }
     }
 
+    /// Keys as they arrive: the label must be a well-formed id and every key and signature its exact size.
+    init(checking p: Conclave_V1_KeyAdvertisement) throws(FederationError) {
+        let silo = try WireCheck.name(p.siloID, "silo id of a key advertisement")
+        try WireCheck.bytes(p.encryptionKey.count, "encryption key of silo '\(silo)'", allowed: [32])
+        try WireCheck.bytes(p.maskKey.count, "mask key of silo '\(silo)'", allowed: [32])
+        try WireCheck.bytes(p.signature.count, "key signature of silo '\(silo)'", allowed: [64])
+        self.init(proto: p)
+    }
+
     init(proto p: Conclave_V1_KeyAdvertisement) {
         self.init(silo: p.siloID, encryptionKey: Array(p.encryptionKey), maskKey: Array(p.maskKey),
                   signature: Array(p.signature))
@@ -90,6 +99,16 @@ extension EncryptedShare {
             $0.toSilo = to
             $0.ciphertext = Data(ciphertext)
         }
+    }
+
+    /// A share bundle as it arrives: well-formed ids and a bounded ciphertext.
+    init(checking p: Conclave_V1_EncryptedShare) throws(FederationError) {
+        try WireCheck.name(p.fromSilo, "sender of a share bundle")
+        try WireCheck.name(p.toSilo, "receiver of a share bundle")
+        guard p.ciphertext.count <= 4096 else {
+            throw FederationError(.invalidArgument, "share bundle ciphertext is \(p.ciphertext.count) bytes (at most 4096)")
+        }
+        self.init(proto: p)
     }
 
     init(proto p: Conclave_V1_EncryptedShare) {
@@ -124,8 +143,8 @@ extension UnmaskingResponse {
 
     init(silo: String, proto p: Conclave_V1_UnmaskingShares) throws(FederationError) {
         var seeds = [String: Shamir.Share](), keys = [String: Shamir.Share]()
-        for (k, v) in p.selfMaskShares { seeds[k] = try Shamir.Share(proto: v) }
-        for (k, v) in p.maskKeyShares { keys[k] = try Shamir.Share(proto: v) }
+        for (k, v) in p.selfMaskShares { seeds[try WireCheck.name(k, "unmasking share's silo")] = try Shamir.Share(proto: v) }
+        for (k, v) in p.maskKeyShares { keys[try WireCheck.name(k, "unmasking share's silo")] = try Shamir.Share(proto: v) }
         self.init(silo: silo, selfMaskShares: seeds, maskKeyShares: keys)
     }
 }
