@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting"],
                     swiftSettings: settings),
         .testTarget(name: "EndToEndTests",
-                    dependencies: ["ConclaveRuntime", "ConclaveTesting", "ConclaveLearning", grpcCore, grpcHTTP2, swiftProtobuf],
+                    dependencies: ["ConclaveRuntime", "ConclaveTesting", "ConclaveLearning", grpcCore, grpcHTTP2, swiftProtobuf, grdb],
                     swiftSettings: settings),
     ]
 )

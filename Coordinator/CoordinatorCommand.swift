@@ -24,14 +24,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
         LogfmtHandler.bootstrap(level: settings.logLevel)
         let logger = Logger(label: "coordinator")
         let driver: RunDriver
-        do { driver = try RunDriver(config: settings, logger: logger) } catch {
+        do {
+            driver = try RunDriver(config: settings, logger: logger)
+            // Exits here, naming the path, when the database or the checkpoint directory cannot be written.
+            try await driver.prepare()
+        } catch {
             logger.critical("cannot start", metadata: ["error": "\(error.message)"])
             throw ExitCode.failure
         }
         let daemon = CoordinatorService(server: CoordinatorServer(config: settings, driver: driver, logger: logger))
         let group = ServiceGroup(configuration: .init(
             services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch {
+            logger.critical("cannot serve", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
     }
 }
 

@@ -186,6 +186,12 @@ struct DemoSetup {
 
                 [training]
                 threads = 1
+
+                # What this silo will take part in. Secure aggregation is required unless the demo runs without it;
+                # a sum must hold at least this many silos (3 by default; fewer only in a demo this small).
+                [policy]
+                require_secure_aggregation = \(secureAggregation)
+                min_silos_in_aggregate = \(silos <= 3 ? 2 : 3)
                 """)
             try supervisor.launch(name: "silo-\(i)", executable: "conclave-client",
                                   arguments: ["--config", path("\(dir)/silo.toml")])

@@ -143,7 +143,12 @@ public final class ConfigSection {
         func scan(_ t: TOMLTable, prefix: String) {
             for key in t.order {
                 let full = prefix.isEmpty ? key : "\(prefix).\(key)"
-                if case .table(let sub)? = t[key] { scan(sub, prefix: full); continue }
+                if case .table(let sub)? = t[key] {
+                    // A message about the table as a whole ("privacy needs …") points at its header.
+                    if best == nil, let line = t.lines[key], Self.mentions(message, key) { best = (key, line) }
+                    scan(sub, prefix: full)
+                    continue
+                }
                 guard let line = t.lines[key] else { continue }
                 for candidate in [full, key] where Self.mentions(message, candidate) {
                     if best == nil || candidate.count > best!.name.count { best = (candidate, line) }

@@ -10,6 +10,10 @@ public struct SiloConfig: Sendable, Equatable {
     public var privacyLedgerPath: String
     /// Refuse any record-mode run whose planned per-silo ε exceeds this (the silo's own ceiling); nil: none.
     public var maxEpsilon: Double?
+    /// What the silo will take part in (`[policy]`); the defaults protect it.
+    public var policy: SiloPolicy
+    /// The silo's record of rounds it sent a masked input for (`[silo] masked_journal`).
+    public var maskedJournalPath: String
     public var data: DataSource
     public var datasetName: String
     public var classCount: Int?
@@ -35,7 +39,27 @@ public struct SiloConfig: Sendable, Equatable {
         do { address = try HostPort(parsing: addressText) } catch { throw silo.invalid("coordinator", error.message) }
         let identity = ConfigFile.resolve(try silo.string("identity_key", default: "\(id).identity.key"), relativeTo: source)
         let ledger = ConfigFile.resolve(try silo.string("privacy_ledger", default: "\(id).privacy-ledger.json"), relativeTo: source)
+        let journal = ConfigFile.resolve(try silo.string("masked_journal", default: "\(id).masked-rounds"), relativeTo: source)
         try silo.rejectUnknownKeys()
+
+        var policy = SiloPolicy()
+        if let p = try root.optionalSection("policy") {
+            policy.requireSecureAggregation = try p.bool("require_secure_aggregation", default: true)
+            policy.minSilosInAggregate = try p.int("min_silos_in_aggregate", default: 3)
+            guard (1...100_000).contains(policy.minSilosInAggregate) else {
+                throw p.invalid("min_silos_in_aggregate", "must be 1 to 100000, got \(policy.minSilosInAggregate)")
+            }
+            if p.has("require_privacy") {
+                let modes: [String]
+                do { modes = try p.strings("require_privacy") } catch { modes = [try p.string("require_privacy")] }
+                if let bad = modes.first(where: { !SiloPolicy.privacyModes.contains($0) }) {
+                    throw p.invalid("require_privacy", "must name modes among \(SiloPolicy.privacyModes.joined(separator: ", ")), got '\(bad)'")
+                }
+                guard !modes.isEmpty else { throw p.invalid("require_privacy", "must name at least one mode") }
+                policy.acceptedPrivacy = Set(modes)
+            }
+            try p.rejectUnknownKeys()
+        }
 
         var maxEpsilon: Double?
         if let privacy = try root.optionalSection("privacy") {
@@ -71,7 +95,7 @@ public struct SiloConfig: Sendable, Equatable {
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
         return SiloConfig(siloID: id, coordinator: address, identityKeyPath: identity, privacyLedgerPath: ledger,
-                          maxEpsilon: maxEpsilon, data: data, datasetName: name, classCount: classes,
+                          maxEpsilon: maxEpsilon, policy: policy, maskedJournalPath: journal, data: data, datasetName: name, classCount: classes,
                           threads: threads, backoffInitialSeconds: initial, backoffMaxSeconds: maximum,
                           logLevel: level)
     }

@@ -317,6 +317,11 @@ public final class CoordinatorStore: Sendable {
         }
     }
 
+    /// How many silos the database has a row for.
+    public func silosCount() throws(StorageError) -> Int {
+        try wrap("count silos") { try db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM silos") ?? 0 } }
+    }
+
     /// The identity key a silo was first seen with (trust on first use), if any.
     public func identityKey(silo: String) throws(StorageError) -> [UInt8]? {
         try wrap("read identity of silo \(silo)") {

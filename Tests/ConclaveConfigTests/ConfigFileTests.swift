@@ -58,9 +58,9 @@ import Testing
             try RunSpecFile.parse(unknownModel, source: "run.toml")
         }
         let typo = Self.run.replacingOccurrences(of: "batch_size", with: "batchsize")
-        #expect(throws: ConfigError("run.toml:15: unknown key 'training.batchsize'")) { try RunSpecFile.parse(typo, source: "run.toml") }
+        #expect(throws: ConfigError("run.toml:15: unknown key 'training.batchsize' (did you mean 'training.batch_size'?)")) { try RunSpecFile.parse(typo, source: "run.toml") }
         let quorum = Self.run.replacingOccurrences(of: "silos_per_round = 5", with: "silos_per_round = 2")
-        #expect(throws: ConfigError("run.toml: silos_per_round (2) is below min_silos (5)")) {
+        #expect(throws: ConfigError("run.toml:4: silos_per_round (2) is below min_silos (5)")) {
             try RunSpecFile.parse(quorum, source: "run.toml")
         }
     }
@@ -84,11 +84,11 @@ import Testing
         #expect(off.secureAggregation == nil)
         let noQuorum = Self.run.replacingOccurrences(of: "min_silos = 5\nsilos_per_round = 5\n", with: "")
         #expect(try RunSpecFile.parse(noQuorum, source: "run.toml").minSilos == 2, "secure runs default to two silos")
-        #expect(throws: ConfigError("run.toml: secure aggregation needs min_silos of at least 2 (one silo's sum is its own update), got 1")) {
+        #expect(throws: ConfigError("run.toml:2: secure aggregation needs min_silos of at least 2 (one silo's sum is its own update), got 1")) {
             try RunSpecFile.parse(noQuorum.replacingOccurrences(of: "name = \"fm\"", with: "name = \"fm\"\nmin_silos = 1"),
                                   source: "run.toml")
         }
-        #expect(throws: ConfigError("run.toml: [secure_aggregation]: secure_aggregation.clip_norm must be positive, got -1.0")) {
+        #expect(throws: ConfigError("run.toml:28: secure_aggregation.clip_norm must be positive, got -1.0")) {
             try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nclip_norm = -1\n", source: "run.toml")
         }
         #expect(throws: ConfigError("run.toml:28: key 'secure_aggregation.prg' must be one of 'aes', 'chacha', got 'rc4'")) {
@@ -109,24 +109,24 @@ import Testing
         let sigma = try #require(budget.privacy?.noiseMultiplier)
         let spent = try Accountant.epsilon(noiseMultiplier: sigma, samplingRate: 1, steps: budget.rounds, delta: 1e-5)
         #expect(spent <= 2 && spent > 1.99, "σ \(sigma) spends ε \(spent)")
-        #expect(throws: ConfigError("run.toml: [privacy]: privacy needs noise_multiplier or epsilon (a budget to calibrate the noise for)")) {
+        #expect(throws: ConfigError("run.toml:27: privacy needs noise_multiplier or epsilon (a budget to calibrate the noise for)")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\n", source: "run.toml")
         }
-        #expect(throws: ConfigError("run.toml: [privacy]: privacy takes noise_multiplier or epsilon, not both")) {
+        #expect(throws: ConfigError("run.toml:30: privacy takes noise_multiplier or epsilon, not both")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"record\"\nepsilon = 1\nnoise_multiplier = 1\n", source: "run.toml")
         }
         let distributed = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n", source: "run.toml")
         #expect(distributed.privacy?.mode == .distributed && (distributed.privacy?.noiseMultiplier ?? 0) > 1)
-        #expect(throws: ConfigError("run.toml: privacy.mode = \"distributed\" adds its noise under secure aggregation: enable [secure_aggregation]")) {
+        #expect(throws: ConfigError("run.toml:30: privacy.mode = \"distributed\" adds its noise under secure aggregation: enable [secure_aggregation]")) {
             try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n",
                                   source: "run.toml")
         }
-        #expect(throws: ConfigError("run.toml: key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got 'local'")) {
+        #expect(throws: ConfigError("run.toml:28: key 'privacy.mode' must be one of 'none', 'central', 'distributed', 'record', got 'local'")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"local\"\n", source: "run.toml")
         }
         let plain = Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"central\"\nnoise_multiplier = 1\n"
         #expect(throws: ConfigError.self) { try RunSpecFile.parse(plain, source: "run.toml") }
-        #expect(throws: ConfigError("run.toml: [privacy]: privacy.noise_multiplier must be positive, got 0.0")) {
+        #expect(throws: ConfigError("run.toml:29: privacy.noise_multiplier must be positive, got 0.0")) {
             try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"central\"\nnoise_multiplier = 0\n", source: "run.toml")
         }
     }

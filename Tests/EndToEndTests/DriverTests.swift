@@ -78,7 +78,9 @@ import Testing
         // Round 3 is handed out, then the coordinator stops before it closes.
         guard case .train = try await d.requestWork(from: silo) else { Issue.record("round 3 should open"); return }
         await d.shutdown()
-        #expect(try d.store.attempts(run: run.id).map(\.reason) == ["coordinator shut down"])
+        // Every attempt is in round_attempts: the two that committed, and the one the shutdown abandoned.
+        #expect(try d.store.attempts(run: run.id).map(\.outcome) == ["committed", "committed", "abandoned"])
+        #expect(try d.store.attempts(run: run.id).last?.reason == "coordinator shut down")
 
         d = try driver(dir)
         await d.resume()

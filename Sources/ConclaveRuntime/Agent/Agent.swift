@@ -17,6 +17,8 @@ public struct Agent: Sendable {
     public let identity: Ed25519KeyPair
     /// What record-mode runs have spent on this silo's data (its own accounting, on disk).
     let ledger: RecordPrivacyLedger
+    /// Rounds this silo already sent a masked input for (never masked into a second sum).
+    let journal: MaskedInputJournal
     let logger: Logger
 
     public init(config: SiloConfig, data: Dataset, identity: Ed25519KeyPair, logger: Logger) throws(FederationError) {
@@ -24,6 +26,7 @@ public struct Agent: Sendable {
         self.data = data
         self.identity = identity
         self.ledger = try RecordPrivacyLedger(path: config.privacyLedgerPath, maxEpsilon: config.maxEpsilon)
+        self.journal = try MaskedInputJournal(path: config.maskedJournalPath)
         self.logger = logger
     }
 
@@ -127,6 +130,18 @@ public struct Agent: Sendable {
                        federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
         let spec = try ModelSpec(proto: task.model)
         let training = try TrainingConfig(proto: task.training)
+        // The silo's own policy and records decide, before any training: the coordinator's task is only a request.
+        let shape = task.hasSecure ? (threshold: Int(task.secure.threshold), members: task.secure.members.count) : nil
+        if let (reason, detail) = config.policy.refusal(secure: shape, privacyMode: task.privacyMode) {
+            try await decline(task, reason: reason, detail: detail, federation: federation)
+            return
+        }
+        if task.hasSecure, journal.hasSent(run: task.runID, round: Int(task.round)) {
+            try await decline(task, reason: .alreadyMasked,
+                              detail: "this silo already sent a masked input for round \(task.round) of run \(task.runID); it sits out the retried attempt so its update is never in two sums",
+                              federation: federation)
+            return
+        }
         logger.info("training", metadata: ["run": "\(task.runID)", "round": "\(task.round)",
                                            "model": "\(spec.summary)", "examples": "\(data.count)"])
         var plan: RecordPrivacyPlan?
@@ -187,6 +202,23 @@ public struct Agent: Sendable {
         }
     }
 
+    /// Tells the coordinator this silo will not take part in the round, and why (logged with the rule).
+    private func decline(_ task: Conclave_V1_TrainTask, reason: DeclineReason, detail: String,
+                         federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
+        logger.warning("task declined", metadata: ["run": "\(task.runID)", "round": "\(task.round)",
+                                                   "reason": "\(reason.rawValue)", "rule": "\(detail)"])
+        let request = Conclave_V1_DeclineTaskRequest.with {
+            $0.silo = silo.proto
+            $0.runID = task.runID
+            $0.round = task.round
+            $0.reason = reason.proto
+            $0.detail = String(detail.prefix(500))
+        }
+        do { _ = try await federation.declineTask(request) } catch let error as RPCError where error.code == .failedPrecondition {
+            logger.info("decline not needed", metadata: ["round": "\(task.round)", "reason": "\(error.message)"])
+        }
+    }
+
     /// Sends the update through secure aggregation: the coordinator only ever sees it masked.
     private func aggregateSecurely(_ task: Conclave_V1_TrainTask, spec: ModelSpec, result: LocalUpdate.Result,
                                    privacy: SiloPrivacy?, federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws {
@@ -198,7 +230,8 @@ public struct Agent: Sendable {
             let session = try SecureSiloSession(siloID: config.siloID, identity: identity, task: secure,
                                                 update: result.update, threads: config.threads)
             guard let outcome = try await SecureExchange.run(federation, silo: silo.proto, runID: task.runID,
-                                                             round: Int(task.round), session: session, stats: stats)
+                                                             round: Int(task.round), session: session, stats: stats,
+                                                             journal: journal, minSurvivors: config.policy.minSilosInAggregate)
             else { return }
             let meta: Logger.Metadata = ["round": "\(task.round)", "loss": "\(result.trainLoss)",
                                          "seconds": "\(result.seconds)", "unmasked": "\(outcome.unmasked)",

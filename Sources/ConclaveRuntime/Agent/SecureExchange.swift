@@ -24,7 +24,8 @@ public enum SecureExchange {
     /// Runs the protocol; returns nil only when `dropAfter` made the silo leave.
     public static func run<Transport: ClientTransport>(
         _ federation: Conclave_V1_Federation.Client<Transport>, silo: Conclave_V1_SiloDescription, runID: String,
-        round: Int, session: SecureSiloSession, stats: RoundStateMachine.Contribution, dropAfter: DropPoint? = nil
+        round: Int, session: SecureSiloSession, stats: RoundStateMachine.Contribution, dropAfter: DropPoint? = nil,
+        journal: MaskedInputJournal? = nil, minSurvivors: Int = 1
     ) async throws -> Outcome? {
         var session = session
         let (outbound, sender) = AsyncStream<[Conclave_V1_SecureClientMessage]>.makeStream()
@@ -67,6 +68,11 @@ public enum SecureExchange {
                     reply = .shares(bundle.shares.map(EncryptedShare.init(proto:)))
                     point = .afterMaskedInput
                 case .survivors(let list):
+                    // The silo's own policy: its input is revealed only inside a sum of at least this many silos.
+                    guard list.siloIds.count >= minSurvivors else {
+                        throw FederationError(.failedPrecondition,
+                            "policy.min_silos_in_aggregate: only \(list.siloIds.count) silos survived, this silo requires \(minSurvivors); it sends no unmasking shares")
+                    }
                     reply = .survivors(list.siloIds)
                     point = .afterSignature
                 case .signatures(let signatures):
@@ -77,7 +83,12 @@ public enum SecureExchange {
                 case .none:
                     throw FederationError(.invalidArgument, "coordinator sent an empty secure-aggregation message")
                 }
-                sender.yield(wire(try session.respond(to: reply)))
+                let next = try session.respond(to: reply)
+                if case .maskedInput = next {
+                    // Durable before it leaves: this silo's update is masked into at most one sum.
+                    try journal?.record(run: runID, round: round)
+                }
+                sender.yield(wire(next))
                 if let point, dropAfter == point {
                     sender.finish()
                     dropped = true

@@ -109,7 +109,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
             }
             let update = try assembler.finish()
             guard update.allSatisfy(\.isFinite) else {
-                throw FederationError(.invalidArgument, "update from silo '\(silo.id)' holds values that are not finite")
+                throw FederationError(.invalidArgument, "update from silo '\(silo.id)' holds non-finite values (NaN or infinity)")
             }
             activity.pause()
             try await driver.submit(from: silo, runID: runID, round: round, update: update, trainLoss: loss,

@@ -1,0 +1,150 @@
+import ConclaveConfig
+import ConclaveFederation
+import ConclaveRuntime
+import ConclaveStorage
+import ConclaveTesting
+import ConclaveWire
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SwiftProtobuf
+import Testing
+
+/// Hostile peers against a real gRPC server (in-process, real SQLite): out-of-range numbers, oversized and
+/// control-character ids, idle streams and forged secure joins are refused where they enter; the coordinator
+/// stays up, stores nothing about them, and the federation keeps committing.
+@Suite struct HostileInputTests {
+    static let plainSpec = """
+        rounds = 3
+        min_silos = 1
+        [model]
+        architecture = "logreg"
+        input_features = 2
+        num_classes = 2
+        [training]
+        learning_rate = 0.1
+        [secure_aggregation]
+        enabled = false  # the plain update path
+        """
+
+    static func silo(_ id: String, examples: UInt64 = 3) -> Conclave_V1_SiloDescription {
+        .with { $0.siloID = id; $0.numExamples = examples; $0.numFeatures = 2; $0.numClasses = 2 }
+    }
+
+    static func fetch(_ federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>,
+                      _ silo: Conclave_V1_SiloDescription) async throws -> Conclave_V1_TaskHeader? {
+        try await federation.fetchTask(.with { $0.silo = silo }) { response in
+            var header: Conclave_V1_TaskHeader?
+            for try await chunk in response.messages { if case .header(let h) = chunk.kind { header = h } }
+            return header
+        }
+    }
+
+    static func siloCount(_ path: String) throws -> Int {
+        try CoordinatorStore(path: path).silosCount()
+    }
+
+    @Test func outOfRangeAndJunkIdsAreRefusedAndNothingIsStored() async throws {
+        let dir = Fixtures.temporaryDirectory("conclave-hostile")
+        try await InProcessCoordinator.with(spec: Self.plainSpec, directory: dir, logger: Logger(label: "hostile")) { driver, runID, federation in
+            // Finding 1: num_examples ≥ 2⁶³ used to trap the coordinator before the allowlist was checked.
+            for examples in [UInt64(1) << 63, UInt64.max, WireCheck.maxExamples + 1] {
+                let error = await #expect(throws: RPCError.self) { try await Self.fetch(federation, Self.silo("big", examples: examples)) }
+                #expect(error?.code == .invalidArgument)
+                #expect(error?.message.contains("num_examples") == true)
+            }
+            // Every other numeric field of the description, out of range.
+            let huge: [Conclave_V1_SiloDescription] = [
+                .with { $0.siloID = "f"; $0.numExamples = 3; $0.numFeatures = .max; $0.numClasses = 2 },
+                .with { $0.siloID = "c"; $0.numExamples = 3; $0.numFeatures = 2; $0.numClasses = .max },
+                .with { $0.siloID = "k"; $0.numExamples = 3; $0.numFeatures = 2; $0.numClasses = 2; $0.identityKey = Data(count: 33) },
+            ]
+            for silo in huge {
+                await #expect(throws: RPCError.self) { try await Self.fetch(federation, silo) }
+            }
+            // Finding 5: a 3.9 MB id, control characters, an empty id: refused, never echoed whole.
+            let long = String(repeating: "x", count: 3_900_000)
+            let error = await #expect(throws: RPCError.self) { try await Self.fetch(federation, Self.silo(long)) }
+            #expect((error?.message.utf8.count ?? .max) < 300, "the refusal must not echo the id")
+            for id in ["", "evil\r\nlevel=critical msg=forged", "esc\u{1B}[31m", "nul\u{0}byte", "tab\tid", "a b"] {
+                let e = await #expect(throws: RPCError.self) { try await Self.fetch(federation, Self.silo(id)) }
+                #expect(e?.code == .invalidArgument)
+                #expect(e?.message.contains("\r") == false && e?.message.contains("\u{1B}") == false)
+            }
+            // Many refused ids: none reaches the silos table. A good silo still gets its task and commits.
+            for i in 0..<200 {
+                _ = try? await Self.fetch(federation, .with { $0.siloID = "junk-\(i)"; $0.numExamples = 3; $0.numFeatures = 99; $0.numClasses = 2 })
+            }
+            #expect(try Self.siloCount(dir + "/c.sqlite") == 0, "refused silos must leave no row")
+            let header = try #require(try await Self.fetch(federation, Self.silo("good")))
+            guard case .train(let task) = header.action else { Issue.record("the good silo should get a task"); return }
+            #expect(task.runID == runID)
+            #expect(try Self.siloCount(dir + "/c.sqlite") == 1)
+        }
+    }
+
+    @Test func unknownSilosAreRefusedBeforeAnythingIsStored() async throws {
+        let dir = Fixtures.temporaryDirectory("conclave-allowlist")
+        let config = try CoordinatorConfigFixture.allowing(["member"], directory: dir)
+        let driver = try RunDriver(config: config, logger: Logger(label: "allow"))
+        _ = try await driver.startRun(specTOML: Self.plainSpec, source: "run.toml")
+        for i in 0..<100 {
+            let silo = SiloInfo(id: "stranger-\(i)", examples: 3, features: 2, classes: 2, identityKey: Array(repeating: UInt8(i), count: 32))
+            let error = await #expect(throws: FederationError.self) { try await driver.requestWork(from: silo) }
+            #expect(error?.code == .permissionDenied)
+        }
+        #expect(try driver.store.silosCount() == 0)
+        // A run that needs more silos than the federation allows is refused when it is defined.
+        let tooMany = Self.plainSpec.replacingOccurrences(of: "min_silos = 1", with: "min_silos = 2")
+        let refusal = await #expect(throws: FederationError.self) { try await driver.startRun(specTOML: tooMany, source: "big.toml") }
+        #expect(refusal?.message.contains("allows only 1") == true)
+    }
+
+    @Test func idleStreamsDoNotHoldTheFederation() async throws {
+        try await InProcessCoordinator.with(spec: Self.plainSpec, logger: Logger(label: "idle")) { driver, runID, federation in
+            // Finding 4: streams that open and send nothing took the upload permits. Now they take none, and the
+            // idle timeout closes them.
+            let idle = (0..<3).map { _ in
+                Task {
+                    try await federation.submitUpdate(request: StreamingClientRequest { _ in
+                        try await Task.sleep(for: .seconds(120))
+                    })
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            for round in 1...3 {
+                let header = try #require(try await Self.fetch(federation, Self.silo("worker")))
+                guard case .train(let task) = header.action else { Issue.record("round \(round) should be handed out"); return }
+                let update = [Float](repeating: 0.01, count: Int(task.totalValues))
+                let reply = try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                    try await writer.write(.with {
+                        $0.header = .with {
+                            $0.silo = Self.silo("worker"); $0.runID = task.runID; $0.round = task.round
+                            $0.totalValues = UInt64(update.count); $0.numExamples = 3; $0.trainLoss = 0.5
+                        }
+                    })
+                    try await writer.write(.with { $0.weights = WeightsCodec.chunk(update, offset: 0) })
+                })
+                #expect(reply.accepted)
+            }
+            #expect(try driver.store.rounds(run: runID).map(\.round) == [1, 2, 3])
+            for t in idle { t.cancel() }
+        }
+    }
+}
+
+/// Coordinator configs for tests that need settings beyond the in-process default.
+enum CoordinatorConfigFixture {
+    static func allowing(_ silos: [String], directory: String) throws -> CoordinatorConfig {
+        try CoordinatorConfig.parse("""
+            [server]
+            listen = "127.0.0.1:0"
+            [storage]
+            database = "c.sqlite"
+            checkpoints = "ckpt"
+            [federation]
+            allowed_silos = [\(silos.map { "\"\($0)\"" }.joined(separator: ", "))]
+            """, source: directory + "/coordinator.toml")
+    }
+}
