@@ -178,7 +178,7 @@ public final class ConfigSection {
     public func rejectUnknownKeys() throws(ConfigError) {
         guard let extra = table.order.first(where: { !read.contains($0) }) else { return }
         let near = asked.subtracting(table.order).map { (key: $0, d: Self.distance($0, extra)) }
-            .filter { $0.d <= max(2, extra.count / 3) }.min { ($0.d, $0.key) < ($1.d, $1.key) }
+            .filter { $0.d <= max(2, extra.count / 3) || $0.key.hasPrefix(extra) }.min { ($0.d, $0.key) < ($1.d, $1.key) }
         let hint = near.map { " (did you mean '\(name($0.key))'?)" } ?? ""
         throw ConfigError("\(at(extra)): unknown key '\(name(extra))'\(hint)")
     }

@@ -117,7 +117,7 @@ import Testing
         }
         let distributed = try RunSpecFile.parse(Self.run + "\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n", source: "run.toml")
         #expect(distributed.privacy?.mode == .distributed && (distributed.privacy?.noiseMultiplier ?? 0) > 1)
-        #expect(throws: ConfigError("run.toml:30: privacy.mode = \"distributed\" adds its noise under secure aggregation: enable [secure_aggregation]")) {
+        #expect(throws: ConfigError("run.toml:27: privacy.mode = \"distributed\" adds its noise under secure aggregation: enable [secure_aggregation]")) {
             try RunSpecFile.parse(Self.run + "\n[secure_aggregation]\nenabled = false\n[privacy]\nmode = \"distributed\"\nepsilon = 1\n",
                                   source: "run.toml")
         }
@@ -200,6 +200,71 @@ import Testing
         #expect(c.logLevel == "debug")
         #expect(throws: ConfigError("c.toml:2: key 'server.listen' must be a string, got an integer")) {
             try CoordinatorConfig.parse("[server]\nlisten = 7300\n", source: "c.toml")
+        }
+    }
+}
+
+/// Config errors name file, line and key for every kind of error, and suggest the key a typo meant.
+@Suite struct ConfigHardeningTests {
+    static let coordinator = """
+        [server]
+        listen = "127.0.0.1:7300"
+        [storage]
+        databse = "c.sqlite"
+        checkpoints = "ckpt"
+        """
+
+    @Test func aTypoIsReportedAsAnUnknownKeyWithTheKeyItMeant() {
+        #expect(throws: ConfigError("c.toml:4: unknown key 'storage.databse' (did you mean 'storage.database'?)")) {
+            try CoordinatorConfig.parse(Self.coordinator, source: "c.toml")
+        }
+        // An optional key misspelt: the suggestion comes from the keys the table may hold.
+        let text = Self.coordinator.replacingOccurrences(of: "databse", with: "database") + "\n[federation]\nliveness_secnds = 3\n"
+        #expect(throws: ConfigError("c.toml:7: unknown key 'federation.liveness_secnds' (did you mean 'federation.liveness_seconds'?)")) {
+            try CoordinatorConfig.parse(text, source: "c.toml")
+        }
+        let badID = Self.coordinator.replacingOccurrences(of: "databse", with: "database") + "\n[federation]\nallowed_silos = [\"ok\", \"not ok\"]\n"
+        #expect(throws: ConfigError.self) { try CoordinatorConfig.parse(badID, source: "c.toml") }
+        let idle = Self.coordinator.replacingOccurrences(of: "databse", with: "database")
+            .replacingOccurrences(of: "[storage]", with: "stream_idle_seconds = 0\n[storage]")
+        #expect(throws: ConfigError("c.toml:3: key 'server.stream_idle_seconds' must be 1 to 3600, got 0")) {
+            try CoordinatorConfig.parse(idle, source: "c.toml")
+        }
+    }
+
+    static let silo = """
+        [silo]
+        id = "bank"
+        coordinator = "localhost:1"
+        [data]
+        format = "csv"
+        path = "x.csv"
+        label_column = "y"
+        """
+
+    @Test func siloPolicyDefaultsProtectAndParse() throws {
+        let plain = try SiloConfig.parse(Self.silo, source: "silo.toml")
+        #expect(plain.policy == SiloPolicy())
+        #expect(plain.policy.requireSecureAggregation && plain.policy.minSilosInAggregate == 3)
+        let custom = try SiloConfig.parse(Self.silo + """
+
+            [policy]
+            require_secure_aggregation = false
+            min_silos_in_aggregate = 5
+            require_privacy = ["record", "distributed"]
+            """, source: "silo.toml")
+        #expect(custom.policy == SiloPolicy(requireSecureAggregation: false, minSilosInAggregate: 5,
+                                            acceptedPrivacy: ["record", "distributed"]))
+        let one = try SiloConfig.parse(Self.silo + "\n[policy]\nrequire_privacy = \"central\"\n", source: "silo.toml")
+        #expect(one.policy.acceptedPrivacy == ["central"])
+        #expect(throws: ConfigError("silo.toml:9: key 'policy.require_privacy' must name modes among none, record, central, distributed, got 'local'")) {
+            try SiloConfig.parse(Self.silo + "\n[policy]\nrequire_privacy = [\"local\"]\n", source: "silo.toml")
+        }
+        #expect(throws: ConfigError("silo.toml:9: key 'policy.min_silos_in_aggregate' must be 1 to 100000, got 0")) {
+            try SiloConfig.parse(Self.silo + "\n[policy]\nmin_silos_in_aggregate = 0\n", source: "silo.toml")
+        }
+        #expect(throws: ConfigError("silo.toml:9: unknown key 'policy.require_secure' (did you mean 'policy.require_secure_aggregation'?)")) {
+            try SiloConfig.parse(Self.silo + "\n[policy]\nrequire_secure = true\n", source: "silo.toml")
         }
     }
 }

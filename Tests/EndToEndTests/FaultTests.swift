@@ -115,7 +115,9 @@ import Testing
         let d = try driver(dir)
         let run = try await d.startRun(specTOML: DriverTests.spec, source: "run.toml").id
         // An operator holds a read transaction open (as `sqlite3` does mid-query) while rounds commit.
-        let reader = try DatabaseQueue(path: dir + "/c.sqlite")
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true  // a transaction left open between calls, as in a sqlite3 shell
+        let reader = try DatabaseQueue(path: dir + "/c.sqlite", configuration: unsafe)
         try reader.inDatabase { db in
             try db.execute(sql: "BEGIN")
             _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rounds")

@@ -28,6 +28,8 @@ import Testing
             [connection]
             backoff_initial_seconds = 0.2
             backoff_max_seconds = 1
+            [policy]
+            require_secure_aggregation = false  # this test exercises the plain update path
             """)
         try cluster.start("silo", "conclave-client", ["--config", "\(dir)/silo.toml"])
         try cluster.write("run.toml", """
