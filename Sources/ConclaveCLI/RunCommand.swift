@@ -10,7 +10,7 @@ import GRPCCore
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Define and follow training runs.",
-        subcommands: [Start.self, Status.self, List.self])
+        subcommands: [Start.self, Status.self, List.self, Resume.self])
 
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start a run from a run spec (TOML).")
@@ -41,6 +41,30 @@ struct RunCommand: AsyncParsableCommand {
             let runID = id ?? ""
             let info = try await callAdmin(target) { admin in try await admin.getRun(.with { $0.runID = runID }) }
             if json { printJSON(RunView.json(info)) } else { print(RunView.text(info)) }
+        }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resume a run that needs repair (its newest checkpoint is missing or corrupt) from an earlier round.",
+            discussion: "Rounds after --from-round are discarded and run again; the privacy they spent stays charged.")
+        @Argument(help: "Run id.") var id: String
+        @Option(name: .customLong("from-round"), help: "The committed round whose checkpoint to continue from (0: start over).")
+        var fromRound: Int
+        @OptionGroup var target: CoordinatorOption
+        @Flag(name: .long, help: "Print the run as JSON.") var json = false
+
+        func validate() throws {
+            guard fromRound >= 0, fromRound <= Int(UInt32.max) else { throw ValidationError("--from-round must be 0 or a round number") }
+        }
+
+        func run() async throws {
+            let info = try await callAdmin(target) { admin in
+                try await admin.resumeRun(.with { $0.runID = id; $0.fromRound = UInt32(fromRound) })
+            }
+            if json { printJSON(RunView.json(info)) } else {
+                print("resumed \(info.runID) from round \(fromRound): \(info.status), next round \(info.roundsCompleted + 1)")
+            }
         }
     }
 
