@@ -167,8 +167,63 @@ import Testing
         return Contribution(silo: silo.id, update: update, input: session.input, weight: secure.weight, outcome: outcome)
     }
 
+    /// Finding 6: a stream that claims to be a silo and fails verification used to mark the real silo as gone.
+    /// Here forged joins for s0 keep arriving throughout a round: every one is refused, and s0 is in the sum.
+    @Test(.timeLimit(.minutes(3))) func forgedJoinsDuringARoundChangeNothing() async throws {
+        let spec = """
+            rounds = 1
+            min_silos = 3
+            silos_per_round = 3
+            [model]
+            architecture = "logreg"
+            input_features = \(Self.features)
+            num_classes = \(Self.classes)
+            [training]
+            learning_rate = 0.1
+            [secure_aggregation]
+            clip_norm = 4
+            phase_timeout_seconds = 20
+            """
+        let silos = (0..<3).map { Silo(id: "s\($0)", examples: 100) }
+        try await InProcessCoordinator.with(spec: spec, logger: Logger(label: "forged")) { driver, runID, federation in
+            let tasks = try await Self.fetchTasks(federation, silos)
+            let forging = Task {
+                var refused = 0
+                while !Task.isCancelled {
+                    // Refused in every phase: for its signature, or as out of turn once s0 has joined.
+                    if (try? await Self.sendForgedJoin(federation, silos[0], task: tasks["s0"]!.1, runID: runID)) != nil { refused += 1 }
+                }
+                return refused
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            let contributions = try await withThrowingTaskGroup(of: Contribution.self) { group in
+                for silo in silos {
+                    group.addTask {
+                        try await Self.contribute(federation, silo, task: tasks[silo.id]!.1, runID: runID, round: 1, dropAfter: nil)
+                    }
+                }
+                return try await group.reduce(into: [Contribution]()) { $0.append($1) }
+            }
+            forging.cancel()
+            #expect(await forging.value > 0)
+            for c in contributions {
+                #expect(c.outcome?.completed == true, "\(c.silo): \(c.outcome?.message ?? "no outcome")")
+                #expect(c.outcome?.unmasked == 3 && c.outcome?.dropped == 0)
+            }
+            #expect(try driver.store.rounds(run: runID).first?.silos == ["s0", "s1", "s2"])
+        }
+    }
+
     static func expectForgedJoinRefused<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>, _ silo: Silo,
                                                             task: Conclave_V1_TrainTask, runID: String) async throws {
+        let error = try await sendForgedJoin(federation, silo, task: task, runID: runID)
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("bad signature") == true, "\(error?.message ?? "not refused")")
+    }
+
+    /// Sends a join for `silo` signed by an impostor's key; returns the refusal (nil if it was not refused).
+    static func sendForgedJoin<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>, _ silo: Silo,
+                                                   task: Conclave_V1_TrainTask, runID: String) async throws -> RPCError? {
         let secure = try SecureTask(proto: task.secure, parameterCount: 650)
         let impostor = Ed25519KeyPair()
         var directory = secure.directory
@@ -177,7 +232,7 @@ import Testing
         forgedTask.directory = directory
         var session = try SecureSiloSession(siloID: silo.id, identity: impostor, task: forgedTask,
                                             update: [Float](repeating: 0, count: 650))
-        guard case .keys(let ad, _) = session.start(.init(silo: silo.id, examples: 1, trainLoss: 0, trainSeconds: 0)) else { return }
+        guard case .keys(let ad, _) = session.start(.init(silo: silo.id, examples: 1, trainLoss: 0, trainSeconds: 0)) else { return nil }
         do {
             _ = try await federation.secureAggregate(request: StreamingClientRequest { writer in
                 try await writer.write(.with {
@@ -191,9 +246,9 @@ import Testing
                 for try await _ in response.messages {}
             }
             Issue.record("a key advertisement signed by another key must be refused")
+            return nil
         } catch let error as RPCError {
-            #expect(error.code == .invalidArgument)
-            #expect(error.message.contains("bad signature"), "\(error.message)")
+            return error
         }
     }
 

@@ -72,7 +72,7 @@ final class SecureStreamBox: @unchecked Sendable {
     struct Session { let silo: String, runID: String, round: Int }
     /// Set only after the driver accepted the join: from then on this stream speaks for the silo.
     private(set) var session: Session?
-    /// The silo whose one stream slot this stream holds (claimed before the join is submitted).
+    /// The silo whose one stream slot this stream holds (claimed once its join verified).
     private(set) var claimedSilo: String?
     var holdsUpload = false
     var finished = false
@@ -98,10 +98,12 @@ final class SecureStreamBox: @unchecked Sendable {
                 trainSeconds: try WireCheck.finite(join.trainSeconds, "train_seconds of silo '\(silo.id)'", in: 0...1e9),
                 privacy: join.hasPrivacy ? try SiloPrivacy(proto: join.privacy) : nil)
             let keys = try KeyAdvertisement(checking: join.keys)
-            try service.streams.claim(silo.id, what: "secure-aggregation")
-            claimedSilo = silo.id
+            // Verified first (signature, selection, phase): a forged join neither changes the silo's round nor
+            // takes its one stream slot. Only then does this stream speak for the silo.
             try await driver.secureSubmit(.keys(keys, stats), from: silo.id, runID: runID, round: Int(join.round))
             session = Session(silo: silo.id, runID: runID, round: Int(join.round))
+            try service.streams.claim(silo.id, what: "secure-aggregation")
+            claimedSilo = silo.id
             return true
         }
         guard let s = session else { throw FederationError(.invalidArgument, "secure stream must start with a join") }
