@@ -134,6 +134,58 @@ import Testing
     }
 }
 
+extension HostileInputTests {
+    static func header(_ task: Conclave_V1_TrainTask, silo: String) -> Conclave_V1_UpdateChunk {
+        .with {
+            $0.header = .with {
+                $0.silo = Self.silo(silo); $0.runID = task.runID; $0.round = task.round
+                $0.totalValues = task.totalValues; $0.numExamples = 3; $0.trainLoss = 0.5
+            }
+        }
+    }
+
+    /// A stream that sends its header and then goes quiet holds its silo's slot and an upload permit only until
+    /// the idle timeout closes it; meanwhile a second stream for the same silo is refused, and other silos go on.
+    @Test(.timeLimit(.minutes(2))) func slowStreamsAreClosedAndOneSiloHoldsOneStream() async throws {
+        let spec = Self.plainSpec.replacingOccurrences(of: "min_silos = 1", with: "min_silos = 2")
+        try await InProcessCoordinator.with(spec: spec, server: "stream_idle_seconds = 2",
+                                            logger: Logger(label: "slow")) { driver, runID, federation in
+            var tasks = [String: Conclave_V1_TrainTask]()
+            for _ in 0..<3 {
+                for id in ["slow", "fast"] where tasks[id] == nil {
+                    if case .train(let t)? = try await Self.fetch(federation, Self.silo(id))?.action { tasks[id] = t }
+                }
+            }
+            let slowTask = try #require(tasks["slow"]), fastTask = try #require(tasks["fast"])
+            let stalled = Task {
+                try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                    try await writer.write(Self.header(slowTask, silo: "slow"))
+                    try await Task.sleep(for: .seconds(60))
+                })
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let second = await #expect(throws: RPCError.self) {
+                try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                    try await writer.write(Self.header(slowTask, silo: "slow"))
+                })
+            }
+            #expect(second?.code == .resourceExhausted)
+            let closed = await #expect(throws: RPCError.self) { try await stalled.value }
+            #expect(closed?.code == .deadlineExceeded)
+            // The slow silo's slot is free again, and both silos' real updates close the round.
+            for (id, task) in [("slow", slowTask), ("fast", fastTask)] {
+                let update = [Float](repeating: 0.01, count: Int(task.totalValues))
+                let reply = try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                    try await writer.write(Self.header(task, silo: id))
+                    try await writer.write(.with { $0.weights = WeightsCodec.chunk(update, offset: 0) })
+                })
+                #expect(reply.accepted)
+            }
+            #expect(try driver.store.rounds(run: runID).map(\.round) == [1])
+        }
+    }
+}
+
 /// Coordinator configs for tests that need settings beyond the in-process default.
 enum CoordinatorConfigFixture {
     static func allowing(_ silos: [String], directory: String) throws -> CoordinatorConfig {

@@ -11,10 +11,11 @@ import Logging
 /// `spec`; `body` gets the driver, the run id and a Federation client. The server stops when `body` returns.
 enum InProcessCoordinator {
     /// A coordinator config listening on a free loopback port, its state under `directory`.
-    static func config(directory: String) throws -> CoordinatorConfig {
+    static func config(directory: String, server: String = "") throws -> CoordinatorConfig {
         try CoordinatorConfig.parse("""
             [server]
             listen = "127.0.0.1:0"
+            \(server)
             [storage]
             database = "c.sqlite"
             checkpoints = "ckpt"
@@ -23,10 +24,11 @@ enum InProcessCoordinator {
 
 
     static func with<T: Sendable>(
-        spec: String, directory: String = Fixtures.temporaryDirectory("conclave-coordinator"), logger: Logger,
+        spec: String, directory: String = Fixtures.temporaryDirectory("conclave-coordinator"), server: String = "",
+        logger: Logger,
         _ body: @Sendable (RunDriver, String, Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        let config = try Self.config(directory: directory)
+        let config = try Self.config(directory: directory, server: server)
         let driver = try RunDriver(config: config, logger: logger)
         _ = try await driver.startRun(specTOML: spec, source: "run.toml")
         guard let runID = try driver.store.runs().first?.id else { throw TestFailure("the run did not start") }
