@@ -22,6 +22,9 @@ public struct RoundStateMachine: Sendable {
     var known: [String: SiloInfo] = [:]
     /// Distributed DP: each committed round's selected members and the noise shares its sum held.
     public private(set) var noiseShares: [(members: Int, shares: Int)]
+    /// Silos that declined the next round because they already sent a masked input for it in an attempt that
+    /// did not commit: they are not selected again for that round (cleared when it commits).
+    public private(set) var sittingOut: Set<String> = []
     /// Releases of rounds an operator discarded when resuming from an earlier checkpoint: they happened, so
     /// central DP's accounting counts them on top of the round numbers.
     public let discardedReleases: Int
@@ -208,9 +211,12 @@ public struct RoundStateMachine: Sendable {
             return decision(for: silo.id, in: round, now: now)
         case .waitingForSilos:
             // With a sample size set, wait until there are enough live silos to draw it from.
-            let live = liveSilos(now: now)
+            let live = liveSilos(now: now).filter { !sittingOut.contains($0) }
             let needed = spec.silosPerRound ?? spec.minSilos
             guard live.count >= needed else {
+                if !sittingOut.isEmpty {
+                    return .wait(reason: "waiting for silos: \(live.count) of \(needed) connected that have not already masked an input into round \(completedRounds + 1) (\(sittingOut.sorted().joined(separator: ", ")) sit it out; a silo's update is masked into at most one sum)")
+                }
                 return .wait(reason: "waiting for silos: \(live.count) of \(needed) connected")
             }
             let round: OpenRound
@@ -301,6 +307,7 @@ public struct RoundStateMachine: Sendable {
         lastSeen[silo.id] = now
         state = .waitingForSilos
         open.declined[silo.id] = reason
+        if reason == .alreadyMasked { sittingOut.insert(silo.id) }
         if open.secure != nil {
             let step = open.secure!.decline(silo.id, now: now)
             return advance(open, step, now: now)
@@ -354,6 +361,7 @@ public struct RoundStateMachine: Sendable {
         globalWeights = closed.newWeights
         serverOptimizer = closed.serverOptimizer
         completedRounds = closed.number
+        sittingOut = []
         if let next = closed.nextClipNorm { clipNorm = next }
         if spec.privacy?.mode == .distributed, let secure = closed.secure {
             noiseShares.append((secure.unmasked + secure.dropped, secure.unmasked))

@@ -90,3 +90,26 @@ import Testing
         #expect(round == 1 && reason.contains("declined"))
     }
 }
+
+extension HardeningTests {
+    /// A silo that already masked its input into round 1 (an attempt lost to a crash) sits the round out: it is
+    /// not selected again for it, and the coordinator says why it waits instead of reopening the round in a loop.
+    @Test func silosThatAlreadyMaskedSitTheRoundOut() throws {
+        var m = try plainMachine(minSilos: 3, perRound: 3)
+        let silos = ["a", "b", "c"].map(silo)
+        for _ in 0..<2 { for s in silos { _ = try m.requestWork(from: s, now: 0) } }
+        guard case .roundAbandoned = try m.decline(from: silos[0], runID: "run-1", round: 1, reason: .alreadyMasked, now: 1) else {
+            Issue.record("three silos are needed per round: one sitting out abandons the attempt"); return
+        }
+        #expect(m.sittingOut == ["a"])
+        for s in silos {
+            guard case .wait(let reason) = try m.requestWork(from: s, now: 2) else { Issue.record("round 1 must not reopen with a"); return }
+            #expect(reason.contains("a sit it out"))
+        }
+        #expect(m.openRoundNumber == nil)
+        // A fourth silo arrives: round 1 reopens without the one that sat out.
+        _ = try m.requestWork(from: silo("d"), now: 3)
+        guard case .collecting(let open) = m.state else { Issue.record("round 1 should reopen with b, c, d"); return }
+        #expect(open.selected == ["b", "c", "d"])
+    }
+}
