@@ -61,7 +61,7 @@ public struct RoundStateMachine: Sendable {
         var allIn: Bool { contributions.count + declined.count == selected.count }
     }
 
-    public struct Contribution: Sendable, Equatable {
+    public struct Contribution: Sendable, Equatable, Codable {
         public var silo: String
         public var examples: UInt64
         public var trainLoss: Double
@@ -79,7 +79,7 @@ public struct RoundStateMachine: Sendable {
     }
 
     /// What a round's release cost under the run's privacy mode, cumulatively over the run's rounds so far.
-    public struct PrivacySpent: Sendable, Equatable {
+    public struct PrivacySpent: Sendable, Equatable, Codable {
         public let epsilon: Double
         public let delta: Double
         public let noiseMultiplier: Double
@@ -93,7 +93,7 @@ public struct RoundStateMachine: Sendable {
 
     /// How a secure round ended: how many silos' inputs were unmasked into the sum and how many of the
     /// selected silos dropped out along the way.
-    public struct SecureSummary: Sendable, Equatable {
+    public struct SecureSummary: Sendable, Equatable, Codable {
         public let unmasked: Int
         public let dropped: Int
         public let threshold: Int
@@ -119,6 +119,22 @@ public struct RoundStateMachine: Sendable {
         /// The clip norm this round used, and (adaptive clipping) the one the next round will use.
         public let clipNorm: Double?
         public let nextClipNorm: Double?
+
+        public init(number: Int, contributions: [Contribution], selected: Set<String>, newWeights: [Float],
+                    serverOptimizer: ServerOptimizer, startedAt: Double, closedAt: Double, secure: SecureSummary?,
+                    privacy: PrivacySpent?, clipNorm: Double?, nextClipNorm: Double?) {
+            self.number = number
+            self.contributions = contributions
+            self.selected = selected
+            self.newWeights = newWeights
+            self.serverOptimizer = serverOptimizer
+            self.startedAt = startedAt
+            self.closedAt = closedAt
+            self.secure = secure
+            self.privacy = privacy
+            self.clipNorm = clipNorm
+            self.nextClipNorm = nextClipNorm
+        }
 
         public var examples: UInt64 { contributions.reduce(0) { $0 + $1.examples } }
         /// Example-weighted mean of the silos' training losses.
@@ -396,6 +412,8 @@ public struct RoundStateMachine: Sendable {
 
     public var stateSummary: String {
         switch state {
+        case .waitingForSilos where !sittingOut.isEmpty:
+            "waiting for silos before round \(completedRounds + 1) (\(sittingOut.sorted().joined(separator: ", ")) sit it out: they masked an input into an attempt of this round that did not commit)"
         case .waitingForSilos: "waiting for silos before round \(completedRounds + 1)"
         case .collecting(let r):
             if let secure = r.secure {

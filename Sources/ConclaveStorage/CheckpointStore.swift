@@ -72,7 +72,8 @@ public struct CheckpointStore: Sendable {
         for name in names.sorted() {
             let isTemp = name.hasPrefix(Self.tempPrefix)
             let isCheckpoint = name.hasSuffix(".safetensors") && name.count == 64 + ".safetensors".count
-            guard isTemp || (isCheckpoint && !referenced.contains(String(name.prefix(64)))) else { continue }
+            let isPending = name.hasSuffix(Self.pendingSuffix)
+            guard isTemp || ((isCheckpoint || isPending) && !referenced.contains(String(name.prefix(64)))) else { continue }
             let file = "\(directory)/\(name)"
             do { try FileManager.default.removeItem(atPath: file) } catch {
                 throw StorageError("cannot remove orphan checkpoint file \(file): \(error.localizedDescription)")

@@ -219,6 +219,18 @@ public final class CoordinatorStore: Sendable {
         }
     }
 
+    /// Ends the newest open attempt at a round (used when a round is committed at restart).
+    public func closeOpenAttempt(run: String, round: Int, outcome: String, reason: String, now: Double) throws(StorageError) {
+        try wrap("record round attempt") {
+            try db.write { db in
+                try db.execute(sql: """
+                    UPDATE round_attempts SET outcome = ?, reason = ?, at = ?
+                    WHERE id = (SELECT MAX(id) FROM round_attempts WHERE run_id = ? AND round = ? AND outcome = 'open')
+                    """, arguments: [outcome, reason, now, run, round])
+            }
+        }
+    }
+
     /// Marks attempts left "open" by a process that died as abandoned (a crash), so `round_attempts` lists
     /// every attempt; returns how many it closed.
     public func closeCrashedAttempts(now: Double) throws(StorageError) -> Int {

@@ -9,11 +9,15 @@ enum DurableFile {
     static func write(_ data: Data, to target: String, temp: String) throws(StorageError) {
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure("create", temp) }
+        // Test-only: the crash suite stops the process half-way through a checkpoint write.
+        let crashMidway = ProcessInfo.processInfo.environment["CONCLAVE_TEST_CRASH_AT"]?.split(separator: ",")
+            .contains("mid-checkpoint") == true && target.hasSuffix(".safetensors")
         // 0 when every step worked, else the errno of the first that failed.
         var failed: Int32 = data.withUnsafeBytes { raw -> Int32 in
             var done = 0
             while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if crashMidway, done > 0 { kill(getpid(), SIGKILL) }
+                let n = Glibc.write(fd, raw.baseAddress! + done, crashMidway && done == 0 ? raw.count / 2 : raw.count - done)
                 if n < 0 { if errno == EINTR { continue }; return errno }
                 done += n
             }

@@ -51,12 +51,13 @@ final class Cluster: @unchecked Sendable {
         try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
     }
 
-    func start(_ name: String, _ executable: String, _ arguments: [String]) throws {
+    func start(_ name: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try Cluster.executable(executable))
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"
+        env.merge(environment) { $1 }
         p.environment = env
         let log = "\(dir)/\(name).log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
@@ -72,7 +73,7 @@ final class Cluster: @unchecked Sendable {
         (try? String(contentsOfFile: "\(dir)/\(name).log", encoding: .utf8)) ?? ""
     }
 
-    func startCoordinator() throws {
+    func startCoordinator(environment: [String: String] = [:]) throws {
         try write("coordinator.toml", """
             [server]
             listen = "\(address)"
@@ -82,7 +83,7 @@ final class Cluster: @unchecked Sendable {
             [federation]
             liveness_seconds = 10
             """)
-        try start("coordinator", "conclave-coordinator", ["--config", "\(dir)/coordinator.toml"])
+        try start("coordinator", "conclave-coordinator", ["--config", "\(dir)/coordinator.toml"], environment: environment)
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -77,9 +77,13 @@ extension RunDriver {
         let result = pending.evaluation
         let sha = try checkpoints.save(model: m.spec.model, weights: closed.newWeights,
                                        serverOptimizer: closed.serverOptimizer, runID: m.runID, round: closed.number)
+        try checkpoints.savePending(PendingRound(runID: m.runID, closed: closed, checkpointSHA256: sha,
+                                                 testAccuracy: result?.accuracy, testLoss: result?.loss))
+        CrashHook.reach("checkpoint-written")
         try store.commitRound(run: m.runID, closed: closed, checkpointSHA256: sha, checkpointPath: checkpoints.path(for: sha),
                               testAccuracy: result?.accuracy, testLoss: result?.loss, roundsPlanned: m.spec.rounds,
                               now: WallClock.now())
+        checkpoints.removePending(sha256: sha)
         var meta: Logger.Metadata = ["run": "\(m.runID)", "round": "\(closed.number)",
                                      "silos": "\(closed.contributions.count)", "examples": "\(closed.examples)",
                                      "checkpoint": "\(sha.prefix(16))",
@@ -105,10 +109,35 @@ extension RunDriver {
     public func prepare() throws(StorageError) {
         try store.checkWritable()
         try checkpoints.checkWritable()
+        try commitPendingRounds()
         let crashed = try store.closeCrashedAttempts(now: WallClock.now())
         if crashed > 0 { logger.warning("attempts abandoned by a crash recorded", metadata: ["count": "\(crashed)"]) }
         for file in try checkpoints.removeOrphans(keeping: try store.referencedCheckpoints()) {
             logger.warning("orphan checkpoint file removed", metadata: ["path": "\(file)"])
+        }
+    }
+
+    /// Rounds whose aggregate and checkpoint reached the disk but whose database commit did not (a crash in
+    /// between): committed now from their records, so they are not run again.
+    private func commitPendingRounds() throws(StorageError) {
+        for record in checkpoints.pendingRounds() {
+            defer { checkpoints.removePending(sha256: record.checkpointSHA256) }
+            guard let run = try store.run(id: record.runID), run.completedRounds == record.round - 1 else { continue }
+            let checkpoint: CheckpointStore.Checkpoint
+            do {
+                checkpoint = try checkpoints.load(sha256: record.checkpointSHA256, model: run.spec.model, server: run.spec.server)
+            } catch {
+                logger.warning("pending round's checkpoint does not verify; the round runs again",
+                               metadata: ["run": "\(record.runID)", "round": "\(record.round)", "error": "\(error.message)"])
+                continue
+            }
+            try store.commitRound(run: record.runID, closed: record.closedRound(checkpoint), checkpointSHA256: record.checkpointSHA256,
+                                  checkpointPath: checkpoints.path(for: record.checkpointSHA256), testAccuracy: record.testAccuracy,
+                                  testLoss: record.testLoss, roundsPlanned: run.spec.rounds, now: WallClock.now())
+            try store.closeOpenAttempt(run: record.runID, round: record.round, outcome: "committed",
+                                       reason: "committed at restart from its pending record", now: WallClock.now())
+            logger.notice("round committed from its pending record after a crash",
+                          metadata: ["run": "\(record.runID)", "round": "\(record.round)"])
         }
     }
 

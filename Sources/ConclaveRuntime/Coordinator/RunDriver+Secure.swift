@@ -53,6 +53,8 @@ extension RunDriver {
             throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try machine!.secure(message, from: silo, runID: runID, round: round, now: WallClock.now())
+        if case .maskedInput = message { CrashHook.reach("masked-input") }
+        if case .unmasking = message { CrashHook.reach("unmasking-share") }
         mailbox.expect(silo)
         handle(event)
     }

@@ -164,6 +164,7 @@ public actor RunDriver {
         switch decision {
         case .train(let round, let weights, let left, let secure):
             logger.debug("task sent", metadata: ["silo": "\(silo.id)", "round": "\(round)"])
+            CrashHook.reach("task-sent")
             return .train(Task(runID: machine!.runID, spec: machine!.spec, round: round, weights: weights,
                                secondsLeft: left, secure: secure))
         case .wait(let reason):
@@ -276,6 +277,7 @@ public actor RunDriver {
         case .none:
             return
         case .secureAdvanced(let round, let replies):
+            if case .collecting(let open) = m.state, let phase = open.secure?.phase { CrashHook.reach("secure-phase:\(phase)") }
             mailbox.phaseClosed(replies: replies, round: round)
             logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):
