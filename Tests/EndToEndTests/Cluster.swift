@@ -73,13 +73,14 @@ final class Cluster: @unchecked Sendable {
         (try? String(contentsOfFile: "\(dir)/\(name).log", encoding: .utf8)) ?? ""
     }
 
-    func startCoordinator(environment: [String: String] = [:]) throws {
+    func startCoordinator(environment: [String: String] = [:], database: String = "coordinator.sqlite",
+                          checkpoints: String = "checkpoints") throws {
         try write("coordinator.toml", """
             [server]
             listen = "\(address)"
             [storage]
-            database = "coordinator.sqlite"
-            checkpoints = "checkpoints"
+            database = "\(database)"
+            checkpoints = "\(checkpoints)"
             [federation]
             liveness_seconds = 10
             """)
@@ -133,6 +134,44 @@ final class Cluster: @unchecked Sendable {
             throw TestFailure("conclave \(arguments.joined(separator: " ")) failed (\(r.status)): \(r.err)\(r.out)")
         }
         return obj
+    }
+}
+
+extension Cluster {
+    /// Starts agent `silo-i` on 90 synthetic points (8 features, 3 classes) in a CSV file. Three-silo test
+    /// federations have a Shamir threshold of 2, so these silos accept sums of two (the default asks for 3).
+    func startBlobSilo(_ i: Int, extra: String = "") throws {
+        let data = Fixtures.blobs(count: 90, seed: UInt64(10 + i))
+        var csv = (0..<8).map { "f\($0)" }.joined(separator: ",") + ",label\n"
+        for r in 0..<data.count {
+            csv += data.features[(r * 8)..<(r * 8 + 8)].map { "\($0)" }.joined(separator: ",") + ",\(data.labels[r])\n"
+        }
+        try write("silo\(i).csv", csv)
+        try write("silo\(i).toml", """
+            [silo]
+            id = "silo-\(i)"
+            coordinator = "\(address)"
+            [data]
+            format = "csv"
+            path = "silo\(i).csv"
+            label_column = "label"
+            [connection]
+            backoff_initial_seconds = 0.1
+            backoff_max_seconds = 0.5
+            [policy]
+            min_silos_in_aggregate = 2
+            \(extra)
+            """)
+        try start("silo\(i)", "conclave-client", ["--config", "\(dir)/silo\(i).toml"])
+    }
+
+    func waitFor<T>(_ what: String, timeout: Double, _ poll: () throws -> T?) throws -> T {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let value = try poll() { return value }
+            usleep(200_000)
+        }
+        throw TestFailure("timed out after \(Int(timeout)) s waiting for \(what)")
     }
 }
 

@@ -17,30 +17,6 @@ import Testing
 
     static let rounds = 3
 
-    func startSilo(_ i: Int, cluster: Cluster) throws {
-        let data = Fixtures.blobs(count: 90, seed: UInt64(10 + i))
-        var csv = (0..<8).map { "f\($0)" }.joined(separator: ",") + ",label\n"
-        for r in 0..<data.count {
-            csv += data.features[(r * 8)..<(r * 8 + 8)].map { "\($0)" }.joined(separator: ",") + ",\(data.labels[r])\n"
-        }
-        try cluster.write("silo\(i).csv", csv)
-        try cluster.write("silo\(i).toml", """
-            [silo]
-            id = "silo-\(i)"
-            coordinator = "\(cluster.address)"
-            [data]
-            format = "csv"
-            path = "silo\(i).csv"
-            label_column = "label"
-            [connection]
-            backoff_initial_seconds = 0.1
-            backoff_max_seconds = 0.5
-            [policy]
-            min_silos_in_aggregate = 2
-            """)
-        try cluster.start("silo\(i)", "conclave-client", ["--config", "\(cluster.dir)/silo\(i).toml"])
-    }
-
     static let spec = """
         name = "crash"
         rounds = \(rounds)
@@ -63,7 +39,7 @@ import Testing
     /// Starts the federation with the coordinator set to die at `point`; returns once it died and was restarted.
     func crashAndRestart(at point: String, cluster: Cluster) throws -> String {
         try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": point])
-        for i in 0..<3 { try startSilo(i, cluster: cluster) }
+        for i in 0..<3 { try cluster.startBlobSilo(i) }
         try cluster.write("run.toml", Self.spec)
         let started = try waitFor("the coordinator to accept the run", timeout: 30) {
             try? cluster.json(["run", "start", "--spec", "\(cluster.dir)/run.toml", "--json", "--coordinator", cluster.address])
