@@ -556,6 +556,16 @@ public nonisolated struct Conclave_V1_SecureClientMessage: Sendable {
     set {kind = .unmasking(newValue)}
   }
 
+  /// Instead of a join, after the stream broke mid-round (the coordinator restarted): continue the same
+  /// attempt. See `SecureResume`.
+  public var resume: Conclave_V1_SecureResume {
+    get {
+      if case .resume(let v)? = kind {return v}
+      return Conclave_V1_SecureResume()
+    }
+    set {kind = .resume(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -566,8 +576,41 @@ public nonisolated struct Conclave_V1_SecureClientMessage: Sendable {
     case masked(Conclave_V1_WeightsChunk)
     case survivorSignature(Conclave_V1_SurvivorSignature)
     case unmasking(Conclave_V1_UnmaskingShares)
+    /// Instead of a join, after the stream broke mid-round (the coordinator restarted): continue the same
+    /// attempt. See `SecureResume`.
+    case resume(Conclave_V1_SecureResume)
 
   }
+
+  public init() {}
+}
+
+/// Continues a secure-aggregation attempt on a new stream. Every message the coordinator accepted in an attempt
+/// is durable before it answers the phase, so after a crash it resumes the attempt (same context) with the
+/// silos that come back instead of starting a new one. The coordinator answers with `ResumeState`: every phase
+/// reply this silo was owed so far, in order, and whether its message for the current phase is on record. The
+/// silo replays those replies on a copy of its session as it was at the join, then (when not on record) sends
+/// its message for the current phase again — never a masked input: a silo's update is masked into at most one
+/// sum, so a silo whose masked input was lost leaves the attempt. Refused with FAILED_PRECONDITION when the
+/// attempt is not the open one or the silo did not join it, INVALID_ARGUMENT when the signature does not verify.
+public nonisolated struct Conclave_V1_SecureResume: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var siloID: String = String()
+
+  public var runID: String = String()
+
+  public var round: UInt32 = 0
+
+  /// The attempt's context, from `SecureTask.context`.
+  public var context: Data = Data()
+
+  /// Ed25519 signature by the silo's identity key over "conclave-resume-v1" ‖ context ‖ silo_id (UTF-8).
+  public var signature: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -794,6 +837,15 @@ public nonisolated struct Conclave_V1_SecureServerMessage: Sendable {
     set {kind = .result(newValue)}
   }
 
+  /// The answer to `SecureResume`.
+  public var resumeState: Conclave_V1_ResumeState {
+    get {
+      if case .resumeState(let v)? = kind {return v}
+      return Conclave_V1_ResumeState()
+    }
+    set {kind = .resumeState(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -802,8 +854,120 @@ public nonisolated struct Conclave_V1_SecureServerMessage: Sendable {
     case survivors(Conclave_V1_SurvivorList)
     case signatures(Conclave_V1_SurvivorSignatures)
     case result(Conclave_V1_SecureResult)
+    /// The answer to `SecureResume`.
+    case resumeState(Conclave_V1_ResumeState)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_ResumeState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Every reply of the attempt's closed phases owed to this silo, in order (KeyList, SecureShares, ...).
+  public var replies: [Conclave_V1_SecureServerMessage] = []
+
+  /// Whether the coordinator holds this silo's message for the phase now open (then it only waits).
+  public var answered: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_AttemptLogEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Conclave_V1_AttemptLogEntry.OneOf_Kind? = nil
+
+  public var header: Conclave_V1_AttemptHeader {
+    get {
+      if case .header(let v)? = kind {return v}
+      return Conclave_V1_AttemptHeader()
+    }
+    set {kind = .header(newValue)}
+  }
+
+  /// A message the attempt accepted from `silo` (a masked input is stored whole, as one `masked` chunk).
+  public var message: Conclave_V1_SecureClientMessage {
+    get {
+      if case .message(let v)? = kind {return v}
+      return Conclave_V1_SecureClientMessage()
+    }
+    set {kind = .message(newValue)}
+  }
+
+  /// `silo`'s stream ended (it is not waited for again).
+  public var left: Bool {
+    get {
+      if case .left(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .left(newValue)}
+  }
+
+  /// A silo declined the attempt before joining.
+  public var declined: Bool {
+    get {
+      if case .declined(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .declined(newValue)}
+  }
+
+  /// A phase closed at its deadline.
+  public var deadline: Bool {
+    get {
+      if case .deadline(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .deadline(newValue)}
+  }
+
+  public var silo: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Kind: Equatable, Sendable {
+    case header(Conclave_V1_AttemptHeader)
+    /// A message the attempt accepted from `silo` (a masked input is stored whole, as one `masked` chunk).
+    case message(Conclave_V1_SecureClientMessage)
+    /// `silo`'s stream ended (it is not waited for again).
+    case left(Bool)
+    /// A silo declined the attempt before joining.
+    case declined(Bool)
+    /// A phase closed at its deadline.
+    case deadline(Bool)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Conclave_V1_AttemptHeader: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var runID: String = String()
+
+  public var round: UInt32 = 0
+
+  public var startedAt: Double = 0
+
+  public var deadline: Double = 0
+
+  public var selected: [String] = []
+
+  /// What each selected silo was told (its `SecureTask`).
+  public var tasks: Dictionary<String,Conclave_V1_SecureTask> = [:]
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -2098,7 +2262,7 @@ nonisolated extension Conclave_V1_DistributedNoise: SwiftProtobuf.Message, Swift
 
 nonisolated extension Conclave_V1_SecureClientMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecureClientMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}join\0\u{1}shares\0\u{3}masked_header\0\u{1}masked\0\u{3}survivor_signature\0\u{1}unmasking\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}join\0\u{1}shares\0\u{3}masked_header\0\u{1}masked\0\u{3}survivor_signature\0\u{1}unmasking\0\u{1}resume\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2184,6 +2348,19 @@ nonisolated extension Conclave_V1_SecureClientMessage: SwiftProtobuf.Message, Sw
           self.kind = .unmasking(v)
         }
       }()
+      case 7: try {
+        var v: Conclave_V1_SecureResume?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .resume(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .resume(v)
+        }
+      }()
       default: break
       }
     }
@@ -2219,6 +2396,10 @@ nonisolated extension Conclave_V1_SecureClientMessage: SwiftProtobuf.Message, Sw
       guard case .unmasking(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
+    case .resume?: try {
+      guard case .resume(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2226,6 +2407,56 @@ nonisolated extension Conclave_V1_SecureClientMessage: SwiftProtobuf.Message, Sw
 
   public static func ==(lhs: Conclave_V1_SecureClientMessage, rhs: Conclave_V1_SecureClientMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_SecureResume: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SecureResume"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}silo_id\0\u{3}run_id\0\u{1}round\0\u{1}context\0\u{1}signature\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.siloID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.context) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.siloID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siloID, fieldNumber: 1)
+    }
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 2)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 3)
+    }
+    if !self.context.isEmpty {
+      try visitor.visitSingularBytesField(value: self.context, fieldNumber: 4)
+    }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_SecureResume, rhs: Conclave_V1_SecureResume) -> Bool {
+    if lhs.siloID != rhs.siloID {return false}
+    if lhs.runID != rhs.runID {return false}
+    if lhs.round != rhs.round {return false}
+    if lhs.context != rhs.context {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2607,7 +2838,7 @@ nonisolated extension Conclave_V1_UnmaskingShares: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Conclave_V1_SecureServerMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SecureServerMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}shares\0\u{1}survivors\0\u{1}signatures\0\u{1}result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0\u{1}shares\0\u{1}survivors\0\u{1}signatures\0\u{1}result\0\u{3}resume_state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2680,6 +2911,19 @@ nonisolated extension Conclave_V1_SecureServerMessage: SwiftProtobuf.Message, Sw
           self.kind = .result(v)
         }
       }()
+      case 6: try {
+        var v: Conclave_V1_ResumeState?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .resumeState(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .resumeState(v)
+        }
+      }()
       default: break
       }
     }
@@ -2711,6 +2955,10 @@ nonisolated extension Conclave_V1_SecureServerMessage: SwiftProtobuf.Message, Sw
       guard case .result(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
+    case .resumeState?: try {
+      guard case .resumeState(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2718,6 +2966,204 @@ nonisolated extension Conclave_V1_SecureServerMessage: SwiftProtobuf.Message, Sw
 
   public static func ==(lhs: Conclave_V1_SecureServerMessage, rhs: Conclave_V1_SecureServerMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_ResumeState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResumeState"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}replies\0\u{1}answered\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.replies) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.answered) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.replies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.replies, fieldNumber: 1)
+    }
+    if self.answered != false {
+      try visitor.visitSingularBoolField(value: self.answered, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_ResumeState, rhs: Conclave_V1_ResumeState) -> Bool {
+    if lhs.replies != rhs.replies {return false}
+    if lhs.answered != rhs.answered {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_AttemptLogEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttemptLogEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}header\0\u{1}message\0\u{1}left\0\u{1}declined\0\u{1}deadline\0\u{2}\u{5}silo\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Conclave_V1_AttemptHeader?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .header(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .header(v)
+        }
+      }()
+      case 2: try {
+        var v: Conclave_V1_SecureClientMessage?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .message(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .message(v)
+        }
+      }()
+      case 3: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .left(v)
+        }
+      }()
+      case 4: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .declined(v)
+        }
+      }()
+      case 5: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .deadline(v)
+        }
+      }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.silo) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.kind {
+    case .header?: try {
+      guard case .header(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .message?: try {
+      guard case .message(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .left?: try {
+      guard case .left(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
+    }()
+    case .declined?: try {
+      guard case .declined(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 4)
+    }()
+    case .deadline?: try {
+      guard case .deadline(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
+    }
+    if !self.silo.isEmpty {
+      try visitor.visitSingularStringField(value: self.silo, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_AttemptLogEntry, rhs: Conclave_V1_AttemptLogEntry) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.silo != rhs.silo {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Conclave_V1_AttemptHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttemptHeader"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{3}started_at\0\u{1}deadline\0\u{1}selected\0\u{1}tasks\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.runID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.startedAt) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.deadline) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.selected) }()
+      case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Conclave_V1_SecureTask>.self, value: &self.tasks) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.runID.isEmpty {
+      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 1)
+    }
+    if self.round != 0 {
+      try visitor.visitSingularUInt32Field(value: self.round, fieldNumber: 2)
+    }
+    if self.startedAt.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.startedAt, fieldNumber: 3)
+    }
+    if self.deadline.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.deadline, fieldNumber: 4)
+    }
+    if !self.selected.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.selected, fieldNumber: 5)
+    }
+    if !self.tasks.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMessageMap<SwiftProtobuf.ProtobufString,Conclave_V1_SecureTask>.self, value: self.tasks, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Conclave_V1_AttemptHeader, rhs: Conclave_V1_AttemptHeader) -> Bool {
+    if lhs.runID != rhs.runID {return false}
+    if lhs.round != rhs.round {return false}
+    if lhs.startedAt != rhs.startedAt {return false}
+    if lhs.deadline != rhs.deadline {return false}
+    if lhs.selected != rhs.selected {return false}
+    if lhs.tasks != rhs.tasks {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

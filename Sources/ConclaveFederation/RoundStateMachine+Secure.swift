@@ -53,6 +53,38 @@ extension RoundStateMachine {
         return advance(open, step, now: now)
     }
 
+    /// Reopens a secure attempt from its durable log after a restart: the same round, the same tasks (context,
+    /// keys directory, graph); the caller then replays the attempt's accepted messages into it.
+    public mutating func restoreSecureAttempt(round: Int, startedAt: Double, deadline: Double, selected: [String],
+                                              tasks: [String: SecureTask]) throws(FederationError) {
+        guard case .waitingForSilos = state, round == completedRounds + 1, let config = spec.secureAggregation else {
+            throw FederationError(.failedPrecondition, "attempt log for round \(round) does not fit the run (\(stateSummary))")
+        }
+        guard Set(tasks.keys) == Set(selected) else {
+            throw FederationError(.invalidArgument, "attempt log for round \(round) lists tasks for other silos than it selected")
+        }
+        var open = OpenRound(number: round, startedAt: startedAt, deadline: deadline, selected: Set(selected), sum: nil)
+        open.secure = try SecureRound(tasks: tasks, minimum: spec.minSilos, phaseTimeout: config.phaseTimeoutSeconds,
+                                      advertisingDeadline: deadline)
+        state = .collecting(open)
+    }
+
+    /// Replay of a phase that closed at its deadline before a restart: closes the open phase now.
+    public mutating func closeSecurePhase(now: Double) -> Event {
+        guard case .collecting(var open) = state, let secure = open.secure else { return .none }
+        state = .waitingForSilos
+        let step = open.secure!.tick(now: max(now, secure.phaseDeadline))
+        return advance(open, step, now: now)
+    }
+
+    /// After a replay: each phase of the restored attempt gets a fresh deadline for the silos to reconnect in.
+    public mutating func restartSecureClock(now: Double) {
+        guard case .collecting(var open) = state, open.secure != nil else { return }
+        state = .waitingForSilos
+        open.secure!.restartPhaseClock(now: now)
+        state = .collecting(open)
+    }
+
     /// A silo's secure-aggregation connection ended before the round did.
     public mutating func secureLeft(_ silo: String, runID: String, round: Int, now: Double) -> Event {
         guard runID == self.runID, case .collecting(var open) = state, open.number == round, open.secure != nil else {

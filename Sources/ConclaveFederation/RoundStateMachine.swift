@@ -51,6 +51,14 @@ public struct RoundStateMachine: Sendable {
         /// Set when the run uses secure aggregation: updates then arrive masked, through its phases.
         public internal(set) var secure: SecureRound?
 
+        init(number: Int, startedAt: Double, deadline: Double, selected: Set<String>, sum: RunningSum?) {
+            self.number = number
+            self.startedAt = startedAt
+            self.deadline = deadline
+            self.selected = selected
+            self.sum = sum
+        }
+
         public func hasReported(_ silo: String) -> Bool {
             if declined[silo] != nil { return true }
             if let secure { return secure.joined(silo) || secure.gone.contains(silo) }
@@ -158,6 +166,8 @@ public struct RoundStateMachine: Sendable {
         case roundAbandoned(round: Int, reason: String)
         /// A secure-aggregation phase closed: deliver each silo its reply.
         case secureAdvanced(round: Int, replies: [String: SecureRound.Reply])
+
+        public var isNone: Bool { if case .none = self { return true } else { return false } }
     }
 
     public init(runID: String, spec: RunSpec, globalWeights: [Float], completedRounds: Int = 0,
@@ -209,9 +219,9 @@ public struct RoundStateMachine: Sendable {
         }
     }
 
-    /// Silos seen within the liveness window.
+    /// Silos seen within the liveness window that have described themselves (polled) to this process.
     public func liveSilos(now: Double) -> [String] {
-        lastSeen.filter { now - $0.value <= livenessSeconds }.keys.sorted()
+        lastSeen.filter { now - $0.value <= livenessSeconds && known[$0.key] != nil }.keys.sorted()
     }
 
     public mutating func requestWork(from silo: SiloInfo, now: Double) throws(FederationError) -> WorkDecision {
@@ -313,19 +323,25 @@ public struct RoundStateMachine: Sendable {
     public mutating func decline(from silo: SiloInfo, runID: String, round: Int, reason: DeclineReason,
                                  now: Double) throws(FederationError) -> Event {
         try admit(silo)
+        return try applyDecline(silo.id, runID: runID, round: round, reason: reason, now: now)
+    }
+
+    /// The decline itself, for a silo already admitted (or replayed from a secure attempt's log).
+    public mutating func applyDecline(_ silo: String, runID: String, round: Int, reason: DeclineReason,
+                                      now: Double) throws(FederationError) -> Event {
         guard runID == self.runID, case .collecting(var open) = state, open.number == round else {
             throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (\(stateSummary))")
         }
-        guard open.selected.contains(silo.id), !open.hasReported(silo.id) else {
+        guard open.selected.contains(silo), !open.hasReported(silo) else {
             throw FederationError(.failedPrecondition,
-                "silo '\(silo.id)' cannot decline round \(round): it was not selected or has already taken part")
+                "silo '\(silo)' cannot decline round \(round): it was not selected or has already taken part")
         }
-        lastSeen[silo.id] = now
+        lastSeen[silo] = now
         state = .waitingForSilos
-        open.declined[silo.id] = reason
-        if reason == .alreadyMasked { sittingOut.insert(silo.id) }
+        open.declined[silo] = reason
+        if reason == .alreadyMasked { sittingOut.insert(silo) }
         if open.secure != nil {
-            let step = open.secure!.decline(silo.id, now: now)
+            let step = open.secure!.decline(silo, now: now)
             return advance(open, step, now: now)
         }
         state = .collecting(open)

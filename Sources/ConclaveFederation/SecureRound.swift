@@ -73,6 +73,14 @@ public struct SecureRound: Sendable {
     public var maskedLength: Int { server.parameters.length }
     public var threshold: Int { server.parameters.threshold }
 
+    /// Whether the silo's message for the phase now open is on record (a resuming silo then only waits).
+    public func hasAnswered(_ silo: String) -> Bool { answered.contains(silo) }
+
+    /// After a restart: the silos get a fresh phase deadline to reconnect in.
+    public mutating func restartPhaseClock(now: Double) {
+        phaseDeadline = now + phaseTimeout
+    }
+
     /// Whether the silo has sent its keys (it trained and joined the protocol).
     public func joined(_ silo: String) -> Bool { stats[silo] != nil }
 

@@ -13,6 +13,9 @@ public struct SecAggSilo: Sendable {
     private let encryptionPair = X25519KeyPair()
     private let maskPair = X25519KeyPair()
     private let selfMaskSeed = SecretBytes(random: 32)
+    /// Seeds the Shamir polynomials, so that a silo resuming an attempt after a coordinator restart re-derives
+    /// exactly the shares it handed out (its own held share must match its neighbours').
+    private let splitSeed = SecretBytes(random: 32)
     private var phase = Phase.created
     private var neighbours: [String: KeyAdvertisement] = [:]
     /// Decrypted shares held for others: (self-mask seed share, mask-key share) by owner.
@@ -66,8 +69,11 @@ public struct SecAggSilo: Sendable {
         neighbours = byID
         let order = byID.keys.sorted()
         do {
-            let seedShares = try Shamir.split(selfMaskSeed.bytes, threshold: parameters.threshold, shares: order.count)
-            let keyShares = try Shamir.split(maskPair.secretKeyBytes, threshold: parameters.threshold, shares: order.count)
+            var polynomials = ChaChaDRBG(seed: splitSeed.bytes)
+            let seedShares = try Shamir.split(selfMaskSeed.bytes, threshold: parameters.threshold, shares: order.count,
+                                              using: &polynomials)
+            let keyShares = try Shamir.split(maskPair.secretKeyBytes, threshold: parameters.threshold, shares: order.count,
+                                             using: &polynomials)
             var out = [EncryptedShare]()
             for (i, peer) in order.enumerated() {
                 let bundle = ShareBundle(owner: id, holder: peer, seed: seedShares[i], key: keyShares[i]).encoded

@@ -232,15 +232,30 @@ public final class CoordinatorStore: Sendable {
     }
 
     /// Marks attempts left "open" by a process that died as abandoned (a crash), so `round_attempts` lists
-    /// every attempt; returns how many it closed.
-    public func closeCrashedAttempts(now: Double) throws(StorageError) -> Int {
+    /// every attempt — except those `resumable` says can go on from their durable log; returns how many it closed.
+    public func closeCrashedAttempts(now: Double, resumable: (String, Int) -> Bool = { _, _ in false }) throws(StorageError) -> Int {
         try wrap("record crash-abandoned attempts") {
             try db.write { db in
-                try db.execute(sql: """
-                    UPDATE round_attempts SET outcome = 'abandoned',
-                    reason = 'the coordinator stopped without finishing it (crash)', at = ? WHERE outcome = 'open'
-                    """, arguments: [now])
-                return db.changesCount
+                let open = try Row.fetchAll(db, sql: "SELECT id, run_id, round FROM round_attempts WHERE outcome = 'open'")
+                var closed = 0
+                for row in open where !resumable(row["run_id"], row["round"]) {
+                    try db.execute(sql: """
+                        UPDATE round_attempts SET outcome = 'abandoned',
+                        reason = 'the coordinator stopped without finishing it (crash)', at = ? WHERE id = ?
+                        """, arguments: [now, row["id"] as Int64])
+                    closed += 1
+                }
+                return closed
+            }
+        }
+    }
+
+    /// The newest attempt at a round still marked open (a resumed one).
+    public func openAttemptID(run: String, round: Int) throws(StorageError) -> Int64? {
+        try wrap("read round attempts") {
+            try db.read { db in
+                try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM round_attempts WHERE run_id = ? AND round = ? AND outcome = 'open'",
+                                   arguments: [run, round])
             }
         }
     }

@@ -16,7 +16,10 @@ enum DurableFile {
         var failed: Int32 = data.withUnsafeBytes { raw -> Int32 in
             var done = 0
             while done < raw.count {
-                if crashMidway, done > 0 { kill(getpid(), SIGKILL) }
+                if crashMidway, done > 0 {
+                    FileHandle.standardError.write(Data("crash hook: SIGKILL at mid-checkpoint\n".utf8))
+                    kill(getpid(), SIGKILL)
+                }
                 let n = Glibc.write(fd, raw.baseAddress! + done, crashMidway && done == 0 ? raw.count / 2 : raw.count - done)
                 if n < 0 { if errno == EINTR { continue }; return errno }
                 done += n

@@ -231,7 +231,8 @@ public struct Agent: Sendable {
                                                 update: result.update, threads: config.threads)
             guard let outcome = try await SecureExchange.run(federation, silo: silo.proto, runID: task.runID,
                                                              round: Int(task.round), session: session, stats: stats,
-                                                             journal: journal, minSurvivors: config.policy.minSilosInAggregate)
+                                                             journal: journal, minSurvivors: config.policy.minSilosInAggregate,
+                                                             identity: identity)
             else { return }
             let meta: Logger.Metadata = ["round": "\(task.round)", "loss": "\(result.trainLoss)",
                                          "seconds": "\(result.seconds)", "unmasked": "\(outcome.unmasked)",

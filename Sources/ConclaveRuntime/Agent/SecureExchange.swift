@@ -1,3 +1,4 @@
+public import ConclaveCrypto
 public import ConclaveFederation
 public import ConclaveWire
 public import GRPCCore
@@ -19,18 +20,35 @@ public enum SecureExchange {
         public var message: String
         public var unmasked: Int
         public var dropped: Int
+
+        init(completed: Bool, message: String, unmasked: Int, dropped: Int) {
+            self.completed = completed
+            self.message = message
+            self.unmasked = unmasked
+            self.dropped = dropped
+        }
+
+        /// The silo left the attempt itself.
+        init(completed: Bool, unmaskedWord message: String) {
+            self.init(completed: completed, message: message, unmasked: 0, dropped: 0)
+        }
     }
 
-    /// Runs the protocol; returns nil only when `dropAfter` made the silo leave.
+    /// Runs the protocol; returns nil only when `dropAfter` made the silo leave. When the stream breaks after the
+    /// join (the coordinator restarted) and `identity` is given, it resumes the same attempt on a new stream
+    /// (for up to `resumeSeconds`): the coordinator replays the phase replies it owes, the silo replays them on
+    /// a copy of its session as it was at the join, and re-sends its message for the open phase — never a
+    /// masked input.
     public static func run<Transport: ClientTransport>(
         _ federation: Conclave_V1_Federation.Client<Transport>, silo: Conclave_V1_SiloDescription, runID: String,
         round: Int, session: SecureSiloSession, stats: RoundStateMachine.Contribution, dropAfter: DropPoint? = nil,
-        journal: MaskedInputJournal? = nil, minSurvivors: Int = 1
+        journal: MaskedInputJournal? = nil, minSurvivors: Int = 1, identity: Ed25519KeyPair? = nil,
+        resumeSeconds: Double = 60
     ) async throws -> Outcome? {
-        var session = session
-        let (outbound, sender) = AsyncStream<[Conclave_V1_SecureClientMessage]>.makeStream()
-        guard case .keys(let ad, _) = session.start(stats) else { fatalError("a session starts with its keys") }
-        sender.yield([.with {
+        let atJoin = session
+        var current = session
+        guard case .keys(let ad, _) = current.start(stats) else { fatalError("a session starts with its keys") }
+        var opening: Conclave_V1_SecureClientMessage = .with {
             $0.join = .with {
                 $0.silo = silo
                 $0.runID = runID
@@ -41,15 +59,72 @@ public enum SecureExchange {
                 $0.trainSeconds = stats.trainSeconds
                 if let privacy = stats.privacy { $0.privacy = privacy.proto }
             }
-        }])
+        }
+        let box = SessionBox(current)
+        let deadline = ContinuousClock.now + .seconds(resumeSeconds)
+        var wait = Duration.milliseconds(200)
+        while true {
+            do {
+                return try await stream(federation, opening: opening, box: box, atJoin: atJoin, stats: stats,
+                                        runID: runID, round: round, dropAfter: opening.join.runID.isEmpty ? nil : dropAfter,
+                                        journal: journal, minSurvivors: minSurvivors)
+            } catch let error as RPCError where box.joined && identity != nil && isTransient(error) && ContinuousClock.now < deadline {
+                // The coordinator went away mid-round: continue the same attempt once it is back.
+                try await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(2))
+                let context = atJoin.task.context
+                opening = .with {
+                    $0.resume = .with {
+                        $0.siloID = silo.siloID
+                        $0.runID = runID
+                        $0.round = UInt32(round)
+                        $0.context = Data(context)
+                        $0.signature = Data(identity!.sign(RunDriver.resumeMessage(context: context, silo: silo.siloID)))
+                    }
+                }
+            }
+        }
+    }
+
+    static func isTransient(_ error: RPCError) -> Bool {
+        [.unavailable, .unknown, .cancelled, .internalError, .deadlineExceeded].contains(error.code)
+    }
+
+    /// The session as the exchange advances, shared across the streams of one attempt.
+    final class SessionBox: @unchecked Sendable {
+        var session: SecureSiloSession
+        /// Whether the join went out (the coordinator may hold it, so a broken stream is worth resuming).
+        var joined = false
+        init(_ session: SecureSiloSession) { self.session = session }
+    }
+
+    private static func stream<Transport: ClientTransport>(
+        _ federation: Conclave_V1_Federation.Client<Transport>, opening: Conclave_V1_SecureClientMessage, box: SessionBox,
+        atJoin: SecureSiloSession, stats: RoundStateMachine.Contribution, runID: String, round: Int,
+        dropAfter: DropPoint?, journal: MaskedInputJournal?, minSurvivors: Int
+    ) async throws -> Outcome? {
+        let (outbound, sender) = AsyncStream<[Conclave_V1_SecureClientMessage]>.makeStream()
+        sender.yield([opening])
+        box.joined = true
         let request = StreamingClientRequest<Conclave_V1_SecureClientMessage> { writer in
             for await batch in outbound {
                 for message in batch { try await writer.write(message) }
             }
         }
-        let first = session
+        /// The next message for a relayed reply, checked against the silo's policy; a masked input is journaled
+        /// (durably) before it may leave.
+        @Sendable func respond(_ reply: SecureRound.Reply, send: Bool) throws -> SecureRound.Message {
+            if case .survivors(let list) = reply, list.count < minSurvivors {
+                throw FederationError(.failedPrecondition,
+                    "policy.min_silos_in_aggregate: only \(list.count) silos survived, this silo requires \(minSurvivors); it sends no unmasking shares")
+            }
+            let next = try box.session.respond(to: reply)
+            if send, case .maskedInput(let context, let vector) = next {
+                try journal?.record(run: runID, round: round, context: context, input: vector)
+            }
+            return next
+        }
         return try await federation.secureAggregate(request: request) { response in
-            var session = first
             var dropped = false
             defer { sender.finish() }
             if dropAfter == .afterKeys {
@@ -61,6 +136,28 @@ public enum SecureExchange {
                 let reply: SecureRound.Reply
                 let point: DropPoint?
                 switch message.kind {
+                case .resumeState(let state):
+                    // Rebuild the session from the join: replay every reply owed, then send what the open phase
+                    // still needs from this silo (never a masked input a second time).
+                    box.session = atJoin
+                    _ = box.session.start(stats)
+                    var last: SecureRound.Message?
+                    for r in state.replies {
+                        guard let decoded = SecureRound.Reply(proto: r) else {
+                            throw FederationError(.invalidArgument, "coordinator resumed with an unknown phase reply")
+                        }
+                        last = try respond(decoded, send: false)
+                    }
+                    guard !state.answered, let last else { continue }
+                    if case .maskedInput(let context, let vector) = last {
+                        // Only the very vector already sent to this very attempt may go again.
+                        guard journal?.maySend(run: runID, round: round, context: context, input: vector) ?? true else {
+                            return Outcome(completed: false, unmaskedWord: "the resumed attempt asks for a masked input other than the one this silo sent; it is never masked into a second sum, so the silo leaves the attempt")
+                        }
+                        try journal?.record(run: runID, round: round, context: context, input: vector)
+                    }
+                    sender.yield(wire(last))
+                    continue
                 case .keys(let list):
                     reply = .keys(list.advertisements.map(KeyAdvertisement.init(proto:)))
                     point = .afterShares
@@ -68,11 +165,6 @@ public enum SecureExchange {
                     reply = .shares(bundle.shares.map(EncryptedShare.init(proto:)))
                     point = .afterMaskedInput
                 case .survivors(let list):
-                    // The silo's own policy: its input is revealed only inside a sum of at least this many silos.
-                    guard list.siloIds.count >= minSurvivors else {
-                        throw FederationError(.failedPrecondition,
-                            "policy.min_silos_in_aggregate: only \(list.siloIds.count) silos survived, this silo requires \(minSurvivors); it sends no unmasking shares")
-                    }
                     reply = .survivors(list.siloIds)
                     point = .afterSignature
                 case .signatures(let signatures):
@@ -83,12 +175,7 @@ public enum SecureExchange {
                 case .none:
                     throw FederationError(.invalidArgument, "coordinator sent an empty secure-aggregation message")
                 }
-                let next = try session.respond(to: reply)
-                if case .maskedInput = next {
-                    // Durable before it leaves: this silo's update is masked into at most one sum.
-                    try journal?.record(run: runID, round: round)
-                }
-                sender.yield(wire(next))
+                sender.yield(wire(try respond(reply, send: true)))
                 if let point, dropAfter == point {
                     sender.finish()
                     dropped = true

@@ -110,7 +110,10 @@ extension RunDriver {
         try store.checkWritable()
         try checkpoints.checkWritable()
         try commitPendingRounds()
-        let crashed = try store.closeCrashedAttempts(now: WallClock.now())
+        let attempts = attemptsDirectory
+        let crashed = try store.closeCrashedAttempts(now: WallClock.now()) { run, round in
+            FileManager.default.fileExists(atPath: SecureAttemptLog.path(directory: attempts, runID: run, round: round))
+        }
         if crashed > 0 { logger.warning("attempts abandoned by a crash recorded", metadata: ["count": "\(crashed)"]) }
         for file in try checkpoints.removeOrphans(keeping: try store.referencedCheckpoints()) {
             logger.warning("orphan checkpoint file removed", metadata: ["path": "\(file)"])

@@ -1,6 +1,8 @@
 public import ConclaveFederation
 import ConclaveConfig
 import Logging
+import SwiftProtobuf
+import ConclaveWire
 
 /// Where each secure-aggregation answer goes. The protocol's state (who is expected, who answered, who is
 /// gone) is `SecureRound`'s alone; this only parks each silo's handler until its phase closes.
@@ -53,6 +55,7 @@ extension RunDriver {
             throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try machine!.secure(message, from: silo, runID: runID, round: round, now: WallClock.now())
+        logAttempt(AttemptLogCodec.entries(for: message, from: silo))  // durable before the phase is answered
         if case .maskedInput = message { CrashHook.reach("masked-input") }
         if case .unmasking = message { CrashHook.reach("unmasking-share") }
         mailbox.expect(silo)
@@ -71,6 +74,7 @@ extension RunDriver {
     public func secureLeft(_ silo: String, runID: String, round: Int) {
         guard machine != nil else { return }
         let event = machine!.secureLeft(silo, runID: runID, round: round, now: WallClock.now())
+        logAttempt([.with { $0.silo = silo; $0.left = true }])
         logger.info("silo left the secure round", metadata: ["silo": "\(silo)", "round": "\(round)"])
         handle(event)
     }

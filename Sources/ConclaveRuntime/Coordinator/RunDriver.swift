@@ -3,6 +3,8 @@ public import ConclaveFederation
 import ConclaveLearning
 public import ConclaveStorage
 import ConclaveCrypto
+import SwiftProtobuf
+import ConclaveWire
 public import Logging
 
 /// Drives the active run: owns its `RoundStateMachine`, persists every closed round (checkpoint file, then
@@ -26,6 +28,9 @@ public actor RunDriver {
     var pendingCommit: PendingCommit?
     /// Why the last commit failed, while it keeps failing ("storage fault: …" in the run's status).
     public internal(set) var storageFault: String?
+    /// The open secure attempt's durable log, and each silo's phase replies so far (for `secureResume`).
+    var attemptLog: SecureAttemptLog?
+    var resumeHistory: [String: [SecureRound.Reply]] = [:]
     /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
     var unresumable: Set<String> = []
 
@@ -94,6 +99,7 @@ public actor RunDriver {
                                     noiseShares: shares, clipNorm: history.last?.nextClipNorm,
                                     discardedReleases: discarded.count)
         try store.setStatus(run: record.id, "running")
+        _ = restoreAttempt()
         logger.info("run active", metadata: ["run": "\(record.id)", "name": "\(spec.name)",
                                              "model": "\(spec.model.summary)", "from_round": "\(record.completedRounds + 1)",
                                              "rounds": "\(spec.rounds)"])
@@ -183,6 +189,7 @@ public actor RunDriver {
 
     private func attemptOpened(round: Int, now: Double) {
         guard let m = machine else { return }
+        startAttemptLog(now: now)
         do { attemptID = try store.openAttempt(run: m.runID, round: round, now: now) } catch {
             attemptID = nil
             logger.warning("cannot record the round attempt", metadata: ["run": "\(m.runID)", "round": "\(round)", "error": "\(error)"])
@@ -190,6 +197,7 @@ public actor RunDriver {
     }
 
     func attemptEnded(_ outcome: String, round: Int, reason: String) {
+        endAttemptLog(outcome: outcome)
         guard let m = machine else { return }
         let now = WallClock.now()
         if let id = attemptID {
@@ -254,6 +262,7 @@ public actor RunDriver {
             throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try machine!.decline(from: silo, runID: runID, round: round, reason: reason, now: WallClock.now())
+        logAttempt([.with { $0.silo = silo.id; $0.declined = true }])
         logger.warning("silo declined the round", metadata: ["silo": "\(silo.id)", "round": "\(round)",
                                                              "reason": "\(reason.rawValue)", "detail": "\(detail)"])
         handle(event)
@@ -268,7 +277,9 @@ public actor RunDriver {
             return
         }
         guard machine != nil else { return }
-        handle(machine!.tick(now: WallClock.now()))
+        let event = machine!.tick(now: WallClock.now())
+        if attemptLog != nil, !event.isNone { logAttempt([.with { $0.deadline = true }]) }
+        handle(event)
     }
 
     func handle(_ event: RoundStateMachine.Event) {
@@ -278,6 +289,7 @@ public actor RunDriver {
             return
         case .secureAdvanced(let round, let replies):
             if case .collecting(let open) = m.state, let phase = open.secure?.phase { CrashHook.reach("secure-phase:\(phase)") }
+            for (silo, reply) in replies { resumeHistory[silo, default: []].append(reply) }
             mailbox.phaseClosed(replies: replies, round: round)
             logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):

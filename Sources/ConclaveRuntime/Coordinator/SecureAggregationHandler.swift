@@ -32,7 +32,16 @@ extension FederationService {
                              activity: Activity) async throws {
         for try await message in request {
             activity.pause()
-            guard try await stream.take(message, service: self) else { activity.touch(); continue }
+            switch try await stream.take(message, service: self) {
+            case .incomplete:
+                activity.touch()
+                continue
+            case .resumed(let state, let answered):
+                try await response.write(.with { $0.resumeState = state })
+                guard answered else { activity.touch(); continue }
+            case .submitted:
+                break
+            }
             switch await driver.secureAnswer(for: stream.session!.silo) {
             case .reply(let reply):
                 try await response.write(reply.proto)
@@ -79,10 +88,30 @@ final class SecureStreamBox: @unchecked Sendable {
     private var masked: VectorAssembler<UInt32>?
     private var maskedContext: [UInt8] = []
 
-    /// Applies one wire message; returns true once a whole protocol message went to the driver (its answer is
-    /// then pending), false while a masked input is still arriving.
-    func take(_ message: Conclave_V1_SecureClientMessage, service: FederationService) async throws -> Bool {
+    enum Taken {
+        /// A whole protocol message went to the driver: its answer is pending.
+        case submitted
+        /// A masked input is still arriving.
+        case incomplete
+        /// The stream continues an attempt after a restart: what to tell the silo, and whether its message for
+        /// the open phase is on record (then its answer is pending).
+        case resumed(Conclave_V1_ResumeState, answered: Bool)
+    }
+
+    /// Applies one wire message.
+    func take(_ message: Conclave_V1_SecureClientMessage, service: FederationService) async throws -> Taken {
         let driver = service.driver
+        if case .resume(let r) = message.kind {
+            guard session == nil, claimedSilo == nil else { throw FederationError(.invalidArgument, "secure stream sent a resume after its join") }
+            let silo = try WireCheck.name(r.siloID, "silo id of a resume")
+            let runID = try WireCheck.name(r.runID, "run id of the resume from silo '\(silo)'")
+            let (replies, answered) = try await driver.secureResume(silo: silo, runID: runID, round: Int(r.round),
+                                                                    context: Array(r.context), signature: Array(r.signature))
+            session = Session(silo: silo, runID: runID, round: Int(r.round))
+            try service.streams.claim(silo, what: "secure-aggregation")
+            claimedSilo = silo
+            return .resumed(.with { $0.replies = replies.map(\.proto); $0.answered = answered }, answered: answered)
+        }
         if case .join(let join) = message.kind {
             guard session == nil, claimedSilo == nil else { throw FederationError(.invalidArgument, "secure stream sent two joins") }
             let silo = try SiloInfo(proto: join.silo)
@@ -104,12 +133,12 @@ final class SecureStreamBox: @unchecked Sendable {
             session = Session(silo: silo.id, runID: runID, round: Int(join.round))
             try service.streams.claim(silo.id, what: "secure-aggregation")
             claimedSilo = silo.id
-            return true
+            return .submitted
         }
         guard let s = session else { throw FederationError(.invalidArgument, "secure stream must start with a join") }
         let next: SecureRound.Message
         switch message.kind {
-        case .join: throw FederationError(.invalidArgument, "secure stream sent two joins")
+        case .join, .resume: throw FederationError(.invalidArgument, "secure stream sent two joins")
         case .shares(let shares):
             next = .shares(try shares.shares.map { p throws(FederationError) in try EncryptedShare(checking: p) })
         case .maskedHeader(let header):
@@ -120,20 +149,20 @@ final class SecureStreamBox: @unchecked Sendable {
             maskedContext = Array(header.context)
             await service.uploads.acquire()
             holdsUpload = true
-            return false
+            return .incomplete
         case .masked(let chunk):
             guard masked != nil else {
                 throw FederationError(.invalidArgument, "masked input from '\(s.silo)' must start with its header")
             }
             try masked!.add(chunk)
-            guard masked!.isComplete else { return false }
+            guard masked!.isComplete else { return .incomplete }
             let vector = try masked!.finish()
             masked = nil
             try await driver.secureSubmit(.maskedInput(context: maskedContext, vector), from: s.silo,
                                           runID: s.runID, round: s.round)
             holdsUpload = false
             await service.uploads.release()
-            return true
+            return .submitted
         case .survivorSignature(let signature):
             next = .survivorSignature(Array(signature.signature))
         case .unmasking(let shares):
@@ -142,6 +171,6 @@ final class SecureStreamBox: @unchecked Sendable {
             throw FederationError(.invalidArgument, "secure stream from '\(s.silo)' holds an empty message")
         }
         try await driver.secureSubmit(next, from: s.silo, runID: s.runID, round: s.round)
-        return true
+        return .submitted
     }
 }

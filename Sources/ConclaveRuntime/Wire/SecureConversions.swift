@@ -150,6 +150,17 @@ extension UnmaskingResponse {
 }
 
 extension SecureRound.Reply {
+    /// A phase reply as the silo receives it (nil for messages that are not phase replies).
+    init?(proto m: Conclave_V1_SecureServerMessage) {
+        switch m.kind {
+        case .keys(let list): self = .keys(list.advertisements.map(KeyAdvertisement.init(proto:)))
+        case .shares(let bundle): self = .shares(bundle.shares.map(EncryptedShare.init(proto:)))
+        case .survivors(let list): self = .survivors(list.siloIds)
+        case .signatures(let s): self = .signatures(s.signatures.mapValues { Array($0) })
+        case .result, .resumeState, .none: return nil
+        }
+    }
+
     var proto: Conclave_V1_SecureServerMessage {
         switch self {
         case .keys(let ads): .with { $0.keys = .with { $0.advertisements = ads.map(\.proto) } }
