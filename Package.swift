@@ -18,6 +18,10 @@ let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "sw
 let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 
 let package = Package(
     name: "Conclave",
@@ -37,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries, found through pkg-config.
@@ -70,7 +76,7 @@ let package = Package(
                 path: "Protocols/Generated", swiftSettings: settings),
         .target(name: "ConclaveRuntime",
                 dependencies: ["ConclaveWire", "ConclaveFederation", "ConclaveConfig", "ConclaveStorage",
-                               grpcCore, grpcHTTP2, swiftProtobuf, logging],
+                               grpcCore, grpcHTTP2, swiftProtobuf, logging, prometheus, nioCore, nioPosix, nioHTTP1],
                 swiftSettings: settings),
         .executableTarget(name: "ConclaveCoordinator",
                           dependencies: ["ConclaveRuntime", argumentParser, lifecycle, unixSignals, logging],

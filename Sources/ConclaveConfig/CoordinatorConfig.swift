@@ -13,6 +13,8 @@ public struct CoordinatorConfig: Sendable, Equatable {
     public var logLevel: String
     /// Longest a silo's upload or secure stream may stay silent while the coordinator waits for it.
     public var streamIdleSeconds: Int64 = 30
+    /// Where Prometheus metrics are served over HTTP (`[metrics] listen`); nil: not served.
+    public var metricsListen: HostPort?
 
     public static func load(path: String) throws(ConfigError) -> CoordinatorConfig {
         try parse(ConfigFile.text(at: path), source: path)
@@ -48,6 +50,12 @@ public struct CoordinatorConfig: Sendable, Equatable {
             guard liveness > 0 else { throw fed.invalid("liveness_seconds", "must be positive") }
             try fed.rejectUnknownKeys()
         }
+        var metrics: HostPort?
+        if let m = try root.optionalSection("metrics") {
+            let text = try m.string("listen")
+            do { metrics = try HostPort(parsing: text) } catch { throw m.invalid("listen", error.message) }
+            try m.rejectUnknownKeys()
+        }
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
         var config = CoordinatorConfig(
@@ -56,6 +64,7 @@ public struct CoordinatorConfig: Sendable, Equatable {
             checkpointDirectory: ConfigFile.resolve(checkpoints, relativeTo: source),
             allowedSilos: allowed, livenessSeconds: liveness, logLevel: level)
         config.streamIdleSeconds = Int64(idle)
+        config.metricsListen = metrics
         return config
     }
 }

@@ -200,3 +200,59 @@ enum CoordinatorConfigFixture {
             """, source: directory + "/coordinator.toml")
     }
 }
+
+/// The coordinator's Prometheus endpoint, scraped over HTTP while a run goes on.
+@Suite struct MetricsTests {
+    /// A plain HTTP GET over a socket; returns the status line and the body.
+    static func get(_ address: String, path: String) throws -> (status: String, body: String) {
+        let hp = try HostPort(parsing: address)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr(hp.host)
+        addr.sin_port = UInt16(hp.port).bigEndian
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { throw TestFailure("cannot connect to \(address)") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        return (parts.first?.components(separatedBy: "\r\n").first ?? "", parts.dropFirst().joined(separator: "\r\n\r\n"))
+    }
+
+    @Test func metricsAreServedAndCountWhatHappened() async throws {
+        let dir = Fixtures.temporaryDirectory("conclave-metrics")
+        let server = "address_file = \"addr\"\n[metrics]\nlisten = \"127.0.0.1:0\""
+        try await InProcessCoordinator.with(spec: HostileInputTests.plainSpec, directory: dir, server: server,
+                                            logger: Logger(label: "metrics")) { driver, runID, federation in
+            for _ in 1...2 {
+                let header = try #require(try await HostileInputTests.fetch(federation, HostileInputTests.silo("m")))
+                guard case .train(let task) = header.action else { Issue.record("expected a task"); return }
+                let update = [Float](repeating: 0.01, count: Int(task.totalValues))
+                _ = try await federation.submitUpdate(request: StreamingClientRequest { writer in
+                    try await writer.write(HostileInputTests.header(task, silo: "m"))
+                    try await writer.write(.with { $0.weights = WeightsCodec.chunk(update, offset: 0) })
+                })
+            }
+            _ = try? await HostileInputTests.fetch(federation, HostileInputTests.silo("bad id"))
+            let address = try String(contentsOfFile: dir + "/addr.metrics", encoding: .utf8)
+            let (status, body) = try Self.get(address, path: "/metrics")
+            #expect(status.contains("200"))
+            #expect(body.contains("conclave_rounds_committed_total 2"), "\(body)")
+            #expect(body.contains("conclave_refusals_total{reason=\"invalidArgument\"} 1"))
+            #expect(body.contains("conclave_received_bytes_total 48"))  // two updates of 6 float32 values
+            #expect(body.contains("conclave_round_seconds_count 2"))
+            #expect(body.contains("conclave_silos_live"))
+            #expect(try Self.get(address, path: "/other").status.contains("404"))
+        }
+    }
+}

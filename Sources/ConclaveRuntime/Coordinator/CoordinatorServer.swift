@@ -51,6 +51,14 @@ public struct CoordinatorServer: Sendable {
             if let file = config.addressFile {
                 try Data(bound.utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
             }
+            var metricsServer: MetricsServer?
+            if let listen = config.metricsListen {
+                metricsServer = try await MetricsServer(host: listen.host, port: listen.port, metrics: driver.metrics)
+                logger.info("metrics served", metadata: ["address": "\(metricsServer!.address)", "path": "/metrics"])
+                if let file = config.addressFile {
+                    try Data(metricsServer!.address.utf8).write(to: URL(fileURLWithPath: file + ".metrics"), options: .atomic)
+                }
+            }
             logger.info("coordinator listening", metadata: ["address": "\(bound)", "database": "\(config.database)"])
             await onListening(bound)
             await withTaskGroup(of: Void.self) { group in
@@ -64,6 +72,7 @@ public struct CoordinatorServer: Sendable {
                 group.cancelAll()
             }
             await driver.shutdown()
+            await metricsServer?.close()
             logger.info("coordinator stopping")
         }
     }

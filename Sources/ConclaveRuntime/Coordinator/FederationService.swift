@@ -108,6 +108,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
                 try assembler.add(w)
             }
             let update = try assembler.finish()
+            driver.metrics.received(values: update.count)
             guard update.allSatisfy(\.isFinite) else {
                 throw FederationError(.invalidArgument, "update from silo '\(silo.id)' holds non-finite values (NaN or infinity)")
             }
@@ -147,6 +148,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
         var meta: Logger.Metadata = ["error": "\(error)"]
         if let silo { meta["silo"] = "\(WireCheck.preview(silo))" }
         if let e = error as? FederationError { meta["code"] = "\(e.code.rawValue)"; meta["error"] = "\(e.message)" }
+        driver.metrics.refused((error as? FederationError)?.code.rawValue ?? (error as? RPCError).map { "\($0.code)" } ?? "stream-error")
         logger.warning("\(what) refused", metadata: meta)
     }
 }

@@ -30,6 +30,7 @@ extension RunDriver {
             try persist(&pending)
         } catch {
             pending.failures += 1
+            metrics.commitFault()
             pending.nextTry = WallClock.now() + pending.backoffSeconds
             pendingCommit = pending
             let reason = "\(error)"
@@ -48,6 +49,8 @@ extension RunDriver {
             storageFault = nil
         }
         machine!.roundCommitted()
+        metrics.roundCommitted(seconds: WallClock.now() - closed.startedAt)
+        if let privacy = closed.privacy { metrics.privacySpent(run: machine!.runID, epsilon: privacy.epsilon) }
         attemptEnded("committed", round: closed.number, reason: "")
         mailbox.resolveAll(.result(completed: true, message: "round \(closed.number) committed",
                                    unmasked: closed.secure?.unmasked ?? 0, dropped: closed.secure?.dropped ?? 0))

@@ -5,6 +5,7 @@ public import ConclaveStorage
 import ConclaveCrypto
 import SwiftProtobuf
 import ConclaveWire
+import ConclaveSecAgg
 public import Logging
 
 /// Drives the active run: owns its `RoundStateMachine`, persists every closed round (checkpoint file, then
@@ -14,6 +15,7 @@ public actor RunDriver {
     nonisolated public let store: CoordinatorStore
     nonisolated public let checkpoints: CheckpointStore
     nonisolated public let config: CoordinatorConfig
+    nonisolated public let metrics: CoordinatorMetrics
     var logger: Logger
     var machine: RoundStateMachine?
     var evaluation: Dataset?
@@ -31,11 +33,14 @@ public actor RunDriver {
     /// The open secure attempt's durable log, and each silo's phase replies so far (for `secureResume`).
     var attemptLog: SecureAttemptLog?
     var resumeHistory: [String: [SecureRound.Reply]] = [:]
+    /// When the open secure phase began (for the phase-duration metric).
+    var phaseStartedAt = 0.0
     /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
     var unresumable: Set<String> = []
 
-    public init(config: CoordinatorConfig, logger: Logger) throws(StorageError) {
+    public init(config: CoordinatorConfig, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics()) throws(StorageError) {
         self.config = config
+        self.metrics = metrics
         self.store = try CoordinatorStore(path: config.database)
         self.checkpoints = try CheckpointStore(directory: config.checkpointDirectory)
         self.logger = logger
@@ -170,6 +175,7 @@ public actor RunDriver {
         switch decision {
         case .train(let round, let weights, let left, let secure):
             logger.debug("task sent", metadata: ["silo": "\(silo.id)", "round": "\(round)"])
+            metrics.sent(values: weights.count)
             CrashHook.reach("task-sent")
             return .train(Task(runID: machine!.runID, spec: machine!.spec, round: round, weights: weights,
                                secondsLeft: left, secure: secure))
@@ -190,6 +196,7 @@ public actor RunDriver {
     private func attemptOpened(round: Int, now: Double) {
         guard let m = machine else { return }
         startAttemptLog(now: now)
+        phaseStartedAt = now
         do { attemptID = try store.openAttempt(run: m.runID, round: round, now: now) } catch {
             attemptID = nil
             logger.warning("cannot record the round attempt", metadata: ["run": "\(m.runID)", "round": "\(round)", "error": "\(error)"])
@@ -263,6 +270,7 @@ public actor RunDriver {
         }
         let event = try machine!.decline(from: silo, runID: runID, round: round, reason: reason, now: WallClock.now())
         logAttempt([.with { $0.silo = silo.id; $0.declined = true }])
+        metrics.declined(reason)
         logger.warning("silo declined the round", metadata: ["silo": "\(silo.id)", "round": "\(round)",
                                                              "reason": "\(reason.rawValue)", "detail": "\(detail)"])
         handle(event)
@@ -277,7 +285,9 @@ public actor RunDriver {
             return
         }
         guard machine != nil else { return }
-        let event = machine!.tick(now: WallClock.now())
+        let now = WallClock.now()
+        metrics.live(machine!.liveSilos(now: now).count)
+        let event = machine!.tick(now: now)
         if attemptLog != nil, !event.isNone { logAttempt([.with { $0.deadline = true }]) }
         handle(event)
     }
@@ -289,11 +299,15 @@ public actor RunDriver {
             return
         case .secureAdvanced(let round, let replies):
             if case .collecting(let open) = m.state, let phase = open.secure?.phase { CrashHook.reach("secure-phase:\(phase)") }
+            let now = WallClock.now()
+            metrics.phaseClosed(phaseName(after: m), seconds: now - phaseStartedAt)
+            phaseStartedAt = now
             for (silo, reply) in replies { resumeHistory[silo, default: []].append(reply) }
             mailbox.phaseClosed(replies: replies, round: round)
             logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):
             logger.warning("round abandoned", metadata: ["run": "\(m.runID)", "round": "\(round)", "reason": "\(reason)"])
+            metrics.roundAbandoned()
             attemptEnded("abandoned", round: round, reason: reason)
             mailbox.resolveAll(.failed("round \(round) abandoned: \(reason)"))
         case .roundClosed(let closed):
@@ -338,6 +352,18 @@ public actor RunDriver {
                 "silo '\(silo)' was not selected for round \(round), or already sent its update")
         }
         return m.spec.model.parameterCount
+    }
+
+    /// The name of the phase that just closed, given the machine after the close (for metrics).
+    private func phaseName(after m: RoundStateMachine) -> String {
+        guard case .collecting(let open) = m.state, let phase = open.secure?.phase else { return "unmasking" }
+        switch phase {
+        case .sharing: return "advertising"
+        case .collecting: return "sharing"
+        case .checking: return "collecting"
+        case .unmasking: return "checking"
+        default: return "unmasking"
+        }
     }
 
     /// For tests and status: a one-line summary of the active run's state.

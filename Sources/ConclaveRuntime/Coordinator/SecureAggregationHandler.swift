@@ -158,6 +158,7 @@ final class SecureStreamBox: @unchecked Sendable {
             guard masked!.isComplete else { return .incomplete }
             let vector = try masked!.finish()
             masked = nil
+            driver.metrics.received(values: vector.count)
             try await driver.secureSubmit(.maskedInput(context: maskedContext, vector), from: s.silo,
                                           runID: s.runID, round: s.round)
             holdsUpload = false
