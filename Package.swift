@@ -85,7 +85,7 @@ let package = Package(
                           dependencies: ["ConclaveRuntime", argumentParser, lifecycle, unixSignals, logging],
                           path: "Client", swiftSettings: settings),
         .executableTarget(name: "ConclaveCLI",
-                          dependencies: ["ConclaveRuntime", "ConclavePrivacy", argumentParser, logging, grpcCore,
+                          dependencies: ["ConclaveRuntime", "ConclavePrivacy", "ConclaveStorage", argumentParser, logging, grpcCore,
                                          swiftProtobuf],
                           swiftSettings: settings),
 

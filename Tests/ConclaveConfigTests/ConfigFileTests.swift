@@ -268,3 +268,17 @@ import Testing
         }
     }
 }
+
+extension ConfigHardeningTests {
+    /// The example configs in Examples/ parse with every key they show.
+    @Test func theExamplesParse() throws {
+        let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples").path
+        let coordinator = try CoordinatorConfig.load(path: examples + "/coordinator.toml")
+        #expect(coordinator.metricsListen == HostPort(host: "127.0.0.1", port: 9300))
+        #expect(coordinator.streamIdleSeconds == 30)
+        let silo = try SiloConfig.load(path: examples + "/silo.toml")
+        #expect(silo.policy == SiloPolicy())
+        #expect(silo.maskedJournalPath.hasSuffix("hospital-north.masked-rounds"))
+    }
+}
