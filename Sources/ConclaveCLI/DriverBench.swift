@@ -23,11 +23,16 @@ struct DriverBench: AsyncParsableCommand {
         guard params >= 100 else { throw ValidationError("--params must be at least 100") }
     }
 
-    /// Peak resident memory of this process so far, in MiB (VmHWM).
-    static func peakMiB() -> Double {
+    /// Resident memory of this process in MiB: now (VmRSS) or at its peak since the last reset (VmHWM).
+    static func memoryMiB(_ field: String) -> Double {
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
         return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+    }
+
+    /// Resets the peak (Linux: writing 5 to clear_refs), so the peak measured covers the masked inputs alone.
+    static func resetPeak() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
     }
 
     func run() async throws {
@@ -87,7 +92,8 @@ struct DriverBench: AsyncParsableCommand {
         try await collect()
         for i in 0..<silos { try await driver.secureSubmit(try sessions[i].respond(to: replies[i]!), from: ids[i], runID: run.id, round: 1) }
         try await collect()
-        let baseline = Self.peakMiB()
+        Self.resetPeak()
+        let baseline = Self.memoryMiB("VmRSS")
         var seconds = [Double]()
         for i in 0..<silos {
             let masked = try sessions[i].respond(to: replies[i]!)  // the silo's work, not timed
@@ -96,7 +102,7 @@ struct DriverBench: AsyncParsableCommand {
             let d = ContinuousClock.now - start
             seconds.append(Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
         }
-        let peak = Self.peakMiB()
+        let peak = Self.memoryMiB("VmHWM")
         try await collect()
         for i in 0..<silos { try await driver.secureSubmit(try sessions[i].respond(to: replies[i]!), from: ids[i], runID: run.id, round: 1) }
         try await collect()
@@ -106,13 +112,13 @@ struct DriverBench: AsyncParsableCommand {
         let sumMiB = Double(count * 4) / 1_048_576
         if json {
             let object: [String: Any] = ["silos": silos, "params": count, "seconds_per_masked_input": mean,
-                                         "peak_rss_mib_before_masked_inputs": baseline, "peak_rss_mib": peak,
+                                         "rss_mib_before_masked_inputs": baseline, "peak_rss_mib_during_masked_inputs": peak,
                                          "sum_mib": sumMiB, "committed": committed]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print("\(silos) silos × \(count) parameters (sum \(String(format: "%.1f", sumMiB)) MiB): "
-                  + "\(String(format: "%.4f", mean)) s per masked input; peak RSS \(String(format: "%.0f", baseline)) MiB before the "
-                  + "masked inputs, \(String(format: "%.0f", peak)) MiB after; round committed: \(committed)")
+                  + "\(String(format: "%.4f", mean)) s per masked input; RSS \(String(format: "%.0f", baseline)) MiB before the "
+                  + "masked inputs, peak \(String(format: "%.0f", peak)) MiB while they arrived; round committed: \(committed)")
         }
     }
 }

@@ -15,7 +15,7 @@ import Testing
     /// Every protocol point: before any masking (the attempt starts over or resumes), after masked inputs (the
     /// attempt resumes from its log), mid checkpoint write (replayed and committed), after the checkpoint
     /// (committed from its pending record).
-    static let completing = ["task-sent", "secure-phase:sharing", "secure-phase:collecting", "masked-input",
+    static let completing = ["idle", "task-sent", "secure-phase:sharing", "secure-phase:collecting", "masked-input",
                              "secure-phase:checking", "unmasking-share", "mid-checkpoint", "checkpoint-written"]
 
     static let rounds = 3
@@ -97,7 +97,9 @@ import Testing
         let attempts = try store.attempts(run: runID)
         #expect(attempts.allSatisfy { $0.outcome != "open" }, "\(attempts)")
         let log = cluster.log("coordinator")
-        if point == "checkpoint-written" {
+        if point == "idle" {
+            #expect(attempts.allSatisfy { $0.outcome == "committed" })
+        } else if point == "checkpoint-written" {
             #expect(attempts.contains { $0.reason.contains("pending record") }, "\(attempts)")
         } else {
             #expect(log.contains("from its log"))

@@ -36,6 +36,7 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
     public func getRun(request: Conclave_V1_GetRunRequest, context: ServerContext) async throws -> Conclave_V1_RunInfo {
         try await rpc {
             let store = driver.store
+            if !request.runID.isEmpty { try WireCheck.name(request.runID, "run id") }
             let record = request.runID.isEmpty ? try store.runs().last : try store.run(id: request.runID)
             guard let record else {
                 throw FederationError(.notFound, request.runID.isEmpty ? "no runs yet" : "no run '\(request.runID)'")
@@ -59,7 +60,8 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
     public func exportModel(request: Conclave_V1_ExportModelRequest, response: RPCWriter<Conclave_V1_ModelChunk>,
                             context: ServerContext) async throws {
         let model = try await rpc {
-            try await driver.exportModel(runID: request.runID, round: request.round == 0 ? nil : Int(request.round))
+            try await driver.exportModel(runID: try WireCheck.name(request.runID, "run id"),
+                                         round: request.round == 0 ? nil : Int(request.round))
         }
         var header = Conclave_V1_ModelHeader()
         header.runID = request.runID

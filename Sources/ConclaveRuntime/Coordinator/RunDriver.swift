@@ -20,8 +20,6 @@ public actor RunDriver {
     var machine: RoundStateMachine?
     var evaluation: Dataset?
     private var lastRecorded: [String: Double] = [:]
-    /// Identity keys on record, by silo id (a cache of the silos table, which is the source of truth).
-    private var identities: [String: [UInt8]] = [:]
     /// Where each secure-aggregation answer goes (the protocol's own state lives in the machine's `SecureRound`).
     var mailbox = SecureMailbox()
     /// The `round_attempts` row of the attempt in flight ("open" until it commits or is abandoned).
@@ -180,6 +178,7 @@ public actor RunDriver {
             return .train(Task(runID: machine!.runID, spec: machine!.spec, round: round, weights: weights,
                                secondsLeft: left, secure: secure))
         case .wait(let reason):
+            if case .waitingForSilos = machine!.state { CrashHook.reach("idle") }
             return .wait(storageFault.map { "\(reason) (\($0); retrying)" } ?? reason)
         case .finished:
             return .wait("run \(machine!.runID) has finished")
@@ -217,24 +216,27 @@ public actor RunDriver {
 
     /// Trust on first use: the first identity key a silo id presents is recorded; a different one is refused.
     /// (Enrolment through a certificate authority replaces this when the PKI lands.) Called only for silos
-    /// the allowlist and the run admitted.
+    /// the allowlist and the run admitted. The `silos` table is the one record of keys: no cache beside it.
     private func checkIdentity(_ silo: SiloInfo, now: Double) throws(FederationError) {
         guard !silo.identityKey.isEmpty else { return }
-        if identities[silo.id] == nil {
-            do {
-                identities[silo.id] = try store.enrolIdentity(silo: silo.id, key: silo.identityKey, dataset: silo.dataset,
-                                                              examples: silo.examples, now: now)
-            } catch {
-                throw FederationError(.unavailable, "cannot check the identity of silo '\(silo.id)': \(error)")
+        let onRecord: [UInt8]
+        do {
+            if let known = try store.identityKey(silo: silo.id) {
+                onRecord = known
+            } else {
+                onRecord = try store.enrolIdentity(silo: silo.id, key: silo.identityKey, dataset: silo.dataset,
+                                                   examples: silo.examples, now: now)
+                if onRecord == silo.identityKey {
+                    logger.info("silo identity on record", metadata: ["silo": "\(silo.id)",
+                                                                      "key": "\(silo.identityKey.hexString.prefix(16))"])
+                }
             }
-            if identities[silo.id] == silo.identityKey {
-                logger.info("silo identity on record", metadata: ["silo": "\(silo.id)",
-                                                                  "key": "\(silo.identityKey.hexString.prefix(16))"])
-            }
+        } catch {
+            throw FederationError(.unavailable, "cannot check the identity of silo '\(silo.id)': \(error)")
         }
-        guard identities[silo.id] == silo.identityKey else {
+        guard onRecord == silo.identityKey else {
             throw FederationError(.permissionDenied,
-                "silo '\(silo.id)' presented identity key \(silo.identityKey.hexString.prefix(16))…, but this coordinator knows it by \(identities[silo.id]!.hexString.prefix(16))…; if the silo was reinstalled, restore its identity key file")
+                "silo '\(silo.id)' presented identity key \(silo.identityKey.hexString.prefix(16))…, but this coordinator knows it by \(onRecord.hexString.prefix(16))…; if the silo was reinstalled, restore its identity key file")
         }
     }
 
