@@ -171,6 +171,16 @@ extension Conclave_V1_Federation {
         /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
         /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
         /// > dropped for the rest of the round.
+        /// > 
+        /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+        /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+        /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+        /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+        /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+        /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+        /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+        /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+        /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_SecureClientMessage` messages.
@@ -272,6 +282,16 @@ extension Conclave_V1_Federation {
         /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
         /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
         /// > dropped for the rest of the round.
+        /// > 
+        /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+        /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+        /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+        /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+        /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+        /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+        /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+        /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+        /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_SecureClientMessage` messages.
@@ -372,6 +392,16 @@ extension Conclave_V1_Federation {
         /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
         /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
         /// > dropped for the rest of the round.
+        /// > 
+        /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+        /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+        /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+        /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+        /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+        /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+        /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+        /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+        /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
         ///
         /// - Parameters:
         ///   - request: A stream of `Conclave_V1_SecureClientMessage` messages.
@@ -638,6 +668,16 @@ extension Conclave_V1_Federation {
         /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
         /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
         /// > dropped for the rest of the round.
+        /// > 
+        /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+        /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+        /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+        /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+        /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+        /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+        /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+        /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+        /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Conclave_V1_SecureClientMessage` messages.
@@ -787,6 +827,16 @@ extension Conclave_V1_Federation {
         /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
         /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
         /// > dropped for the rest of the round.
+        /// > 
+        /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+        /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+        /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+        /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+        /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+        /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+        /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+        /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+        /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Conclave_V1_SecureClientMessage` messages.
@@ -934,6 +984,16 @@ extension Conclave_V1_Federation.ClientProtocol {
     /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
     /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
     /// > dropped for the rest of the round.
+    /// > 
+    /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+    /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+    /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+    /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+    /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+    /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+    /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+    /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+    /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
     ///
     /// - Parameters:
     ///   - request: A streaming request producing `Conclave_V1_SecureClientMessage` messages.
@@ -1079,6 +1139,16 @@ extension Conclave_V1_Federation.ClientProtocol {
     /// > (aborted below the threshold, or the silo was left out of a phase). A malformed or out-of-turn message
     /// > ends the stream with INVALID_ARGUMENT or FAILED_PRECONDITION. A silo whose stream ends is treated as
     /// > dropped for the rest of the round.
+    /// > 
+    /// > A silo's update is masked into at most one sum. The agent records durably, before its masked input leaves,
+    /// > the run, round, attempt context and the input's SHA-256, and never sends a masked input to another attempt
+    /// > of that round (it declines the task with DECLINE_REASON_ALREADY_MASKED). The coordinator appends every
+    /// > message an attempt accepts to a durable log before it answers the phase (cost: one model-sized write per
+    /// > masked input, 4 × parameters bytes per silo per round), so after a restart it resumes the same attempt
+    /// > and silos continue it with `SecureResume`. A stream takes an upload permit only after its masked-input
+    /// > header checked out; a silo holds one stream at a time (RESOURCE_EXHAUSTED otherwise); a stream silent for
+    /// > the coordinator's `stream_idle_seconds` ends with DEADLINE_EXCEEDED. A message that fails verification
+    /// > changes nothing about the silo it names. UNAVAILABLE means the coordinator's storage is failing; retry.
     ///
     /// - Parameters:
     ///   - metadata: Additional metadata to send, defaults to empty.

@@ -17,6 +17,8 @@ struct DriverBench: AsyncParsableCommand {
     @Option(help: "Number of silos.") var silos = 10
     @Option(help: "Parameters per update (a logistic regression with this many inputs × 10 classes, rounded).") var params = 10_000_000
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Measure without the durable attempt log (to separate its cost; the coordinator always keeps it).")
+    var noDurableAttempts = false
 
     func validate() throws {
         guard silos >= 3 else { throw ValidationError("--silos must be at least 3") }
@@ -46,7 +48,8 @@ struct DriverBench: AsyncParsableCommand {
             database = "c.sqlite"
             checkpoints = "ckpt"
             """, source: dir + "/coordinator.toml")
-        let driver = try RunDriver(config: config, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+        let driver = try RunDriver(config: config, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() },
+                                   durableAttempts: !noDurableAttempts)
         let run = try await driver.startRun(specTOML: """
             rounds = 1
             min_silos = 2
@@ -113,7 +116,7 @@ struct DriverBench: AsyncParsableCommand {
         if json {
             let object: [String: Any] = ["silos": silos, "params": count, "seconds_per_masked_input": mean,
                                          "rss_mib_before_masked_inputs": baseline, "peak_rss_mib_during_masked_inputs": peak,
-                                         "sum_mib": sumMiB, "committed": committed]
+                                         "sum_mib": sumMiB, "committed": committed, "durable_attempts": !noDurableAttempts]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print("\(silos) silos × \(count) parameters (sum \(String(format: "%.1f", sumMiB)) MiB): "

@@ -164,3 +164,31 @@ import Testing
         }
     }
 }
+
+/// A silo's own policy, with real agents: a silo whose `silo.toml` accepts only record-mode runs declines every
+/// task of a central-DP run before training, its log names the rule, the coordinator counts the decline by
+/// reason, and the other silos' rounds commit without it.
+@Suite struct PolicyProcessTests {
+    @Test(.timeLimit(.minutes(3))) func aSiloThatRefusesTheRunsPrivacyModeSitsItOut() throws {
+        let cluster = try Cluster(dir: Fixtures.temporaryDirectory("conclave-policy"))
+        defer { cluster.stopAll() }
+        try cluster.startCoordinator()
+        for i in 0..<3 { try cluster.startBlobSilo(i) }
+        try cluster.startBlobSilo(3, extra: "require_privacy = [\"record\"]")
+        try cluster.write("run.toml", CrashSuiteTests.spec.replacingOccurrences(of: "min_silos = 2", with: "min_silos = 2\nsilos_per_round = 4"))
+        let started = try cluster.waitFor("the run to start", timeout: 30) {
+            try? cluster.json(["run", "start", "--spec", "\(cluster.dir)/run.toml", "--json", "--coordinator", cluster.address])
+        }
+        let runID = try #require(started["run_id"] as? String)
+        let done = try cluster.waitFor("the run to complete", timeout: 120) {
+            let s = try? cluster.json(["run", "status", runID, "--json", "--coordinator", cluster.address])
+            return s?["status"] as? String == "completed" ? s : nil
+        }
+        #expect(done["rounds_completed"] as? Int == CrashSuiteTests.rounds)
+        #expect(cluster.log("silo3").contains("policy.require_privacy"))
+        #expect(!cluster.log("silo3").contains("msg=training"), "a declined task is refused before training")
+        #expect(cluster.log("coordinator").contains("reason=privacy-mode"))
+        let rounds = try CoordinatorStore(path: cluster.dir + "/coordinator.sqlite").rounds(run: runID)
+        #expect(rounds.allSatisfy { !$0.silos.contains("silo-3") && $0.silos.count == 3 })
+    }
+}

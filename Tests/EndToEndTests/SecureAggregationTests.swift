@@ -192,6 +192,8 @@ import Testing
                 while !Task.isCancelled {
                     // Refused in every phase: for its signature, or as out of turn once s0 has joined.
                     if (try? await Self.sendForgedJoin(federation, silos[0], task: tasks["s0"]!.1, runID: runID)) != nil { refused += 1 }
+                    // A resume that claims s0's attempt without s0's key is refused too.
+                    if (try? await Self.sendForgedResume(federation, silos[0], task: tasks["s0"]!.1, runID: runID)) != nil { refused += 1 }
                 }
                 return refused
             }
@@ -219,6 +221,32 @@ import Testing
         let error = try await sendForgedJoin(federation, silo, task: task, runID: runID)
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.contains("bad signature") == true, "\(error?.message ?? "not refused")")
+    }
+
+    /// Sends a resume of `silo`'s attempt signed by an impostor's key; returns the refusal.
+    static func sendForgedResume<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>, _ silo: Silo,
+                                                     task: Conclave_V1_TrainTask, runID: String) async throws -> RPCError? {
+        let impostor = Ed25519KeyPair()
+        let context = Array(task.secure.context)
+        do {
+            _ = try await federation.secureAggregate(request: StreamingClientRequest { writer in
+                try await writer.write(.with {
+                    $0.resume = .with {
+                        $0.siloID = silo.id; $0.runID = runID; $0.round = task.round; $0.context = Data(context)
+                        $0.signature = Data(impostor.sign(RunDriver.resumeMessage(context: context, silo: silo.id)))
+                    }
+                })
+            }) { response in
+                for try await _ in response.messages {}
+            }
+            if !Task.isCancelled { Issue.record("a resume signed by another key must be refused") }
+            return nil
+        } catch let error as RPCError {
+            if !Task.isCancelled {  // the forging task is cancelled when the round is over
+                #expect(error.code == .invalidArgument || error.code == .failedPrecondition, "\(error)")
+            }
+            return error
+        }
     }
 
     /// Sends a join for `silo` signed by an impostor's key; returns the refusal (nil if it was not refused).

@@ -23,7 +23,7 @@ extension RunDriver {
     /// A secure attempt opened: its log starts with the round, the selection and every silo's task.
     func startAttemptLog(now: Double) {
         endAttemptLog(outcome: nil)
-        guard let m = machine, case .collecting(let open) = m.state, let secure = open.secure else { return }
+        guard durableAttempts, let m = machine, case .collecting(let open) = m.state, let secure = open.secure else { return }
         let header = Conclave_V1_AttemptHeader.with {
             $0.runID = m.runID
             $0.round = UInt32(open.number)
@@ -41,9 +41,12 @@ extension RunDriver {
         }
     }
 
-    func logAttempt(_ entries: [Conclave_V1_AttemptLogEntry]) {
+    func logAttempt(_ entries: [Conclave_V1_AttemptLogEntry], masked: [UInt32]? = nil) {
         guard let log = attemptLog else { return }
-        do { for entry in entries { try log.append(entry) } } catch {
+        do {
+            for (i, entry) in entries.enumerated() { try log.append(entry, sync: masked == nil || i < entries.count - 1) }
+            if let masked { try log.appendMasked(masked) }
+        } catch {
             logger.error("cannot log a secure-aggregation message; a crash now would lose it", metadata: ["error": "\(error)"])
         }
     }
@@ -66,7 +69,18 @@ extension RunDriver {
         guard let m = machine else { return false }
         let round = m.completedRounds + 1
         let path = SecureAttemptLog.path(directory: attemptsDirectory, runID: m.runID, round: round)
-        let entries = SecureAttemptLog.read(path: path)
+        let records = SecureAttemptLog.read(path: path)
+        var entries = [Conclave_V1_AttemptLogEntry]()
+        var maskedWords = [[UInt32]]()  // the raw vectors, in order; each follows its header entry
+        var maskedIndex = [Int: Int]()  // entry index → vector index
+        for record in records {
+            switch record {
+            case .entry(let e): entries.append(e)
+            case .masked(let words):
+                maskedIndex[entries.count - 1] = maskedWords.count
+                maskedWords.append(words)
+            }
+        }
         // The attempt's row stayed open at start-up because its log could resume it.
         attemptID = try? store.openAttemptID(run: m.runID, round: round)
         func giveUp(_ why: String) -> Bool {
@@ -88,18 +102,21 @@ extension RunDriver {
             return giveUp("the coordinator stopped without finishing it (crash); its log did not fit the run")
         }
         resumeHistory = [:]
-        var maskedHeader: (silo: String, context: [UInt8])?
         var finished = false
-        for entry in entries.dropFirst() where !finished {
+        for (index, entry) in entries.enumerated().dropFirst() where !finished {
             let now = WallClock.now()
             var event = RoundStateMachine.Event.none
             switch entry.kind {
             case .message(let message):
+                var decoded: SecureRound.Message?
                 if case .maskedHeader(let header) = message.kind {
-                    maskedHeader = (entry.silo, Array(header.context))
-                    continue
+                    // A header whose words never reached the disk (a torn record) is left out.
+                    guard let v = maskedIndex[index], maskedWords[v].count == Int(header.totalValues) else { continue }
+                    decoded = .maskedInput(context: Array(header.context), maskedWords[v])
+                } else {
+                    decoded = replayed(message, from: entry.silo)
                 }
-                guard let decoded = replayed(message, from: entry.silo, maskedHeader: maskedHeader) else { continue }
+                guard let decoded else { continue }
                 event = (try? machine!.secure(decoded, from: entry.silo, runID: m.runID, round: round, now: now)) ?? .none
             case .left:
                 event = machine!.secureLeft(entry.silo, runID: m.runID, round: round, now: now)
@@ -130,8 +147,7 @@ extension RunDriver {
         return true
     }
 
-    private func replayed(_ m: Conclave_V1_SecureClientMessage, from silo: String,
-                          maskedHeader: (silo: String, context: [UInt8])?) -> SecureRound.Message? {
+    private func replayed(_ m: Conclave_V1_SecureClientMessage, from silo: String) -> SecureRound.Message? {
         switch m.kind {
         case .join(let join):
             let stats = RoundStateMachine.Contribution(silo: silo, examples: join.numExamples, trainLoss: join.trainLoss,
@@ -140,16 +156,11 @@ extension RunDriver {
             return .keys(KeyAdvertisement(proto: join.keys), stats)
         case .shares(let shares):
             return .shares(shares.shares.map(EncryptedShare.init(proto:)))
-        case .masked(let chunk):
-            guard let header = maskedHeader, header.silo == silo, chunk.values.count % 4 == 0 else { return nil }
-            var vector = [UInt32](repeating: 0, count: chunk.values.count / 4)
-            _ = vector.withUnsafeMutableBytes { chunk.values.copyBytes(to: $0) }
-            return .maskedInput(context: header.context, vector)
         case .survivorSignature(let s):
             return .survivorSignature(Array(s.signature))
         case .unmasking(let u):
             return try? .unmasking(UnmaskingResponse(silo: silo, proto: u))
-        case .maskedHeader, .resume, .none:
+        case .masked, .maskedHeader, .resume, .none:
             return nil
         }
     }

@@ -55,7 +55,12 @@ extension RunDriver {
             throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try machine!.secure(message, from: silo, runID: runID, round: round, now: WallClock.now())
-        logAttempt(AttemptLogCodec.entries(for: message, from: silo))  // durable before the phase is answered
+        // Durable before the phase is answered (a masked input's words straight from its vector).
+        if case .maskedInput(_, let vector) = message {
+            logAttempt(AttemptLogCodec.entries(for: message, from: silo), masked: vector)
+        } else {
+            logAttempt(AttemptLogCodec.entries(for: message, from: silo))
+        }
         if case .maskedInput = message { CrashHook.reach("masked-input") }
         if case .unmasking = message { CrashHook.reach("unmasking-share") }
         mailbox.expect(silo)

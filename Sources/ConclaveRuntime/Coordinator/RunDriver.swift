@@ -36,8 +36,13 @@ public actor RunDriver {
     /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
     var unresumable: Set<String> = []
 
-    public init(config: CoordinatorConfig, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics()) throws(StorageError) {
+    /// Whether secure attempts are logged durably (always, but for the benchmark that measures their cost).
+    nonisolated let durableAttempts: Bool
+
+    public init(config: CoordinatorConfig, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics(),
+                durableAttempts: Bool = true) throws(StorageError) {
         self.config = config
+        self.durableAttempts = durableAttempts
         self.metrics = metrics
         self.store = try CoordinatorStore(path: config.database)
         self.checkpoints = try CheckpointStore(directory: config.checkpointDirectory)
@@ -166,22 +171,24 @@ public actor RunDriver {
         let now = WallClock.now()
         try machine!.admit(silo)  // data that cannot train this run: refused before anything is stored
         try checkIdentity(silo, now: now)
-        let wasOpen = machine!.openRoundNumber
+        let wasOpen = machine?.openRoundNumber
         let decision = try machine!.requestWork(from: silo, now: now)
         recordSilo(silo, now: now)
-        if let opened = machine!.openRoundNumber, opened != wasOpen { attemptOpened(round: opened, now: now) }
+        let open = machine?.openRoundNumber
+        if let open, open != wasOpen { attemptOpened(round: open, now: now) }
+        let runID = machine?.runID ?? ""
         switch decision {
         case .train(let round, let weights, let left, let secure):
             logger.debug("task sent", metadata: ["silo": "\(silo.id)", "round": "\(round)"])
             metrics.sent(values: weights.count)
             CrashHook.reach("task-sent")
-            return .train(Task(runID: machine!.runID, spec: machine!.spec, round: round, weights: weights,
-                               secondsLeft: left, secure: secure))
+            guard let spec = machine?.spec else { return .wait("no run is active") }
+            return .train(Task(runID: runID, spec: spec, round: round, weights: weights, secondsLeft: left, secure: secure))
         case .wait(let reason):
-            if case .waitingForSilos = machine!.state { CrashHook.reach("idle") }
+            if open == nil { CrashHook.reach("idle") }
             return .wait(storageFault.map { "\(reason) (\($0); retrying)" } ?? reason)
         case .finished:
-            return .wait("run \(machine!.runID) has finished")
+            return .wait("run \(runID) has finished")
         }
     }
 
