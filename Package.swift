@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "conclave", targets: ["ConclaveCLI"]),
         .executable(name: "conclave-coordinator", targets: ["ConclaveCoordinator"]),
         .executable(name: "conclave-client", targets: ["ConclaveClient"]),
+        .executable(name: "conclave-wire-fuzz", targets: ["ConclaveWireFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
@@ -89,6 +90,10 @@ let package = Package(
                                          swiftProtobuf],
                           swiftSettings: settings),
 
+        // The wire decoders under libFuzzer (or replaying inputs when built without it): Tests/Fuzz/main.swift.
+        .executableTarget(name: "ConclaveWireFuzz",
+                          dependencies: ["ConclaveRuntime", "ConclaveFederation", "ConclaveLearning", "ConclaveSecAgg", "ConclaveWire", swiftProtobuf],
+                          path: "Tests/Fuzz", swiftSettings: settings),
         .target(name: "ConclaveTesting", dependencies: ["ConclaveLearning"], path: "Tests/ConclaveTesting",
                 swiftSettings: settings),
         .testTarget(name: "ConclaveTensorTests", dependencies: ["ConclaveTensor"], swiftSettings: settings),

@@ -20,6 +20,9 @@ public struct SecureRound: Sendable {
     /// Silos whose connection ended this round: never waited for again.
     public private(set) var gone: Set<String> = []
     public private(set) var phaseDeadline: Double
+    /// Every phase reply each silo was sent so far, in order: what a silo resuming the attempt after a
+    /// coordinator restart must replay on its session.
+    public private(set) var repliesOwed: [String: [Reply]] = [:]
     public private(set) var outcome: Step?
 
     public enum Message: Sendable {
@@ -181,6 +184,7 @@ public struct SecureRound: Sendable {
         phaseDeadline = now + phaseTimeout
         // Everyone who would go on has already left: nothing will arrive, close the next phase now.
         if expected.isSubset(of: gone) { return closePhase(now: now) }
+        for (silo, reply) in replies { repliesOwed[silo, default: []].append(reply) }
         return .advanced(replies)
     }
 

@@ -42,12 +42,12 @@ import Testing
     /// Starts the federation with the coordinator set to die at `point`; returns once it died and was restarted.
     func crashAndRestart(at point: String, cluster: Cluster) throws -> String {
         try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": point])
-        for i in 0..<3 { try cluster.startBlobSilo(i) }
         try cluster.write("run.toml", Self.spec)
         let started = try waitFor("the coordinator to accept the run", timeout: 30) {
             try? cluster.json(["run", "start", "--spec", "\(cluster.dir)/run.toml", "--json", "--coordinator", cluster.address])
         }
         let runID = try #require(started["run_id"] as? String)
+        for i in 0..<3 { try cluster.startBlobSilo(i) }  // after the run exists, so every point is reached in it
         let coordinator = try #require(cluster.processes["coordinator"])
         _ = try waitFor("the coordinator to reach \(point)", timeout: 60) { coordinator.isRunning ? nil : true }
         #expect(coordinator.terminationReason == .uncaughtSignal && coordinator.terminationStatus == SIGKILL,

@@ -2,6 +2,7 @@
 import ConclaveFederation
 import ConclaveLearning
 import ConclaveSecAgg
+import ConclaveTesting
 import ConclaveWire
 import Foundation
 import SwiftProtobuf
@@ -165,5 +166,29 @@ import Testing
             _ = SiloPolicy().refusal(secure: t.hasSecure ? (Int(t.secure.threshold), t.secure.members.count) : nil,
                                      privacyMode: t.privacyMode)
         }
+    }
+}
+
+extension WireFuzzTests {
+    /// The libFuzzer target's replayer (built without the sanitizer by `make test`) takes any bytes without
+    /// trapping, so a crash libFuzzer finds can be replayed and turned into a test.
+    @Test func theFuzzTargetReplaysInputs() throws {
+        let dir = Fixtures.temporaryDirectory("conclave-fuzz-corpus")
+        var rng = SeededGenerator(seed: 7)
+        var paths = [String]()
+        let seeds: [[UInt8]] = [try Self.description.serializedBytes(), [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], []]
+        for (i, seed) in seeds.enumerated() {
+            for j in 0..<20 {
+                let path = "\(dir)/input-\(i)-\(j)"
+                FileManager.default.createFile(atPath: path, contents: Data(Self.mutate(seed, &rng)))
+                paths.append(path)
+            }
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try Cluster.executable("conclave-wire-fuzz"))
+        p.arguments = paths
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0 && p.terminationReason == .exit)
     }
 }

@@ -60,7 +60,6 @@ extension RunDriver {
             log.remove()
         }
         attemptLog = nil
-        resumeHistory = [:]
     }
 
     /// At activation: rebuilds the open secure attempt of the run's next round from its log, if there is one.
@@ -101,7 +100,6 @@ extension RunDriver {
             logger.warning("secure attempt log does not fit the run; the round starts over", metadata: ["error": "\(error)"])
             return giveUp("the coordinator stopped without finishing it (crash); its log did not fit the run")
         }
-        resumeHistory = [:]
         var finished = false
         for (index, entry) in entries.enumerated().dropFirst() where !finished {
             let now = WallClock.now()
@@ -128,8 +126,8 @@ extension RunDriver {
                 continue
             }
             switch event {
-            case .secureAdvanced(_, let replies):
-                for (silo, reply) in replies { resumeHistory[silo, default: []].append(reply) }
+            case .secureAdvanced:
+                break
             case .roundClosed, .roundAbandoned:
                 finished = true
                 logger.notice("secure attempt replayed from its log: it had already ended",
@@ -185,6 +183,6 @@ extension RunDriver {
         let answered = secure.hasAnswered(silo)
         if answered { mailbox.expect(silo) }
         logger.info("silo resumed its secure attempt", metadata: ["silo": "\(silo)", "round": "\(round)", "answered": "\(answered)"])
-        return (resumeHistory[silo] ?? [], answered)
+        return (secure.repliesOwed[silo] ?? [], answered)
     }
 }

@@ -28,9 +28,8 @@ public actor RunDriver {
     var pendingCommit: PendingCommit?
     /// Why the last commit failed, while it keeps failing ("storage fault: …" in the run's status).
     public internal(set) var storageFault: String?
-    /// The open secure attempt's durable log, and each silo's phase replies so far (for `secureResume`).
+    /// The open secure attempt's durable log.
     var attemptLog: SecureAttemptLog?
-    var resumeHistory: [String: [SecureRound.Reply]] = [:]
     /// When the open secure phase began (for the phase-duration metric).
     var phaseStartedAt = 0.0
     /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
@@ -311,7 +310,6 @@ public actor RunDriver {
             let now = WallClock.now()
             metrics.phaseClosed(phaseName(after: m), seconds: now - phaseStartedAt)
             phaseStartedAt = now
-            for (silo, reply) in replies { resumeHistory[silo, default: []].append(reply) }
             mailbox.phaseClosed(replies: replies, round: round)
             logger.debug("secure phase closed", metadata: ["run": "\(m.runID)", "round": "\(round)", "silos": "\(replies.count)"])
         case .roundAbandoned(let round, let reason):
