@@ -90,7 +90,7 @@ let package = Package(
                                          swiftProtobuf],
                           swiftSettings: settings),
 
-        // The wire decoders under libFuzzer (or replaying inputs when built without it): Tests/Fuzz/main.swift.
+        // The wire decoders under libFuzzer (or replaying inputs when built without it): Tests/Fuzz/WireFuzz.swift.
         .executableTarget(name: "ConclaveWireFuzz",
                           dependencies: ["ConclaveRuntime", "ConclaveFederation", "ConclaveLearning", "ConclaveSecAgg", "ConclaveWire", swiftProtobuf],
                           path: "Tests/Fuzz", swiftSettings: settings),

@@ -1,9 +1,9 @@
-// The wire decoders under libFuzzer. Built two ways:
+// The wire decoders under libFuzzer. Built two ways (no top-level code: libFuzzer brings its own main):
 // - normally (`make test` builds it): `conclave-wire-fuzz FILE…` replays inputs (a corpus, or a crash libFuzzer
 //   found) through the same checks, so a finding can be reproduced without the sanitizer;
 // - for fuzzing (see Benchmarks/README.md, "Fuzzing"):
-//   swift build --scratch-path .build-fuzz --product conclave-wire-fuzz \
-//     -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DLIBFUZZER
+//   swift build --scratch-path .build-fuzz --product conclave-wire-fuzz -Xswiftc -sanitize=fuzzer \
+//     -Xswiftc -parse-as-library -Xswiftc -DLIBFUZZER -Xswiftc -use-ld=lld
 //   .build-fuzz/debug/conclave-wire-fuzz -max_total_time=60
 // Each input is tried as every message the coordinator or the agent decodes from a peer; nothing may trap.
 @testable import ConclaveRuntime
@@ -51,17 +51,35 @@ enum WireFuzz {
 }
 
 #if LIBFUZZER
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    WireFuzz.run(Array(UnsafeBufferPointer(start: data, count: size)))
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    WireFuzz.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
     return 0
 }
+
+/// SwiftPM links an executable's entry point under this name; it hands control to libFuzzer's driver.
+@_cdecl("ConclaveWireFuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments, fuzzOne)
+}
 #else
-for path in CommandLine.arguments.dropFirst() {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        FileHandle.standardError.write(Data("cannot read \(path)\n".utf8))
-        exit(2)
+@main
+enum Replay {
+    static func main() {
+        for path in CommandLine.arguments.dropFirst() {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                FileHandle.standardError.write(Data("cannot read \(path)\n".utf8))
+                exit(2)
+            }
+            WireFuzz.run(Array(data))
+        }
     }
-    WireFuzz.run(Array(data))
 }
 #endif
