@@ -202,7 +202,8 @@ extension Conclave_V1_Federation {
         /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
         /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
         /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+        /// > and changes nothing.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_DeclineTaskRequest` messages.
@@ -313,7 +314,8 @@ extension Conclave_V1_Federation {
         /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
         /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
         /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+        /// > and changes nothing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
@@ -424,7 +426,8 @@ extension Conclave_V1_Federation {
         /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
         /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
         /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+        /// > and changes nothing.
         ///
         /// - Parameters:
         ///   - request: A `Conclave_V1_DeclineTaskRequest` message.
@@ -704,7 +707,8 @@ extension Conclave_V1_Federation {
         /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
         /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
         /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+        /// > and changes nothing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
@@ -872,7 +876,8 @@ extension Conclave_V1_Federation {
         /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
         /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
         /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-        /// > FAILED_PRECONDITION; nothing else about the silo changes.
+        /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+        /// > and changes nothing.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
@@ -1024,7 +1029,8 @@ extension Conclave_V1_Federation.ClientProtocol {
     /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
     /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
     /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-    /// > FAILED_PRECONDITION; nothing else about the silo changes.
+    /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+    /// > and changes nothing.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Conclave_V1_DeclineTaskRequest` message.
@@ -1184,7 +1190,8 @@ extension Conclave_V1_Federation.ClientProtocol {
     /// > forbids the task, or it already sent a masked input for that round (a silo's update is masked into at
     /// > most one sum, so it sits out a retried attempt). The coordinator leaves the silo out of that round and
     /// > counts the refusal by reason. A silo that was not selected, or a round that is not open, gets
-    /// > FAILED_PRECONDITION; nothing else about the silo changes.
+    /// > FAILED_PRECONDITION; a decline not signed by the silo's identity key on record gets PERMISSION_DENIED
+    /// > and changes nothing.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -119,6 +119,10 @@ public nonisolated struct Conclave_V1_DeclineTaskRequest: Sendable {
   /// Human-readable detail naming the rule (at most 512 bytes; longer is refused).
   public var detail: String = String()
 
+  /// Ed25519 signature by the silo's identity key over "conclave-decline-v1" ‖ run_id ‖ 0x00 ‖ round (4 bytes,
+  /// big-endian) ‖ reason (1 byte) ‖ silo_id, so nobody else can take a silo out of a round.
+  public var signature: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1548,7 +1552,7 @@ nonisolated extension Conclave_V1_DeclineReason: SwiftProtobuf._ProtoNameProvidi
 
 nonisolated extension Conclave_V1_DeclineTaskRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeclineTaskRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{1}reason\0\u{1}detail\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}silo\0\u{3}run_id\0\u{1}round\0\u{1}reason\0\u{1}detail\0\u{1}signature\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1561,6 +1565,7 @@ nonisolated extension Conclave_V1_DeclineTaskRequest: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.round) }()
       case 4: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.signature) }()
       default: break
       }
     }
@@ -1586,6 +1591,9 @@ nonisolated extension Conclave_V1_DeclineTaskRequest: SwiftProtobuf.Message, Swi
     if !self.detail.isEmpty {
       try visitor.visitSingularStringField(value: self.detail, fieldNumber: 5)
     }
+    if !self.signature.isEmpty {
+      try visitor.visitSingularBytesField(value: self.signature, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1595,6 +1603,7 @@ nonisolated extension Conclave_V1_DeclineTaskRequest: SwiftProtobuf.Message, Swi
     if lhs.round != rhs.round {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.detail != rhs.detail {return false}
+    if lhs.signature != rhs.signature {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

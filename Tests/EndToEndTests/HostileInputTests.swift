@@ -1,4 +1,5 @@
 import ConclaveConfig
+import ConclaveCrypto
 import ConclaveFederation
 import ConclaveRuntime
 import ConclaveStorage
@@ -268,6 +269,41 @@ enum CoordinatorConfigFixture {
             #expect(body.contains("conclave_round_seconds_count 2"))
             #expect(body.contains("conclave_silos_live"))
             #expect(try Self.get(address, path: "/other").status.contains("404"))
+        }
+    }
+}
+
+extension HostileInputTests {
+    /// A decline takes a silo out of a round, so only the silo may send it: unsigned or signed by another key,
+    /// it is refused and the silo stays selected; signed by the silo's own key, it is taken.
+    @Test func onlyTheSiloItselfCanDeclineItsTask() async throws {
+        let key = Ed25519KeyPair()
+        let victim = Conclave_V1_SiloDescription.with {
+            $0.siloID = "victim"; $0.numExamples = 3; $0.numFeatures = 2; $0.numClasses = 2; $0.identityKey = Data(key.publicKey)
+        }
+        try await InProcessCoordinator.with(spec: Self.plainSpec.replacingOccurrences(of: "min_silos = 1", with: "min_silos = 1\nsilos_per_round = 1"),
+                                            logger: Logger(label: "decline")) { driver, runID, federation in
+            let header = try #require(try await Self.fetch(federation, victim))
+            guard case .train(let task) = header.action else { Issue.record("expected a task"); return }
+            func decline(signedBy signer: Ed25519KeyPair?) async throws -> Conclave_V1_DeclineTaskReply {
+                try await federation.declineTask(.with {
+                    $0.silo = victim; $0.runID = runID; $0.round = task.round; $0.reason = .privacyMode; $0.detail = "x"
+                    if let signer {
+                        $0.signature = Data(signer.sign(SignedStatement.decline(runID: runID, round: Int(task.round),
+                                                                                reason: .privacyMode, silo: "victim")))
+                    }
+                })
+            }
+            for forger in [nil, Ed25519KeyPair()] {
+                let error = await #expect(throws: RPCError.self) { try await decline(signedBy: forger) }
+                #expect(error?.code == .permissionDenied)
+            }
+            guard case .train = try #require(try await Self.fetch(federation, victim)).action else {
+                Issue.record("a forged decline must leave the silo in its round"); return
+            }
+            let accepted = try await decline(signedBy: key)
+            #expect(accepted.message.contains("left out of round"))
+            #expect(try driver.store.attempts(run: runID).first?.reason.contains("declined") == true)
         }
     }
 }

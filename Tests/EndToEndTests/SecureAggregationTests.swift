@@ -233,7 +233,7 @@ import Testing
                 try await writer.write(.with {
                     $0.resume = .with {
                         $0.siloID = silo.id; $0.runID = runID; $0.round = task.round; $0.context = Data(context)
-                        $0.signature = Data(impostor.sign(RunDriver.resumeMessage(context: context, silo: silo.id)))
+                        $0.signature = Data(impostor.sign(SignedStatement.resume(context: context, silo: silo.id)))
                     }
                 })
             }) { response in

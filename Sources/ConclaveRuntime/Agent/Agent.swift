@@ -3,6 +3,7 @@ public import ConclaveCrypto
 public import ConclaveFederation
 public import ConclaveLearning
 import ConclaveWire
+import Foundation
 import SwiftProtobuf
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -213,6 +214,8 @@ public struct Agent: Sendable {
             $0.round = task.round
             $0.reason = reason.proto
             $0.detail = String(detail.prefix(500))
+            $0.signature = Data(identity.sign(SignedStatement.decline(runID: task.runID, round: Int(task.round),
+                                                                     reason: reason, silo: config.siloID)))
         }
         do { _ = try await federation.declineTask(request) } catch let error as RPCError where error.code == .failedPrecondition {
             logger.info("decline not needed", metadata: ["round": "\(task.round)", "reason": "\(error.message)"])

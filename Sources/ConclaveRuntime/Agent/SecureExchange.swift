@@ -79,7 +79,7 @@ public enum SecureExchange {
                         $0.runID = runID
                         $0.round = UInt32(round)
                         $0.context = Data(context)
-                        $0.signature = Data(identity!.sign(RunDriver.resumeMessage(context: context, silo: silo.siloID)))
+                        $0.signature = Data(identity!.sign(SignedStatement.resume(context: context, silo: silo.siloID)))
                     }
                 }
             }

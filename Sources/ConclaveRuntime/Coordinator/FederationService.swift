@@ -135,7 +135,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
                 throw FederationError(.invalidArgument, "decline from silo '\(silo.id)' gives no known reason")
             }
             let message = try await driver.decline(from: silo, runID: runID, round: Int(request.round),
-                                                   reason: reason, detail: detail)
+                                                   reason: reason, detail: detail, signature: Array(request.signature))
             return .with { $0.message = message }
         } catch {
             refused(error, silo: request.silo.siloID, what: "decline")

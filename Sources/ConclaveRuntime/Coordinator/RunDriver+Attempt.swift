@@ -15,11 +15,6 @@ import Logging
 extension RunDriver {
     var attemptsDirectory: String { (config.database as NSString).deletingLastPathComponent + "/attempts" }
 
-    /// The message a silo signs to resume an attempt.
-    public static func resumeMessage(context: [UInt8], silo: String) -> [UInt8] {
-        Array("conclave-resume-v1".utf8) + context + Array(silo.utf8)
-    }
-
     /// A secure attempt opened: its log starts with the round, the selection and every silo's task.
     func startAttemptLog(now: Double) {
         endAttemptLog(outcome: nil)
@@ -109,7 +104,7 @@ extension RunDriver {
                 var decoded: SecureRound.Message?
                 if case .maskedHeader(let header) = message.kind {
                     // A header whose words never reached the disk (a torn record) is left out.
-                    guard let v = maskedIndex[index], maskedWords[v].count == Int(header.totalValues) else { continue }
+                    guard let v = maskedIndex[index], UInt64(maskedWords[v].count) == header.totalValues else { continue }
                     decoded = .maskedInput(context: Array(header.context), maskedWords[v])
                 } else {
                     decoded = replayed(message, from: entry.silo)
@@ -174,7 +169,7 @@ extension RunDriver {
                 "no open secure attempt of round \(round) of run '\(runID)' matches this resume (\(machine?.stateSummary ?? "no run is active"))")
         }
         guard let key = task.directory[silo],
-              Ed25519.verify(signature: signature, message: Self.resumeMessage(context: context, silo: silo), publicKey: key) else {
+              Ed25519.verify(signature: signature, message: SignedStatement.resume(context: context, silo: silo), publicKey: key) else {
             throw FederationError(.invalidArgument, "resume for silo '\(silo)' does not carry its identity key's signature")
         }
         guard secure.joined(silo), !secure.gone.contains(silo) else {

@@ -271,8 +271,19 @@ public actor RunDriver {
 
     /// The silo's agent will not take part in the round (its policy, or already masked into it).
     public func decline(from silo: SiloInfo, runID: String, round: Int, reason: DeclineReason,
-                        detail: String) throws(FederationError) -> String {
+                        detail: String, signature: [UInt8]) throws(FederationError) -> String {
         try checkMember(silo)
+        // Only the silo itself may take itself out of a round: the statement must verify under its key on record.
+        let key: [UInt8]?
+        do { key = try store.identityKey(silo: silo.id) } catch {
+            throw FederationError(.unavailable, "cannot check the identity of silo '\(silo.id)': \(error)")
+        }
+        guard let key, Ed25519.verify(signature: signature, message: SignedStatement.decline(runID: runID, round: round,
+                                                                                              reason: reason, silo: silo.id),
+                                      publicKey: key) else {
+            throw FederationError(.permissionDenied,
+                "decline for silo '\(silo.id)' is not signed by the identity key this coordinator has on record for it")
+        }
         guard machine != nil else {
             throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
         }

@@ -40,7 +40,6 @@ final class SiloStreams: Sendable {
         _ = open.withLock { $0.remove(silo) }
     }
 
-    var count: Int { open.withLock { $0.count } }
 }
 
 /// The time of a stream's last message, for the idle watchdog.
