@@ -421,6 +421,15 @@ public struct RoundStateMachine: Sendable {
         return nil
     }
 
+    /// The round being collected or committed, if any.
+    public var roundInFlight: Int? {
+        switch state {
+        case .collecting(let open): open.number
+        case .committing(let closed): closed.number
+        case .waitingForSilos, .finished: nil
+        }
+    }
+
     public var isFinished: Bool {
         if case .finished = state { return true }
         return false

@@ -70,6 +70,34 @@ import Testing
         try checkInvariants(cluster: cluster, runID: runID, crashedAt: point)
     }
 
+    /// A graceful stop (SIGTERM) after silos masked their updates into the attempt: the attempt is left open
+    /// for the restarted coordinator to resume, not abandoned (silos would refuse a second attempt of the
+    /// round and a run needing all of them would stall).
+    @Test(.timeLimit(.minutes(5))) func aGracefulStopMidRoundResumesTheAttempt() throws {
+        let cluster = try Cluster(dir: Fixtures.temporaryDirectory("conclave-term"))
+        defer { cluster.stopAll() }
+        try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": "term@masked-input"])
+        try cluster.write("run.toml", Self.spec.replacingOccurrences(of: "min_silos = 2", with: "min_silos = 3"))
+        let started = try waitFor("the coordinator to accept the run", timeout: 30) {
+            try? cluster.json(["run", "start", "--spec", "\(cluster.dir)/run.toml", "--json", "--coordinator", cluster.address])
+        }
+        let runID = try #require(started["run_id"] as? String)
+        for i in 0..<3 { try cluster.startBlobSilo(i) }
+        let coordinator = try #require(cluster.processes["coordinator"])
+        _ = try waitFor("the coordinator to stop", timeout: 60) { coordinator.isRunning ? nil : true }
+        #expect(coordinator.terminationReason == .exit && coordinator.terminationStatus == 0)
+        #expect(cluster.log("coordinator").contains("secure attempt left open"))
+        try cluster.startCoordinator()
+        let status = try waitFor("the run to complete after the restart", timeout: 180) {
+            let s = try? cluster.json(["run", "status", runID, "--json", "--coordinator", cluster.address])
+            return s?["status"] as? String == "completed" ? s : nil
+        }
+        #expect(status["rounds_completed"] as? Int == Self.rounds)
+        try checkInvariants(cluster: cluster, runID: runID, crashedAt: "masked-input")
+        // The stop broke the silos' streams (they resumed) rather than telling them the round was over.
+        for i in 0..<3 { #expect(!cluster.log("silo\(i)").contains("ended without this update"), "silo\(i)") }
+    }
+
     func checkInvariants(cluster: Cluster, runID: String, crashedAt point: String) throws {
         let store = try CoordinatorStore(path: cluster.dir + "/coordinator.sqlite")
         let checkpoints = try CheckpointStore(directory: cluster.dir + "/checkpoints")

@@ -163,6 +163,7 @@ extension RunDriver {
     /// message for the open phase is on record (then its answer is awaited as usual).
     public func secureResume(silo: String, runID: String, round: Int, context: [UInt8],
                              signature: [UInt8]) throws(FederationError) -> (replies: [SecureRound.Reply], answered: Bool) {
+        guard !stopping else { throw FederationError(.unavailable, "the coordinator is shutting down; retry when it is back") }
         guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round,
               let secure = open.secure, let task = secure.tasks[silo], task.context == context else {
             throw FederationError(.failedPrecondition,

@@ -51,6 +51,7 @@ extension RunDriver {
         if let allowed = config.allowedSilos, !allowed.contains(silo) {
             throw FederationError(.permissionDenied, "silo '\(silo)' is not a member of this federation")
         }
+        guard !stopping else { throw FederationError(.unavailable, "the coordinator is shutting down; retry when it is back") }
         guard machine != nil else {
             throw FederationError(.failedPrecondition, "secure round \(round) of run '\(runID)' is not open (no run is active)")
         }
@@ -70,6 +71,7 @@ extension RunDriver {
     /// Suspends until the phase the silo's last message answered closes.
     public func secureAnswer(for silo: String) async -> SecureOutcome {
         if let ready = mailbox.takeReady(silo) { return ready }
+        guard !stopping else { return .interrupted("the coordinator is shutting down") }
         guard mailbox.isAwaiting(silo) else { return .failed("no secure-aggregation message from '\(silo)' is pending") }
         return await withCheckedContinuation { mailbox.park(silo, $0) }
     }
@@ -77,7 +79,7 @@ extension RunDriver {
     /// The stream of a silo whose join was accepted ended: it is not waited for again this round. Only the
     /// handler that carried the silo's verified join may call this, so a forged stream cannot drop a silo.
     public func secureLeft(_ silo: String, runID: String, round: Int) {
-        guard machine != nil else { return }
+        guard machine != nil, !stopping else { return }
         let event = machine!.secureLeft(silo, runID: runID, round: round, now: WallClock.now())
         logAttempt([.with { $0.silo = silo; $0.left = true }])
         logger.info("silo left the secure round", metadata: ["silo": "\(silo)", "round": "\(round)"])

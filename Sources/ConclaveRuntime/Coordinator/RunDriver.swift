@@ -30,6 +30,8 @@ public actor RunDriver {
     public internal(set) var storageFault: String?
     /// The open secure attempt's durable log.
     var attemptLog: SecureAttemptLog?
+    /// Set by `shutdown()`: nothing more is accepted into the round in flight (its log is closed).
+    var stopping = false
     /// When the open secure phase began (for the phase-duration metric).
     var phaseStartedAt = 0.0
     /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
@@ -152,6 +154,9 @@ public actor RunDriver {
         case reply(SecureRound.Reply)
         /// The round ended for this silo: committed (`completed`) or not, with the reason.
         case result(completed: Bool, message: String, unmasked: Int, dropped: Int)
+        /// The coordinator is stopping with the attempt left open: the stream ends with UNAVAILABLE, so the
+        /// silo resumes the attempt when the coordinator is back instead of taking it as over.
+        case interrupted(String)
 
         static func failed(_ message: String) -> SecureOutcome {
             .result(completed: false, message: message, unmasked: 0, dropped: 0)
@@ -165,6 +170,7 @@ public actor RunDriver {
 
     public func requestWork(from silo: SiloInfo) throws(FederationError) -> Work {
         try checkMember(silo)
+        guard !stopping else { return .wait("the coordinator is shutting down") }
         if machine == nil { resume() }
         guard machine != nil else { return .wait("no run is active") }
         let now = WallClock.now()
@@ -335,8 +341,20 @@ public actor RunDriver {
     }
 
     /// Stopping: the round in flight is abandoned (recorded) and will run again when the coordinator returns.
-    /// A computed aggregate not yet durable is lost with the process, as after a crash.
+    /// A computed aggregate not yet durable is lost with the process, as after a crash. A secure attempt with a
+    /// durable log is not abandoned but left open, exactly as a crash leaves it: silos may already have masked
+    /// their update into it, and they would refuse a new attempt of the round (stalling the run), so the
+    /// restarted coordinator resumes it from the log instead.
     public func shutdown() {
+        stopping = true
+        if attemptLog != nil, let round = machine?.roundInFlight {
+            mailbox.resolveAll(.interrupted("the coordinator is shutting down; resume the attempt when it is back"))
+            attemptLog = nil  // closes the file, keeps it
+            pendingCommit = nil
+            logger.info("secure attempt left open; the restarted coordinator resumes it from its log",
+                        metadata: ["run": "\(machine?.runID ?? "")", "round": "\(round)"])
+            return
+        }
         mailbox.resolveAll(.failed("the coordinator is shutting down"))
         guard machine != nil, let round = machine!.abandonRound() else { return }
         pendingCommit = nil

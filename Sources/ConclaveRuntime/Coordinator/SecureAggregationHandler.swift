@@ -46,6 +46,8 @@ extension FederationService {
             case .reply(let reply):
                 try await response.write(reply.proto)
                 activity.touch()
+            case .interrupted(let text):
+                throw RPCError(code: .unavailable, message: text)
             case .result(let completed, let text, let unmasked, let dropped):
                 try await response.write(.with {
                     $0.result = .with {
