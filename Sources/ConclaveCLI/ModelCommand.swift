@@ -2,7 +2,9 @@ import ArgumentParser
 import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveWire
 import Foundation
 import GRPCCore

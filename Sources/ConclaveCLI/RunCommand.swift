@@ -1,6 +1,8 @@
 import ArgumentParser
 import ConclaveConfig
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveWire
 import Foundation
 import GRPCCore

@@ -1,7 +1,11 @@
 import ConclaveConfig
 import ConclaveFederation
 import ConclaveLearning
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveAgent
+import ConclaveCoordinator
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveStorage
 import ConclaveTesting
 import Foundation

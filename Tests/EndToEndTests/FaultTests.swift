@@ -1,5 +1,9 @@
 import ConclaveFederation
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveAgent
+import ConclaveCoordinator
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveStorage
 import ConclaveTesting
 import Foundation

@@ -1,7 +1,11 @@
 import ConclaveConfig
 import ConclaveCrypto
 import ConclaveFederation
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveAgent
+import ConclaveCoordinator
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveStorage
 import ConclaveTesting
 import ConclaveWire

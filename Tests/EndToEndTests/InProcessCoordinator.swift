@@ -1,5 +1,9 @@
 import ConclaveConfig
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveAgent
+import ConclaveCoordinator
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveStorage
 import ConclaveTesting
 import ConclaveWire

@@ -1,4 +1,4 @@
-@testable import ConclaveRuntime
+@testable import ConclaveSupport
 import Testing
 
 /// Whatever a peer sends, one log line stays one line, readable and small.

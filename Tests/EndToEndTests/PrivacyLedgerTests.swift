@@ -1,4 +1,4 @@
-@testable import ConclaveRuntime
+@testable import ConclaveAgent
 import ConclaveFederation
 import ConclaveLearning
 import ConclaveTesting

@@ -2,7 +2,11 @@ import ConclaveConfig
 import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveAgent
+import ConclaveCoordinator
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveSecAgg
 import ConclaveStorage
 import ConclaveTesting

@@ -1,4 +1,4 @@
-@testable import ConclaveRuntime
+@testable import ConclaveWireConversions
 import ConclaveFederation
 import ConclaveLearning
 import ConclaveSecAgg

@@ -3,7 +3,11 @@ import ConclaveCrypto
 import ConclavePrivacy
 import ConclaveSecAgg
 import ConclaveFederation
-import ConclaveRuntime
+import ConclaveAdminClient
+import ConclaveAgent
+import ConclaveCoordinator
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveStorage
 import ConclaveTesting
 import ConclaveWire

@@ -1,5 +1,7 @@
 import ConclaveCrypto
 public import ConclaveFederation
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import Synchronization
 #if canImport(Glibc)

@@ -2,6 +2,8 @@ import ConclaveCrypto
 public import ConclaveFederation
 import ConclaveLearning
 public import ConclaveStorage
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import Logging
 

@@ -6,6 +6,8 @@ public import ConclaveFederation
 import ConclaveSecAgg
 import ConclaveStorage
 import ConclaveWire
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import Logging
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConclaveConfig
-import ConclaveRuntime
+import ConclaveCoordinator
+import ConclaveSupport
 import ConclaveStorage
 import Logging
 import ServiceLifecycle
@@ -11,7 +12,12 @@ import UnixSignals
 struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conclave-coordinator",
-        abstract: "Runs the Conclave coordinator: hands out rounds, aggregates updates, keeps state in SQLite.")
+        abstract: "Runs the Conclave coordinator: hands out rounds, aggregates updates, keeps state in SQLite.",
+        subcommands: [Serve.self, DriverBench.self], defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Serve the federation (the default).")
 
     @Option(name: .long, help: "Path to coordinator.toml.")
     var config: String

@@ -1,3 +1,5 @@
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning

@@ -1,3 +1,5 @@
+import ConclaveSupport
+import ConclaveWireConversions
 import NIOCore
 import NIOHTTP1
 import NIOPosix

@@ -1,4 +1,6 @@
 public import ConclaveConfig
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2

@@ -1,3 +1,5 @@
+import ConclaveSupport
+import ConclaveWireConversions
 public import ConclaveFederation
 import ConclaveConfig
 import Logging

@@ -3,7 +3,8 @@ import ConclaveConfig
 import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
-import ConclaveRuntime
+import ConclaveAgent
+import ConclaveSupport
 import ConclaveTensor
 import Logging
 import ServiceLifecycle

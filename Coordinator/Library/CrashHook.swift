@@ -1,3 +1,5 @@
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,7 @@
 import ConclaveFederation
 import ConclaveLearning
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 
 /// The silo's own account of what record-mode runs have spent on its data, in a JSON file it alone writes.

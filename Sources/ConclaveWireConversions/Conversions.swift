@@ -99,3 +99,26 @@ extension FederationError: RPCErrorConvertible {
 
     public var rpcError: RPCError { RPCError(code: rpcErrorCode, message: message) }
 }
+
+extension DeclineReason {
+    public init?(proto: Conclave_V1_DeclineReason) {
+        switch proto {
+        case .secureAggregationRequired: self = .secureAggregationRequired
+        case .aggregateTooSmall: self = .aggregateTooSmall
+        case .privacyMode: self = .privacyMode
+        case .alreadyMasked: self = .alreadyMasked
+        case .privacyBudget: self = .privacyBudget
+        case .unspecified, .UNRECOGNIZED: return nil
+        }
+    }
+
+    public var proto: Conclave_V1_DeclineReason {
+        switch self {
+        case .secureAggregationRequired: .secureAggregationRequired
+        case .aggregateTooSmall: .aggregateTooSmall
+        case .privacyMode: .privacyMode
+        case .alreadyMasked: .alreadyMasked
+        case .privacyBudget: .privacyBudget
+        }
+    }
+}

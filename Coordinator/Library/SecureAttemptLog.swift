@@ -1,6 +1,8 @@
 import ConclaveFederation
 import ConclaveStorage
 import ConclaveWire
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import SwiftProtobuf
 #if canImport(Glibc)

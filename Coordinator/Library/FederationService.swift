@@ -1,3 +1,5 @@
+import ConclaveSupport
+import ConclaveWireConversions
 import ConclaveCrypto
 import ConclaveFederation
 public import ConclaveWire
@@ -150,28 +152,5 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
         if let e = error as? FederationError { meta["code"] = "\(e.code.rawValue)"; meta["error"] = "\(e.message)" }
         driver.metrics.refused((error as? FederationError)?.code.rawValue ?? (error as? RPCError).map { "\($0.code)" } ?? "stream-error")
         logger.warning("\(what) refused", metadata: meta)
-    }
-}
-
-extension DeclineReason {
-    init?(proto: Conclave_V1_DeclineReason) {
-        switch proto {
-        case .secureAggregationRequired: self = .secureAggregationRequired
-        case .aggregateTooSmall: self = .aggregateTooSmall
-        case .privacyMode: self = .privacyMode
-        case .alreadyMasked: self = .alreadyMasked
-        case .privacyBudget: self = .privacyBudget
-        case .unspecified, .UNRECOGNIZED: return nil
-        }
-    }
-
-    var proto: Conclave_V1_DeclineReason {
-        switch self {
-        case .secureAggregationRequired: .secureAggregationRequired
-        case .aggregateTooSmall: .aggregateTooSmall
-        case .privacyMode: .privacyMode
-        case .alreadyMasked: .alreadyMasked
-        case .privacyBudget: .privacyBudget
-        }
     }
 }

@@ -3,6 +3,8 @@ public import ConclaveFederation
 public import ConclaveWire
 public import GRPCCore
 import ConclaveSecAgg
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import SwiftProtobuf
 

@@ -1,5 +1,7 @@
 public import ConclaveCrypto
 public import ConclaveFederation
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 
 /// The silo's long-term Ed25519 identity: a file holding its 32-byte seed in hex, readable only by the agent's

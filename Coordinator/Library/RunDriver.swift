@@ -1,3 +1,5 @@
+import ConclaveSupport
+import ConclaveWireConversions
 public import ConclaveConfig
 public import ConclaveFederation
 import ConclaveLearning

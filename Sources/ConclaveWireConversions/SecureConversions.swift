@@ -1,6 +1,6 @@
 public import ConclaveFederation
 import ConclavePrivacy
-import ConclaveSecAgg
+public import ConclaveSecAgg
 import SwiftProtobuf
 public import ConclaveWire
 import Foundation
@@ -68,7 +68,7 @@ extension SecureTask {
 }
 
 extension KeyAdvertisement {
-    var proto: Conclave_V1_KeyAdvertisement {
+    public var proto: Conclave_V1_KeyAdvertisement {
         .with {
             $0.siloID = silo
             $0.encryptionKey = Data(encryptionKey)
@@ -78,7 +78,7 @@ extension KeyAdvertisement {
     }
 
     /// Keys as they arrive: the label must be a well-formed id and every key and signature its exact size.
-    init(checking p: Conclave_V1_KeyAdvertisement) throws(FederationError) {
+    public init(checking p: Conclave_V1_KeyAdvertisement) throws(FederationError) {
         let silo = try WireCheck.name(p.siloID, "silo id of a key advertisement")
         try WireCheck.bytes(p.encryptionKey.count, "encryption key of silo '\(silo)'", allowed: [32])
         try WireCheck.bytes(p.maskKey.count, "mask key of silo '\(silo)'", allowed: [32])
@@ -86,14 +86,14 @@ extension KeyAdvertisement {
         self.init(proto: p)
     }
 
-    init(proto p: Conclave_V1_KeyAdvertisement) {
+    public init(proto p: Conclave_V1_KeyAdvertisement) {
         self.init(silo: p.siloID, encryptionKey: Array(p.encryptionKey), maskKey: Array(p.maskKey),
                   signature: Array(p.signature))
     }
 }
 
 extension EncryptedShare {
-    var proto: Conclave_V1_EncryptedShare {
+    public var proto: Conclave_V1_EncryptedShare {
         .with {
             $0.fromSilo = from
             $0.toSilo = to
@@ -102,7 +102,7 @@ extension EncryptedShare {
     }
 
     /// A share bundle as it arrives: well-formed ids and a bounded ciphertext.
-    init(checking p: Conclave_V1_EncryptedShare) throws(FederationError) {
+    public init(checking p: Conclave_V1_EncryptedShare) throws(FederationError) {
         try WireCheck.name(p.fromSilo, "sender of a share bundle")
         try WireCheck.name(p.toSilo, "receiver of a share bundle")
         guard p.ciphertext.count <= 4096 else {
@@ -111,13 +111,13 @@ extension EncryptedShare {
         self.init(proto: p)
     }
 
-    init(proto p: Conclave_V1_EncryptedShare) {
+    public init(proto p: Conclave_V1_EncryptedShare) {
         self.init(from: p.fromSilo, to: p.toSilo, ciphertext: Array(p.ciphertext))
     }
 }
 
 extension Shamir.Share {
-    var proto: Conclave_V1_ShamirShare {
+    public var proto: Conclave_V1_ShamirShare {
         .with {
             $0.x = x
             $0.values = values
@@ -125,7 +125,7 @@ extension Shamir.Share {
         }
     }
 
-    init(proto p: Conclave_V1_ShamirShare) throws(FederationError) {
+    public init(proto p: Conclave_V1_ShamirShare) throws(FederationError) {
         guard p.x >= 1, p.values.count <= 64, p.secretLength <= 7 * UInt32(p.values.count) else {
             throw FederationError(.invalidArgument, "malformed Shamir share (x \(p.x), \(p.values.count) values)")
         }
@@ -134,14 +134,14 @@ extension Shamir.Share {
 }
 
 extension UnmaskingResponse {
-    var proto: Conclave_V1_UnmaskingShares {
+    public var proto: Conclave_V1_UnmaskingShares {
         .with {
             $0.selfMaskShares = selfMaskShares.mapValues(\.proto)
             $0.maskKeyShares = maskKeyShares.mapValues(\.proto)
         }
     }
 
-    init(silo: String, proto p: Conclave_V1_UnmaskingShares) throws(FederationError) {
+    public init(silo: String, proto p: Conclave_V1_UnmaskingShares) throws(FederationError) {
         var seeds = [String: Shamir.Share](), keys = [String: Shamir.Share]()
         for (k, v) in p.selfMaskShares { seeds[try WireCheck.name(k, "unmasking share's silo")] = try Shamir.Share(proto: v) }
         for (k, v) in p.maskKeyShares { keys[try WireCheck.name(k, "unmasking share's silo")] = try Shamir.Share(proto: v) }
@@ -151,7 +151,7 @@ extension UnmaskingResponse {
 
 extension SecureRound.Reply {
     /// A phase reply as the silo receives it (nil for messages that are not phase replies).
-    init?(proto m: Conclave_V1_SecureServerMessage) {
+    public init?(proto m: Conclave_V1_SecureServerMessage) {
         switch m.kind {
         case .keys(let list): self = .keys(list.advertisements.map(KeyAdvertisement.init(proto:)))
         case .shares(let bundle): self = .shares(bundle.shares.map(EncryptedShare.init(proto:)))
@@ -161,7 +161,7 @@ extension SecureRound.Reply {
         }
     }
 
-    var proto: Conclave_V1_SecureServerMessage {
+    public var proto: Conclave_V1_SecureServerMessage {
         switch self {
         case .keys(let ads): .with { $0.keys = .with { $0.advertisements = ads.map(\.proto) } }
         case .shares(let shares): .with { $0.shares = .with { $0.shares = shares.map(\.proto) } }

@@ -2,18 +2,20 @@ import ArgumentParser
 import ConclaveConfig
 import ConclaveCrypto
 import ConclaveFederation
-import ConclaveRuntime
+import ConclaveCoordinator
+import ConclaveSupport
 import ConclaveStorage
 import Foundation
 import Logging
 
-/// `conclave bench driver`: one secure round through the real `RunDriver` (in process, real SQLite and
+/// `conclave-coordinator bench-driver` (run by `conclave bench driver`): one secure round through the real `RunDriver` (in process, real SQLite and
 /// checkpoint files, no network) with large updates, timing how long the coordinator takes to take each masked
 /// input and how much memory it holds at its peak. The coordinator must add each input into its running sum in
 /// place: a second reference to the round state while it mutates would copy the whole sum per input.
 struct DriverBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "driver", abstract: "Time the coordinator's run driver taking masked inputs in a secure round.")
+        commandName: "bench-driver", abstract: "Time the coordinator's run driver taking masked inputs in a secure round.",
+        shouldDisplay: false)
     @Option(help: "Number of silos.") var silos = 10
     @Option(help: "Parameters per update (a logistic regression with this many inputs × 10 classes, rounded).") var params = 10_000_000
     @Flag(help: "Print one JSON object.") var json = false

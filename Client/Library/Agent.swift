@@ -3,6 +3,8 @@ public import ConclaveCrypto
 public import ConclaveFederation
 public import ConclaveLearning
 import ConclaveWire
+import ConclaveSupport
+import ConclaveWireConversions
 import Foundation
 import SwiftProtobuf
 import GRPCCore
