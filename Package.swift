@@ -22,6 +22,10 @@ let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-p
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 
 let package = Package(
     name: "Conclave",
@@ -44,6 +48,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C libraries, found through pkg-config.
@@ -80,6 +88,8 @@ let package = Package(
                 dependencies: ["ConclaveWire", "ConclaveFederation", "ConclaveLearning", "ConclavePrivacy", "ConclaveSecAgg",
                                grpcCore, swiftProtobuf],
                 swiftSettings: settings),
+        // Identities: the federation CA, certificates and CSRs, identity files, enrolment bundles, client TLS.
+        .target(name: "ConclaveIdentity", dependencies: [x509, asn1, crypto, grpcHTTP2], swiftSettings: settings),
         .target(name: "ConclaveSupport", dependencies: ["ConclaveFederation", logging], swiftSettings: settings),
         // The operator's client of the Admin service: the CLI links this, never the coordinator.
         .target(name: "ConclaveAdminClient",

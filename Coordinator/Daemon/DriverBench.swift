@@ -46,6 +46,7 @@ struct DriverBench: AsyncParsableCommand {
         let config = try CoordinatorConfig.parse("""
             [server]
             listen = "127.0.0.1:0"
+            insecure = true
             [storage]
             database = "c.sqlite"
             checkpoints = "ckpt"

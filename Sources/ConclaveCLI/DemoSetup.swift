@@ -72,6 +72,7 @@ struct DemoSetup {
             # Demo coordinator: plaintext gRPC on loopback, state in SQLite next to this file.
             [server]
             listen = "127.0.0.1:0"
+            insecure = true
             address_file = "coordinator.addr"
 
             [storage]

@@ -15,6 +15,17 @@ public struct CoordinatorConfig: Sendable, Equatable {
     public var streamIdleSeconds: Int64 = 30
     /// Where Prometheus metrics are served over HTTP (`[metrics] listen`); nil: not served.
     public var metricsListen: HostPort?
+    /// Mutual TLS and enrolment (`[tls]`); nil only with `[server] insecure = true`.
+    public var tls: TLSSettings?
+
+    /// `[tls]`: the directory `conclave ca init` made (CA, coordinator certificate and their keys), where
+    /// enrolment is served, and how long issued certificates and tokens last.
+    public struct TLSSettings: Sendable, Equatable {
+        public var directory: String
+        public var enrolListen: HostPort
+        public var certificateSeconds: Double
+        public var tokenSeconds: Double
+    }
 
     public static func load(path: String) throws(ConfigError) -> CoordinatorConfig {
         try parse(ConfigFile.text(at: path), source: path)
@@ -29,7 +40,24 @@ public struct CoordinatorConfig: Sendable, Equatable {
         let addressFile = server.has("address_file") ? try server.string("address_file") : nil
         let idle = try server.int("stream_idle_seconds", default: 30)
         guard (1...3600).contains(idle) else { throw server.invalid("stream_idle_seconds", "must be 1 to 3600, got \(idle)") }
+        let insecure = try server.bool("insecure", default: false)
         try server.rejectUnknownKeys()
+        var tls: TLSSettings?
+        if let t = try root.optionalSection("tls") {
+            let enrolText = try t.string("enrol_listen")
+            let enrol: HostPort
+            do { enrol = try HostPort(parsing: enrolText) } catch { throw t.invalid("enrol_listen", error.message) }
+            let days = try t.double("certificate_days", default: 30)
+            guard days > 0, days <= 3650 else { throw t.invalid("certificate_days", "must be above 0 and at most 3650, got \(days)") }
+            let hours = try t.double("token_hours", default: 24)
+            guard hours > 0, hours <= 24 * 30 else { throw t.invalid("token_hours", "must be above 0 and at most 720, got \(hours)") }
+            tls = TLSSettings(directory: ConfigFile.resolve(try t.string("dir"), relativeTo: source), enrolListen: enrol,
+                              certificateSeconds: days * 86_400, tokenSeconds: hours * 3600)
+            try t.rejectUnknownKeys()
+            if insecure { throw server.invalid("insecure", "contradicts the [tls] table: choose mutual TLS or plaintext") }
+        } else if !insecure {
+            throw ConfigError("\(source): no [tls] table: the coordinator serves mutual TLS only (make the CA with 'conclave ca init' and set [tls] dir and enrol_listen), or set [server] insecure = true for plaintext")
+        }
 
         let storage = try root.section("storage")
         let database = try storage.string("database")
@@ -65,6 +93,7 @@ public struct CoordinatorConfig: Sendable, Equatable {
             allowedSilos: allowed, livenessSeconds: liveness, logLevel: level)
         config.streamIdleSeconds = Int64(idle)
         config.metricsListen = metrics
+        config.tls = tls
         return config
     }
 }

@@ -108,6 +108,14 @@ public struct CheckpointStore: Sendable {
 
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    /// The request conflicts with what is stored (not a fault of the disk): the caller may report it as such.
+    public var isConflict = false
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+
+    static func conflict(_ message: String) -> StorageError {
+        var error = StorageError(message)
+        error.isConflict = true
+        return error
+    }
 }

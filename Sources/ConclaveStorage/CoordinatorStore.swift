@@ -7,7 +7,7 @@ import GRDB
 /// WAL mode with a busy timeout: an operator or privacy officer reading the live database (`sqlite3`) never
 /// blocks the coordinator's commits, and a short lock held by another writer is waited out, not failed on.
 public final class CoordinatorStore: Sendable {
-    private let db: DatabasePool
+    let db: DatabasePool
     public let path: String
 
     public init(path: String) throws(StorageError) {

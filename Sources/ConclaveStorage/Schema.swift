@@ -133,6 +133,39 @@ enum Schema {
                 );
                 """)
         }
+        m.registerMigration("v7-identities") { db in
+            // Identities the federation CA knows; tokens only as SHA-256; every certificate it issued.
+            try db.execute(sql: """
+                CREATE TABLE identities (
+                    role TEXT NOT NULL CHECK (role IN ('silo','operator','privacy-officer')),
+                    name TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending','active','revoked')),
+                    dataset TEXT NOT NULL DEFAULT '',
+                    created_at REAL NOT NULL,
+                    revoked_at REAL,
+                    last_contact REAL,
+                    PRIMARY KEY (role, name)
+                );
+                CREATE TABLE enrolment_tokens (
+                    token_sha256 BLOB PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    expires_at REAL NOT NULL,
+                    used_at REAL
+                );
+                CREATE TABLE certificates (
+                    serial TEXT PRIMARY KEY,
+                    role TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    not_before REAL NOT NULL,
+                    not_after REAL NOT NULL,
+                    issued_at REAL NOT NULL,
+                    revoked_at REAL
+                );
+                CREATE INDEX certificates_identity ON certificates(role, name);
+                """)
+        }
         return m
     }
 }

@@ -186,6 +186,7 @@ import Testing
         let c = try CoordinatorConfig.parse("""
             [server]
             listen = "0.0.0.0:7300"
+            insecure = true
             [storage]
             database = "state/coordinator.sqlite"
             checkpoints = "/var/lib/conclave/checkpoints"
@@ -209,25 +210,26 @@ import Testing
     static let coordinator = """
         [server]
         listen = "127.0.0.1:7300"
+        insecure = true
         [storage]
         databse = "c.sqlite"
         checkpoints = "ckpt"
         """
 
     @Test func aTypoIsReportedAsAnUnknownKeyWithTheKeyItMeant() {
-        #expect(throws: ConfigError("c.toml:4: unknown key 'storage.databse' (did you mean 'storage.database'?)")) {
+        #expect(throws: ConfigError("c.toml:5: unknown key 'storage.databse' (did you mean 'storage.database'?)")) {
             try CoordinatorConfig.parse(Self.coordinator, source: "c.toml")
         }
         // An optional key misspelt: the suggestion comes from the keys the table may hold.
         let text = Self.coordinator.replacingOccurrences(of: "databse", with: "database") + "\n[federation]\nliveness_secnds = 3\n"
-        #expect(throws: ConfigError("c.toml:7: unknown key 'federation.liveness_secnds' (did you mean 'federation.liveness_seconds'?)")) {
+        #expect(throws: ConfigError("c.toml:8: unknown key 'federation.liveness_secnds' (did you mean 'federation.liveness_seconds'?)")) {
             try CoordinatorConfig.parse(text, source: "c.toml")
         }
         let badID = Self.coordinator.replacingOccurrences(of: "databse", with: "database") + "\n[federation]\nallowed_silos = [\"ok\", \"not ok\"]\n"
         #expect(throws: ConfigError.self) { try CoordinatorConfig.parse(badID, source: "c.toml") }
         let idle = Self.coordinator.replacingOccurrences(of: "databse", with: "database")
             .replacingOccurrences(of: "[storage]", with: "stream_idle_seconds = 0\n[storage]")
-        #expect(throws: ConfigError("c.toml:3: key 'server.stream_idle_seconds' must be 1 to 3600, got 0")) {
+        #expect(throws: ConfigError("c.toml:4: key 'server.stream_idle_seconds' must be 1 to 3600, got 0")) {
             try CoordinatorConfig.parse(idle, source: "c.toml")
         }
     }
@@ -280,5 +282,34 @@ extension ConfigHardeningTests {
         let silo = try SiloConfig.load(path: examples + "/silo.toml")
         #expect(silo.policy == SiloPolicy())
         #expect(silo.maskedJournalPath.hasSuffix("hospital-north.masked-rounds"))
+    }
+}
+
+/// Plaintext only when asked for; mutual TLS needs the CA directory and an enrolment address.
+@Suite struct CoordinatorTLSConfigTests {
+    static let base = """
+        [server]
+        listen = "127.0.0.1:7300"
+        [storage]
+        database = "c.sqlite"
+        checkpoints = "ckpt"
+        """
+
+    @Test func tlsOrAnExplicitInsecureIsRequired() throws {
+        do {
+            _ = try CoordinatorConfig.parse(Self.base, source: "c.toml")
+            Issue.record("a coordinator with neither [tls] nor insecure = true was accepted")
+        } catch {
+            #expect(error.message.contains("conclave ca init") && error.message.contains("insecure = true"), "\(error)")
+        }
+        let tls = Self.base + "\n[tls]\ndir = \"pki\"\nenrol_listen = \"127.0.0.1:7301\"\ncertificate_days = 2\n"
+        let config = try CoordinatorConfig.parse(tls, source: "/etc/conclave/c.toml")
+        #expect(config.tls?.directory == "/etc/conclave/pki")
+        #expect(config.tls?.certificateSeconds == 172_800.0)
+        #expect(config.tls?.tokenSeconds == 86_400.0)
+        let both = Self.base.replacingOccurrences(of: "[storage]", with: "insecure = true\n[storage]") + "\n[tls]\ndir = \"pki\"\nenrol_listen = \"127.0.0.1:7301\"\n"
+        #expect(throws: ConfigError.self) { try CoordinatorConfig.parse(both, source: "c.toml") }
+        #expect(throws: ConfigError.self) { try CoordinatorConfig.parse(Self.base + "\n[tls]\ndir = \"pki\"\n", source: "c.toml") }
+        #expect(throws: ConfigError.self) { try CoordinatorConfig.parse(Self.base + "\n[tls]\ndir = \"pki\"\nenrol_listen = \"x\"\n", source: "c.toml") }
     }
 }

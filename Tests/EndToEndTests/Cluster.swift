@@ -78,6 +78,7 @@ final class Cluster: @unchecked Sendable {
         try write("coordinator.toml", """
             [server]
             listen = "\(address)"
+            insecure = true
             [storage]
             database = "\(database)"
             checkpoints = "\(checkpoints)"

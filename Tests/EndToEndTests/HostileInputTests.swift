@@ -212,6 +212,7 @@ enum CoordinatorConfigFixture {
         try CoordinatorConfig.parse("""
             [server]
             listen = "127.0.0.1:0"
+            insecure = true
             [storage]
             database = "c.sqlite"
             checkpoints = "ckpt"

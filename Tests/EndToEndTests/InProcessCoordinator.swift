@@ -19,6 +19,7 @@ enum InProcessCoordinator {
         try CoordinatorConfig.parse("""
             [server]
             listen = "127.0.0.1:0"
+            insecure = true
             \(server)
             [storage]
             database = "c.sqlite"
