@@ -23,9 +23,11 @@ let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioTLS = Target.Dependency.product(name: "NIOTLS", package: "swift-nio")
 let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
 let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let certificateReloading = Target.Dependency.product(name: "NIOCertificateReloading", package: "swift-nio-extras")
 
 let package = Package(
     name: "Conclave",
@@ -51,6 +53,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
@@ -93,28 +96,33 @@ let package = Package(
         .target(name: "ConclaveSupport", dependencies: ["ConclaveFederation", logging], swiftSettings: settings),
         // The operator's client of the Admin service: the CLI links this, never the coordinator.
         .target(name: "ConclaveAdminClient",
-                dependencies: ["ConclaveWire", "ConclaveConfig", grpcCore, grpcHTTP2],
+                dependencies: ["ConclaveWire", "ConclaveConfig", "ConclaveIdentity", grpcCore, grpcHTTP2, swiftProtobuf, x509, asn1,
+                               crypto],
                 swiftSettings: settings),
 
         // The daemons: libraries beside their thin executables.
         .target(name: "ConclaveCoordinator",
                 dependencies: ["ConclaveWire", "ConclaveWireConversions", "ConclaveSupport", "ConclaveFederation",
-                               "ConclaveConfig", "ConclaveStorage", grpcCore, grpcHTTP2, swiftProtobuf, logging, prometheus,
-                               nioCore, nioPosix, nioHTTP1],
+                               "ConclaveConfig", "ConclaveStorage", "ConclaveIdentity", grpcCore, grpcHTTP2, swiftProtobuf,
+                               logging, prometheus, nioCore, nioPosix, nioHTTP1, nioSSL, nioTLS, x509, asn1, crypto,
+                               certificateReloading],
                 path: "Coordinator/Library", swiftSettings: settings),
         .executableTarget(name: "CoordinatorDaemon",
-                          dependencies: ["ConclaveCoordinator", "ConclaveSupport", "ConclaveStorage", argumentParser, lifecycle,
+                          dependencies: ["ConclaveCoordinator", "ConclaveIdentity", "ConclaveSupport", "ConclaveStorage", argumentParser, lifecycle,
                                          unixSignals, logging],
                           path: "Coordinator/Daemon", swiftSettings: settings),
         .target(name: "ConclaveAgent",
                 dependencies: ["ConclaveWire", "ConclaveWireConversions", "ConclaveSupport", "ConclaveFederation",
-                               "ConclaveConfig", grpcCore, grpcHTTP2, swiftProtobuf, logging],
+                               "ConclaveConfig", "ConclaveIdentity", "ConclaveAdminClient", grpcCore, grpcHTTP2, swiftProtobuf,
+                               logging, x509],
                 path: "Client/Library", swiftSettings: settings),
         .executableTarget(name: "ClientDaemon",
-                          dependencies: ["ConclaveAgent", "ConclaveSupport", argumentParser, lifecycle, unixSignals, logging],
+                          dependencies: ["ConclaveAgent", "ConclaveAdminClient", "ConclaveIdentity", "ConclaveSupport",
+                                         argumentParser, lifecycle, unixSignals, logging, grpcCore, x509],
                           path: "Client/Daemon", swiftSettings: settings),
         .executableTarget(name: "ConclaveCLI",
-                          dependencies: ["ConclaveAdminClient", "ConclaveWireConversions", "ConclaveSupport", "ConclavePrivacy",
+                          dependencies: ["ConclaveAdminClient", "ConclaveIdentity", "ConclaveWireConversions", "ConclaveSupport",
+                                         "ConclavePrivacy", "ConclaveCrypto", crypto, x509, asn1,
                                          argumentParser, logging, grpcCore, swiftProtobuf],
                           swiftSettings: settings),
 

@@ -3,6 +3,9 @@ public import ConclaveCrypto
 public import ConclaveFederation
 public import ConclaveLearning
 import ConclaveWire
+import ConclaveAdminClient
+import ConclaveIdentity
+import X509
 import ConclaveSupport
 import ConclaveWireConversions
 import Foundation
@@ -44,9 +47,10 @@ public struct Agent: Sendable {
         var backoff = config.backoffInitialSeconds
         while !Task.isCancelled {
             do {
+                await renewIfDue()
                 let transport = try HTTP2ClientTransport.Posix(
                     target: .ipv4(address: config.coordinator.host, port: config.coordinator.port),
-                    transportSecurity: .plaintext)
+                    transportSecurity: config.insecure ? .plaintext : ClientTLS.mutual(IdentityDirectory(path: config.tlsIdentityPath)))
                 try await withGRPCClient(transport: transport) { client in
                     let federation = Conclave_V1_Federation.Client(wrapping: client)
                     try await serve(federation, resetBackoff: { backoff = config.backoffInitialSeconds })
@@ -63,6 +67,21 @@ public struct Agent: Sendable {
             }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, config.backoffMaxSeconds)
+        }
+    }
+
+    /// After two-thirds of its certificate's lifetime the agent renews it with a fresh key, with no operator
+    /// step; the next connection uses the new files. A failure is logged and retried at the next connection.
+    func renewIfDue(now: Date = Date()) async {
+        guard !config.insecure else { return }
+        let directory = IdentityDirectory(path: config.tlsIdentityPath)
+        guard directory.needsRenewal(now: now) else { return }
+        do {
+            let certificate = try await EnrolmentClient.renew(address: config.coordinator, directory: directory)
+            logger.notice("certificate renewed", metadata: ["serial": "\(certificate.serialHex)",
+                                                            "not_after": "\(certificate.notValidAfter)"])
+        } catch {
+            logger.warning("cannot renew the certificate; retrying at the next connection", metadata: ["error": "\(error)"])
         }
     }
 

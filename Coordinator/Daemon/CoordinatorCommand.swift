@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConclaveConfig
 import ConclaveCoordinator
+import ConclaveIdentity
 import ConclaveSupport
 import ConclaveStorage
 import Logging
@@ -38,7 +39,25 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start", metadata: ["error": "\(error.message)"])
             throw ExitCode.failure
         }
-        let daemon = CoordinatorService(server: CoordinatorServer(config: settings, driver: driver, logger: logger))
+        var authority: IdentityAuthority?
+        if let tls = settings.tls {
+            do {
+                let revoked = try driver.store.revocations()
+                let pki = try CoordinatorPKI(directory: tls.directory, revokedSerials: revoked.serials,
+                                             revokedIdentities: revoked.identities)
+                authority = IdentityAuthority(pki: pki, store: driver.store, certificateSeconds: tls.certificateSeconds,
+                                              tokenSeconds: tls.tokenSeconds,
+                                              enrolmentAddress: "\(tls.enrolListen.host):\(tls.enrolListen.port)", logger: logger)
+            } catch let error as IdentityError {
+                logger.critical("cannot start", metadata: ["error": "\(error.message)"])
+                throw ExitCode.failure
+            } catch {
+                logger.critical("cannot start", metadata: ["error": "\(error)"])
+                throw ExitCode.failure
+            }
+        }
+        let daemon = CoordinatorService(server: CoordinatorServer(config: settings, driver: driver, authority: authority,
+                                                                  logger: logger))
         let group = ServiceGroup(configuration: .init(
             services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {

@@ -1,3 +1,4 @@
+import ConclaveIdentity
 import ConclaveSupport
 import ConclaveWireConversions
 import ConclaveCrypto
@@ -16,9 +17,13 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
     /// Longest a stream may stay silent while the coordinator waits for its next message.
     let idleTimeout: Duration
     let logger: Logger
+    /// With mutual TLS every request speaks for the silo its certificate names, and only for it.
+    let mutualTLS: Bool
 
-    public init(driver: RunDriver, logger: Logger, concurrentUploads: Int = 2, idleTimeout: Duration = .seconds(30)) {
+    public init(driver: RunDriver, logger: Logger, concurrentUploads: Int = 2, idleTimeout: Duration = .seconds(30),
+                mutualTLS: Bool = false) {
         self.driver = driver
+        self.mutualTLS = mutualTLS
         self.uploads = UploadGate(permits: concurrentUploads)
         self.idleTimeout = idleTimeout
         self.logger = logger
@@ -29,6 +34,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
         let work: RunDriver.Work
         do {
             let silo = try SiloInfo(proto: request.silo)
+            try checkSpeaker(silo.id, certified: certifiedSilo(context))
             work = try await driver.requestWork(from: silo)
         } catch {
             refused(error, silo: request.silo.siloID, what: "task request")
@@ -65,8 +71,9 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
     public func submitUpdate(request: RPCAsyncSequence<Conclave_V1_UpdateChunk, any Error>,
                              context: ServerContext) async throws -> Conclave_V1_SubmitReply {
         do {
+            let certified = try certifiedSilo(context)
             return try await withIdleTimeout(idleTimeout, what: "update stream") { activity in
-                try await receiveUpdate(request, activity: activity)
+                try await receiveUpdate(request, certified: certified, activity: activity)
             }
         } catch {
             refused(error, silo: nil, what: "update")
@@ -76,7 +83,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
 
     /// Header first, checked in full (who, which round, how big) before the stream may take an upload permit
     /// or its silo's one stream; then the chunks, then the driver.
-    private func receiveUpdate(_ request: RPCAsyncSequence<Conclave_V1_UpdateChunk, any Error>,
+    private func receiveUpdate(_ request: RPCAsyncSequence<Conclave_V1_UpdateChunk, any Error>, certified: String?,
                                activity: Activity) async throws -> Conclave_V1_SubmitReply {
         var chunks = request.makeAsyncIterator()
         guard let first = try await chunks.next() else {
@@ -87,6 +94,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
             throw FederationError(.invalidArgument, "update stream must start with its header")
         }
         var silo = try SiloInfo(proto: h.silo)
+        try checkSpeaker(silo.id, certified: certified)
         let runID = try WireCheck.name(h.runID, "run id of the update from silo '\(silo.id)'")
         silo.examples = UInt64(try WireCheck.count(h.numExamples, "num_examples of the update from silo '\(silo.id)'",
                                                    max: WireCheck.maxExamples))
@@ -131,6 +139,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
                             context: ServerContext) async throws -> Conclave_V1_DeclineTaskReply {
         do {
             let silo = try SiloInfo(proto: request.silo)
+            try checkSpeaker(silo.id, certified: certifiedSilo(context))
             let runID = try WireCheck.name(request.runID, "run id of the decline from silo '\(silo.id)'")
             let detail = try WireCheck.text(request.detail, "detail of the decline from silo '\(silo.id)'")
             guard let reason = DeclineReason(proto: request.reason) else {
@@ -146,6 +155,24 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
     }
 
     /// One log line per refusal, with the silo id (as sent, escaped and cut short) and the reason.
+    /// The silo id the caller's certificate names (nil in plaintext mode, where anyone may claim any id).
+    func certifiedSilo(_ context: ServerContext) throws(FederationError) -> String? {
+        guard mutualTLS else { return nil }
+        guard let peer = context.peerIdentity, peer.role == .silo else {
+            throw FederationError(.permissionDenied, "only silos call the Federation service")
+        }
+        return peer.name
+    }
+
+    /// A silo speaks only for itself.
+    func checkSpeaker(_ silo: String, certified: String?) throws(FederationError) {
+        guard mutualTLS else { return }
+        guard let certified, certified == silo else {
+            throw FederationError(.permissionDenied,
+                "this connection's certificate is silo '\(certified ?? "?")'; it cannot speak for silo '\(WireCheck.preview(silo))'")
+        }
+    }
+
     func refused(_ error: any Error, silo: String?, what: String) {
         var meta: Logger.Metadata = ["error": "\(error)"]
         if let silo { meta["silo"] = "\(WireCheck.preview(silo))" }

@@ -228,10 +228,25 @@ public actor RunDriver {
         attemptID = nil
     }
 
-    /// Trust on first use: the first identity key a silo id presents is recorded; a different one is refused.
-    /// (Enrolment through a certificate authority replaces this when the PKI lands.) Called only for silos
-    /// the allowlist and the run admitted. The `silos` table is the one record of keys: no cache beside it.
+    /// With mutual TLS, the key must be the one bound to the silo id at enrolment. In plaintext mode
+    /// (`insecure = true`) it is trust on first use: the first key a silo id presents is recorded and a
+    /// different one is refused. Called only for silos the allowlist and the run admitted. The `silos` table
+    /// is the one record of keys: no cache beside it.
     private func checkIdentity(_ silo: SiloInfo, now: Double) throws(FederationError) {
+        if config.tls != nil {
+            let enrolled: [UInt8]?
+            do { enrolled = try store.identityKey(silo: silo.id) } catch {
+                throw FederationError(.unavailable, "cannot check the identity of silo '\(silo.id)': \(error)")
+            }
+            guard let enrolled else {
+                throw FederationError(.permissionDenied, "silo '\(silo.id)' has no identity key bound at enrolment; enrol it with 'conclave silo add'")
+            }
+            guard enrolled == silo.identityKey else {
+                throw FederationError(.permissionDenied,
+                    "silo '\(silo.id)' presented identity key \(silo.identityKey.hexString.prefix(16))…, but it enrolled with \(enrolled.hexString.prefix(16))…; restore the silo's identity key file or enrol it anew")
+            }
+            return
+        }
         guard !silo.identityKey.isEmpty else { return }
         let onRecord: [UInt8]
         do {

@@ -18,6 +18,7 @@ extension FederationService {
                                 context: ServerContext) async throws {
         let stream = SecureStreamBox()
         do {
+            stream.certified = try certifiedSilo(context)
             try await withIdleTimeout(idleTimeout, what: "secure-aggregation stream") { activity in
                 try await serveSecure(request, response: response, stream: stream, activity: activity)
             }
@@ -89,6 +90,8 @@ final class SecureStreamBox: @unchecked Sendable {
     private(set) var claimedSilo: String?
     var holdsUpload = false
     var finished = false
+    /// The silo the connection's certificate names (mutual TLS); the stream may speak only for it.
+    var certified: String?
     private var masked: VectorAssembler<UInt32>?
     private var maskedContext: [UInt8] = []
 
@@ -108,6 +111,7 @@ final class SecureStreamBox: @unchecked Sendable {
         if case .resume(let r) = message.kind {
             guard session == nil, claimedSilo == nil else { throw FederationError(.invalidArgument, "secure stream sent a resume after its join") }
             let silo = try WireCheck.name(r.siloID, "silo id of a resume")
+            try service.checkSpeaker(silo, certified: certified)
             let runID = try WireCheck.name(r.runID, "run id of the resume from silo '\(silo)'")
             let (replies, answered) = try await driver.secureResume(silo: silo, runID: runID, round: Int(r.round),
                                                                     context: Array(r.context), signature: Array(r.signature))
@@ -119,6 +123,7 @@ final class SecureStreamBox: @unchecked Sendable {
         if case .join(let join) = message.kind {
             guard session == nil, claimedSilo == nil else { throw FederationError(.invalidArgument, "secure stream sent two joins") }
             let silo = try SiloInfo(proto: join.silo)
+            try service.checkSpeaker(silo.id, certified: certified)
             let runID = try WireCheck.name(join.runID, "run id of the join from silo '\(silo.id)'")
             guard join.keys.siloID == silo.id else {
                 throw FederationError(.invalidArgument,

@@ -1,11 +1,25 @@
 import ArgumentParser
 import ConclaveConfig
+import ConclaveIdentity
 import Foundation
 
-/// Where the coordinator's admin API is: `--coordinator`, else $CONCLAVE_COORDINATOR, else 127.0.0.1:7300.
+/// Where the coordinator's admin API is: `--coordinator`, else $CONCLAVE_COORDINATOR, else 127.0.0.1:7300;
+/// and who calls it: `--identity DIR`, else $CONCLAVE_IDENTITY (none: plaintext, for `insecure = true`).
 struct CoordinatorOption: ParsableArguments {
     @Option(name: .long, help: "Coordinator address host:port (default: $CONCLAVE_COORDINATOR or 127.0.0.1:7300).")
     var coordinator: String?
+
+    @Option(name: .long, help: "Directory with this user's cert.pem, key.pem and ca.pem (default: $CONCLAVE_IDENTITY; none: plaintext).")
+    var identity: String?
+
+    func identityDirectory() throws -> IdentityDirectory? {
+        guard let path = identity ?? ProcessInfo.processInfo.environment["CONCLAVE_IDENTITY"], !path.isEmpty else { return nil }
+        let dir = IdentityDirectory(path: path)
+        guard dir.exists else {
+            throw ValidationError("--identity: \(path) holds no cert.pem; enrol with 'conclave user enroll --bundle FILE --identity \(path)'")
+        }
+        return dir
+    }
 
     func address() throws -> HostPort {
         let text = coordinator ?? ProcessInfo.processInfo.environment["CONCLAVE_COORDINATOR"] ?? "127.0.0.1:7300"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConclaveIdentity
 import ConclaveConfig
 import ConclaveAdminClient
 import ConclaveSupport
@@ -97,13 +98,22 @@ struct RunCommand: AsyncParsableCommand {
 func callAdmin<T: Sendable>(_ option: CoordinatorOption,
                             _ body: @Sendable @escaping (Conclave_V1_Admin.Client<HTTP2ClientTransportPosix>) async throws -> T) async throws -> T {
     let address = try option.address()
+    let identity = try option.identityDirectory()
     do {
-        return try await AdminClient.with(address, body)
+        return try await AdminClient.with(address, identity: identity, body)
     } catch let error as RPCError {
-        let text = error.code == .unavailable ? "cannot reach the coordinator at \(address): \(error.message)" : error.message
-        printError("error: \(text)")
+        printError("error: \(describe(error, address: address, identity: identity))")
         throw ExitCode.failure
     }
+}
+
+/// One readable line for a failed call; an unreachable coordinator gets the likely reason.
+func describe(_ error: RPCError, address: HostPort, identity: IdentityDirectory?) -> String {
+    guard error.code == .unavailable else { return error.message }
+    let hint = identity == nil
+        ? " (a coordinator serving mutual TLS needs --identity DIR or $CONCLAVE_IDENTITY)"
+        : " (if it serves mutual TLS, it may have refused this certificate: revoked, expired or from another federation)"
+    return "cannot reach the coordinator at \(address): \(error.message)\(hint)"
 }
 
 enum RunView {

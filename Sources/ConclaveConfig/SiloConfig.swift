@@ -6,6 +6,11 @@ public struct SiloConfig: Sendable, Equatable {
     public var coordinator: HostPort
     /// File holding the silo's long-term Ed25519 identity key (created on first start, mode 0600).
     public var identityKeyPath: String
+    /// Directory of the silo's TLS identity (`cert.pem`, `key.pem`, `ca.pem`), written by
+    /// `conclave-client enroll` and renewed by the agent (`[silo] tls_identity`, default `<id>.tls`).
+    public var tlsIdentityPath: String = ""
+    /// Plaintext to a coordinator with `insecure = true` (`[silo] insecure`); never the default.
+    public var insecure = false
     /// The silo's own record of what record-mode runs have spent on its data (created on first use).
     public var privacyLedgerPath: String
     /// Refuse any record-mode run whose planned per-silo ε exceeds this (the silo's own ceiling); nil: none.
@@ -40,6 +45,8 @@ public struct SiloConfig: Sendable, Equatable {
         let identity = ConfigFile.resolve(try silo.string("identity_key", default: "\(id).identity.key"), relativeTo: source)
         let ledger = ConfigFile.resolve(try silo.string("privacy_ledger", default: "\(id).privacy-ledger.json"), relativeTo: source)
         let journal = ConfigFile.resolve(try silo.string("masked_journal", default: "\(id).masked-rounds"), relativeTo: source)
+        let tlsIdentity = ConfigFile.resolve(try silo.string("tls_identity", default: "\(id).tls"), relativeTo: source)
+        let insecure = try silo.bool("insecure", default: false)
         try silo.rejectUnknownKeys()
 
         var policy = SiloPolicy()
@@ -94,10 +101,13 @@ public struct SiloConfig: Sendable, Equatable {
         }
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
-        return SiloConfig(siloID: id, coordinator: address, identityKeyPath: identity, privacyLedgerPath: ledger,
-                          maxEpsilon: maxEpsilon, policy: policy, maskedJournalPath: journal, data: data, datasetName: name, classCount: classes,
-                          threads: threads, backoffInitialSeconds: initial, backoffMaxSeconds: maximum,
-                          logLevel: level)
+        var config = SiloConfig(siloID: id, coordinator: address, identityKeyPath: identity, privacyLedgerPath: ledger,
+                                 maxEpsilon: maxEpsilon, policy: policy, maskedJournalPath: journal, data: data, datasetName: name,
+                                 classCount: classes, threads: threads, backoffInitialSeconds: initial, backoffMaxSeconds: maximum,
+                                 logLevel: level)
+        config.tlsIdentityPath = tlsIdentity
+        config.insecure = insecure
+        return config
     }
 }
 

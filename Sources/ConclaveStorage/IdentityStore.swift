@@ -19,6 +19,11 @@ extension CoordinatorStore {
         public var serial: String
         public var notBefore: Double
         public var notAfter: Double
+        public init(serial: String, notBefore: Double, notAfter: Double) {
+            self.serial = serial
+            self.notBefore = notBefore
+            self.notAfter = notAfter
+        }
     }
 
     /// A new one-time token for an identity (created pending, or kept as it is when enrolled again after

@@ -4,16 +4,29 @@ import Foundation
 import Testing
 
 /// Real `conclave-coordinator`, `conclave-client` and `conclave` processes for end-to-end tests, each
-/// logging to a file in the test's directory.
+/// logging to a file in the test's directory. By default over mutual TLS, the way a user sets it up: the CA
+/// from `conclave ca init`, every CLI call with the first operator's identity, and every agent enrolled
+/// through `conclave silo add` and `conclave-client enroll` before it starts.
 final class Cluster: @unchecked Sendable {
     let dir: String
     let port: Int
+    let enrolPort: Int
+    let tls: Bool
     private(set) var processes: [String: Process] = [:]
 
-    init(dir: String) throws {
+    init(dir: String, tls: Bool = true) throws {
         self.dir = dir
         self.port = try Cluster.freePort()
+        self.enrolPort = try Cluster.freePort()
+        self.tls = tls
+        if tls {
+            let made = try cli(["ca", "init", "--federation", "test", "--dir", "\(dir)/pki"])
+            guard made.status == 0 else { throw TestFailure("conclave ca init failed: \(made.err)") }
+        }
     }
+
+    /// The first operator's identity (made by `conclave ca init`).
+    var operatorIdentity: String { "\(dir)/pki/operators/admin" }
 
     var address: String { "127.0.0.1:\(port)" }
 
@@ -52,6 +65,9 @@ final class Cluster: @unchecked Sendable {
     }
 
     func start(_ name: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        if tls, executable == "conclave-client", let i = arguments.firstIndex(of: "--config"), i + 1 < arguments.count {
+            try enrolIfNeeded(config: arguments[i + 1])
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try Cluster.executable(executable))
         p.arguments = arguments
@@ -75,10 +91,12 @@ final class Cluster: @unchecked Sendable {
 
     func startCoordinator(environment: [String: String] = [:], database: String = "coordinator.sqlite",
                           checkpoints: String = "checkpoints") throws {
+        let security = tls ? "[tls]\ndir = \"pki\"\nenrol_listen = \"127.0.0.1:\(enrolPort)\"" : ""
         try write("coordinator.toml", """
             [server]
             listen = "\(address)"
-            insecure = true
+            \(tls ? "" : "insecure = true")
+            \(security)
             [storage]
             database = "\(database)"
             checkpoints = "\(checkpoints)"
@@ -114,11 +132,20 @@ final class Cluster: @unchecked Sendable {
         processes = [:]
     }
 
-    /// Runs `conclave ARGS` to completion; returns (status, stdout, stderr).
-    func cli(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    /// Runs `conclave ARGS` to completion (as the first operator when over TLS, unless the environment
+    /// says otherwise); returns (status, stdout, stderr).
+    func cli(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+        try run("conclave", arguments, environment: environment)
+    }
+
+    func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Cluster.executable("conclave"))
+        p.executableURL = URL(fileURLWithPath: try Cluster.executable(executable))
         p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        if tls { env["CONCLAVE_IDENTITY"] = operatorIdentity }
+        env.merge(environment) { $1 }
+        p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -139,9 +166,33 @@ final class Cluster: @unchecked Sendable {
 }
 
 extension Cluster {
+    /// Enrols the silo a config names, unless its TLS identity exists: `conclave silo add` (retried until the
+    /// coordinator listens), then `conclave-client enroll` with the bundle.
+    func enrolIfNeeded(config: String) throws {
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        guard !text.contains("insecure = true"),
+              let line = text.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("id = ") }) else { return }
+        let id = line.split(separator: "\"").dropFirst().first.map(String.init) ?? ""
+        let configDir = (config as NSString).deletingLastPathComponent
+        guard !FileManager.default.fileExists(atPath: "\(configDir)/\(id).tls/cert.pem") else { return }
+        let bundle = "\(dir)/\(id).enrol.json"
+        _ = try waitFor("the coordinator to mint a bundle for \(id)", timeout: 30) { () -> Bool? in
+            let r = try cli(["silo", "add", id, "--out", bundle, "--coordinator", address])
+            return r.status == 0 ? true : nil
+        }
+        let enrolled = try run("conclave-client", ["enroll", "--config", config, "--bundle", bundle])
+        guard enrolled.status == 0 else { throw TestFailure("enrolment of \(id) failed: \(enrolled.err)\(enrolled.out)") }
+    }
+
     /// Starts agent `silo-i` on 90 synthetic points (8 features, 3 classes) in a CSV file. Three-silo test
     /// federations have a Shamir threshold of 2, so these silos accept sums of two (the default asks for 3).
     func startBlobSilo(_ i: Int, extra: String = "") throws {
+        try writeBlobSilo(i, extra: extra)
+        try start("silo\(i)", "conclave-client", ["--config", "\(dir)/silo\(i).toml"])
+    }
+
+    /// Writes agent `silo-i`'s data and config and enrols it (over TLS), without starting it.
+    func writeBlobSilo(_ i: Int, extra: String = "") throws {
         let data = Fixtures.blobs(count: 90, seed: UInt64(10 + i))
         var csv = (0..<8).map { "f\($0)" }.joined(separator: ",") + ",label\n"
         for r in 0..<data.count {
@@ -163,7 +214,7 @@ extension Cluster {
             min_silos_in_aggregate = 2
             \(extra)
             """)
-        try start("silo\(i)", "conclave-client", ["--config", "\(dir)/silo\(i).toml"])
+        if tls { try enrolIfNeeded(config: "\(dir)/silo\(i).toml") }
     }
 
     func waitFor<T>(_ what: String, timeout: Double, _ poll: () throws -> T?) throws -> T {

@@ -41,6 +41,7 @@ import Testing
 
     /// Starts the federation with the coordinator set to die at `point`; returns once it died and was restarted.
     func crashAndRestart(at point: String, cluster: Cluster) throws -> String {
+        try enrolFirst(cluster)
         try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": point])
         try cluster.write("run.toml", Self.spec)
         let started = try waitFor("the coordinator to accept the run", timeout: 30) {
@@ -76,6 +77,7 @@ import Testing
     @Test(.timeLimit(.minutes(5))) func aGracefulStopMidRoundResumesTheAttempt() throws {
         let cluster = try Cluster(dir: Fixtures.temporaryDirectory("conclave-term"))
         defer { cluster.stopAll() }
+        try enrolFirst(cluster)
         try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": "term@masked-input"])
         try cluster.write("run.toml", Self.spec.replacingOccurrences(of: "min_silos = 2", with: "min_silos = 3"))
         let started = try waitFor("the coordinator to accept the run", timeout: 30) {
@@ -96,6 +98,13 @@ import Testing
         try checkInvariants(cluster: cluster, runID: runID, crashedAt: "masked-input")
         // The stop broke the silos' streams (they resumed) rather than telling them the round was over.
         for i in 0..<3 { #expect(!cluster.log("silo\(i)").contains("ended without this update"), "silo\(i)") }
+    }
+
+    /// The silos enrol with a coordinator that has no crash point set (enrolment is not what is crashed here).
+    func enrolFirst(_ cluster: Cluster) throws {
+        try cluster.startCoordinator()
+        for i in 0..<3 { try cluster.writeBlobSilo(i) }
+        #expect(try cluster.stop("coordinator") == 0)
     }
 
     func checkInvariants(cluster: Cluster, runID: String, crashedAt point: String) throws {

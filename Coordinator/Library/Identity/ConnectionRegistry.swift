@@ -1,0 +1,63 @@
+import ConclaveIdentity
+import NIOCore
+import NIOSSL
+import NIOTLS
+import Synchronization
+import SwiftASN1
+import X509
+
+/// Live TLS connections by the identity their certificate names, so revocation can close them at once
+/// (closing the connection ends every stream on it; a secure round then treats the silo as dropped).
+final class ConnectionRegistry: Sendable {
+    private let live = Mutex<[PeerIdentity: [ObjectIdentifier: any Channel]]>([:])
+
+    /// The transport's accept hook: a tracker after the TLS handler learns the peer when the handshake ends.
+    func install(on channel: any Channel) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            let ssl = try channel.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
+            try channel.pipeline.syncOperations.addHandler(PeerTracker(registry: self), position: .after(ssl))
+        }
+    }
+
+    func add(_ identity: PeerIdentity, _ channel: any Channel) {
+        live.withLock { $0[identity, default: [:]][ObjectIdentifier(channel)] = channel }
+    }
+
+    func remove(_ channel: any Channel) {
+        live.withLock { map in
+            for key in map.keys { map[key]?[ObjectIdentifier(channel)] = nil }
+        }
+    }
+
+    /// Closes every connection of `identity`; returns how many.
+    func close(_ identity: PeerIdentity) -> Int {
+        let channels = live.withLock { $0.removeValue(forKey: identity).map { Array($0.values) } ?? [] }
+        for channel in channels { channel.close(promise: nil) }
+        return channels.count
+    }
+
+    var count: Int { live.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+}
+
+/// Records the connection under its peer's identity once TLS is established; forgets it when it closes.
+final class PeerTracker: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let registry: ConnectionRegistry
+
+    init(registry: ConnectionRegistry) { self.registry = registry }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls,
+           let nio = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
+           let der = try? nio.toDERBytes(), let leaf = try? Certificate(derEncoded: der),
+           let identity = PeerIdentity(certificate: leaf) {
+            registry.add(identity, context.channel)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        registry.remove(context.channel)
+        context.fireChannelInactive()
+    }
+}
