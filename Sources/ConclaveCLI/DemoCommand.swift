@@ -30,6 +30,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Privacy budget ε (record: each silo's own; central: the run's), at δ = --delta.") var epsilon = 3.0
     @Option(help: "δ of the privacy guarantee.") var delta = 1e-5
     @Flag(help: "Print the summary as one JSON object (progress goes to standard error).") var json = false
+    @Flag(help: "Plaintext gRPC with nobody authenticated (default: a federation CA and mutual TLS, every silo enrolled).")
+    var insecure = false
 
     func validate() throws {
         guard silos >= 1, silos <= 64 else { throw ValidationError("--silos must be between 1 and 64") }
@@ -59,16 +61,21 @@ struct DemoCommand: AsyncParsableCommand {
         let start = clock.now
         let setup = try DemoSetup(workdir: workdir, dataDir: dataDir, silos: silos, rounds: rounds,
                                   localEpochs: localEpochs ?? (privacy == .record ? 1 : 2), hidden: hiddenWidths!, alpha: alpha, seed: seed,
-                                  secureAggregation: secureAggregation, privacy: privacy, epsilon: epsilon, delta: delta)
+                                  secureAggregation: secureAggregation, privacy: privacy, epsilon: epsilon, delta: delta,
+                                  insecure: insecure)
         say("conclave demo: \(silos) silos, Dirichlet α=\(alpha), \(rounds) rounds, mlp 784-\(hidden)-10, "
             + "secure aggregation \(secureAggregation ? "on" : "off"), privacy \(privacy.summary(epsilon: epsilon, delta: delta)), "
+            + (insecure ? "PLAINTEXT (--insecure), " : "mutual TLS (federation CA in pki/, every silo enrolled by one-time bundle), ")
             + "work directory \(setup.root)")
         try setup.writeSiloData(log: say)
         let supervisor = ProcessSupervisor(logDirectory: setup.path("logs"))
         defer { supervisor.stopAll() }
         let address = try await setup.startCoordinator(supervisor)
-        try setup.startAgents(supervisor, coordinator: address)
-        let target = try CoordinatorOption.parse(["--coordinator", address])
+        let target = try CoordinatorOption.parse(["--coordinator", address] + (setup.operatorIdentity.map { ["--identity", $0] } ?? []))
+        try setup.writeAgentConfigs(coordinator: address)
+        try await setup.enrolAgents(supervisor, coordinator: address, target: target)
+        if !insecure { say("\(silos) silos enrolled: each made its own key and got a certificate for its id (bundles in silos/*/enrol.json)") }
+        try setup.startAgents(supervisor)
         let specText = try String(contentsOfFile: setup.path("run.toml"), encoding: .utf8)
         let started = try await callAdmin(target) { admin in
             try await admin.startRun(.with { $0.specToml = specText; $0.specName = "run.toml" })

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConclaveLearning
+import ConclaveIdentity
 import Foundation
 
 /// Lays out the demo's work directory: each silo's private data file and config, the coordinator's config,
@@ -17,10 +18,13 @@ struct DemoSetup {
     let privacy: DemoPrivacy
     let epsilon: Double
     let delta: Double
+    /// Plaintext (`--insecure`); by default the demo makes a federation CA and enrols every silo over mutual TLS.
+    let insecure: Bool
     static let marker = ".conclave-demo"
 
     init(workdir: String, dataDir: String, silos: Int, rounds: Int, localEpochs: Int, hidden: [Int], alpha: Double,
-         seed: Int, secureAggregation: Bool, privacy: DemoPrivacy = .none, epsilon: Double = 3, delta: Double = 1e-5) throws {
+         seed: Int, secureAggregation: Bool, privacy: DemoPrivacy = .none, epsilon: Double = 3, delta: Double = 1e-5,
+         insecure: Bool = false) throws {
         let fm = FileManager.default
         root = URL(fileURLWithPath: workdir).standardizedFileURL.path
         self.dataDir = dataDir
@@ -34,6 +38,7 @@ struct DemoSetup {
         self.privacy = privacy
         self.epsilon = epsilon
         self.delta = delta
+        self.insecure = insecure
         if fm.fileExists(atPath: root) {
             let contents = (try? fm.contentsOfDirectory(atPath: root)) ?? []
             guard contents.isEmpty || contents.contains(Self.marker) else {
@@ -68,12 +73,27 @@ struct DemoSetup {
             for j in indices { histogram[Int(labels.bytes[j])] += 1 }
             log("silo-\(i + 1): \(indices.count) examples, per label \(histogram.map(String.init).joined(separator: " "))")
         }
+        let transport = insecure ? """
+            # --insecure: plaintext gRPC, nobody authenticated.
+            insecure = true
+            """ : """
+
+            # Mutual TLS: the federation CA, this coordinator's certificate and the operator's identity are in pki/
+            # (made as 'conclave ca init' does); silos enrol through one-time bundles on the enrolment listener.
+            [tls]
+            dir = "pki"
+            enrol_listen = "127.0.0.1:0"
+            """
+        if !insecure {
+            _ = try FederationSetup.create(federation: "demo", dir: path("pki"), hosts: ["localhost", "127.0.0.1"],
+                                           operator: "admin", days: 30)
+        }
         try write("coordinator.toml", """
-            # Demo coordinator: plaintext gRPC on loopback, state in SQLite next to this file.
+            # Demo coordinator on loopback, state in SQLite next to this file.
             [server]
             listen = "127.0.0.1:0"
-            insecure = true
             address_file = "coordinator.addr"
+            \(transport)
 
             [storage]
             database = "coordinator.sqlite"
@@ -170,7 +190,23 @@ struct DemoSetup {
         throw CLIError("the coordinator did not start within 60 s; see \(path("logs/coordinator.log"))")
     }
 
-    func startAgents(_ supervisor: ProcessSupervisor, coordinator: String) throws {
+    /// The operator identity the demo's CLI calls use (none with --insecure).
+    var operatorIdentity: String? { insecure ? nil : path("pki/operators/admin") }
+
+    /// Over mutual TLS every silo enrols as a silo operator would: a one-time bundle from the coordinator
+    /// (`conclave silo add`), then `conclave-client enroll` makes the silo's key and stores its certificate.
+    func enrolAgents(_ supervisor: ProcessSupervisor, coordinator: String, target: CoordinatorOption) async throws {
+        guard !insecure else { return }
+        for i in 1...silos {
+            let bundle = try await mintBundle(role: "silo", name: "silo-\(i)", dataset: "fashion-mnist", tokenHours: 1, target: target)
+            let file = path("silos/silo-\(i)/enrol.json")
+            try IdentityDirectory.writePrivate(String(decoding: try bundle.encoded(), as: UTF8.self), to: file)
+            try supervisor.runToCompletion(name: "enrol-silo-\(i)", executable: "conclave-client",
+                                           arguments: ["enroll", "--config", path("silos/silo-\(i)/silo.toml"), "--bundle", file])
+        }
+    }
+
+    func writeAgentConfigs(coordinator: String) throws {
         for i in 1...silos {
             let dir = "silos/silo-\(i)"
             try write("\(dir)/silo.toml", """
@@ -178,6 +214,7 @@ struct DemoSetup {
                 [silo]
                 id = "silo-\(i)"
                 coordinator = "\(coordinator)"
+                \(insecure ? "insecure = true" : "# TLS identity (cert.pem, key.pem, ca.pem): silo-\(i).tls/, written by 'conclave-client enroll'")
 
                 [data]
                 format = "idx"
@@ -194,8 +231,13 @@ struct DemoSetup {
                 require_secure_aggregation = \(secureAggregation)
                 min_silos_in_aggregate = \(silos <= 3 ? 2 : 3)
                 """)
+        }
+    }
+
+    func startAgents(_ supervisor: ProcessSupervisor) throws {
+        for i in 1...silos {
             try supervisor.launch(name: "silo-\(i)", executable: "conclave-client",
-                                  arguments: ["--config", path("\(dir)/silo.toml")])
+                                  arguments: ["--config", path("silos/silo-\(i)/silo.toml")])
         }
     }
 }

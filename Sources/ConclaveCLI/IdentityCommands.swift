@@ -26,35 +26,46 @@ struct CACommand: AsyncParsableCommand {
         @Option(help: "Lifetime of the coordinator's and the operator's certificates, in days.") var days = 30.0
 
         func run() throws {
-            let files = (ca: dir + "/ca.pem", caKey: dir + "/ca.key", cert: dir + "/coordinator.pem", key: dir + "/coordinator.key")
-            guard !FileManager.default.fileExists(atPath: files.caKey) else {
-                throw CLIError("\(files.caKey) exists: this directory already holds a federation CA (remove it only if you mean to replace every identity)")
-            }
             guard PeerIdentity.isValidName(`operator`) else { throw ValidationError("--operator must be 1–128 letters, digits, '-', '_' or '.'") }
             guard days > 0, days <= 3650 else { throw ValidationError("--days must be above 0 and at most 3650") }
-            let ca = try FederationCA.create(federation: federation)
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try IdentityDirectory.writePrivate(ca.keyPEM, to: files.caKey)
-            let caPEM = try ca.certificate.serializeAsPEM().pemString
-            try Data(caPEM.utf8).write(to: URL(fileURLWithPath: files.ca), options: .atomic)
-
-            let serverKey = P256.Signing.PrivateKey()
-            let server = try ca.issue(publicKey: Certificate.PublicKey(serverKey.publicKey),
-                                      for: PeerIdentity(federation: federation, role: .coordinator, name: "coordinator"),
-                                      lifetime: days * 86_400, hosts: hosts.isEmpty ? ["localhost", "127.0.0.1"] : hosts)
-            try IdentityDirectory.writePrivate(serverKey.pemRepresentation, to: files.key)
-            try Data(server.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: files.cert), options: .atomic)
-
-            let operatorKey = P256.Signing.PrivateKey()
-            let identity = PeerIdentity(federation: federation, role: .operator, name: `operator`)
-            let certificate = try ca.issue(publicKey: Certificate.PublicKey(operatorKey.publicKey), for: identity, lifetime: days * 86_400)
-            let operatorDir = IdentityDirectory(path: dir + "/operators/" + `operator`)
-            try operatorDir.store(certificate: certificate, key: operatorKey, caPEM: caPEM)
+            let made = try FederationSetup.create(federation: federation, dir: dir, hosts: hosts.isEmpty ? ["localhost", "127.0.0.1"] : hosts,
+                                                  operator: `operator`, days: days)
             print("federation '\(federation)' created in \(dir)")
-            print("  CA:           \(files.ca) (key \(files.caKey), mode 0600)")
-            print("  coordinator:  \(files.cert) for \(hosts.isEmpty ? "localhost, 127.0.0.1" : hosts.joined(separator: ", "))")
-            print("  operator:     \(operatorDir.path) (\(identity.uri)); use it with --identity \(operatorDir.path)")
+            print("  CA:           \(dir)/ca.pem (key \(dir)/ca.key, mode 0600)")
+            print("  coordinator:  \(dir)/coordinator.pem for \(hosts.isEmpty ? "localhost, 127.0.0.1" : hosts.joined(separator: ", "))")
+            print("  operator:     \(made.operatorDirectory.path) (\(made.operatorIdentity.uri)); use it with --identity \(made.operatorDirectory.path)")
         }
+    }
+}
+
+/// What `conclave ca init` (and the demo) lays out: the CA and its key (0600), the coordinator's certificate
+/// and key, and the first operator's identity directory under `operators/NAME`.
+enum FederationSetup {
+    static func create(federation: String, dir: String, hosts: [String], operator name: String,
+                       days: Double) throws -> (operatorDirectory: IdentityDirectory, operatorIdentity: PeerIdentity) {
+        let files = (ca: dir + "/ca.pem", caKey: dir + "/ca.key", cert: dir + "/coordinator.pem", key: dir + "/coordinator.key")
+        guard !FileManager.default.fileExists(atPath: files.caKey) else {
+            throw CLIError("\(files.caKey) exists: this directory already holds a federation CA (remove it only if you mean to replace every identity)")
+        }
+        let ca = try FederationCA.create(federation: federation)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try IdentityDirectory.writePrivate(ca.keyPEM, to: files.caKey)
+        let caPEM = try ca.certificate.serializeAsPEM().pemString
+        try Data(caPEM.utf8).write(to: URL(fileURLWithPath: files.ca), options: .atomic)
+
+        let serverKey = P256.Signing.PrivateKey()
+        let server = try ca.issue(publicKey: Certificate.PublicKey(serverKey.publicKey),
+                                  for: PeerIdentity(federation: federation, role: .coordinator, name: "coordinator"),
+                                  lifetime: days * 86_400, hosts: hosts)
+        try IdentityDirectory.writePrivate(serverKey.pemRepresentation, to: files.key)
+        try Data(server.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: files.cert), options: .atomic)
+
+        let operatorKey = P256.Signing.PrivateKey()
+        let identity = PeerIdentity(federation: federation, role: .operator, name: name)
+        let certificate = try ca.issue(publicKey: Certificate.PublicKey(operatorKey.publicKey), for: identity, lifetime: days * 86_400)
+        let operatorDir = IdentityDirectory(path: dir + "/operators/" + name)
+        try operatorDir.store(certificate: certificate, key: operatorKey, caPEM: caPEM)
+        return (operatorDir, identity)
     }
 }
 
@@ -145,7 +156,8 @@ struct UserCommand: AsyncParsableCommand {
     }
 }
 
-func addIdentity(role: String, name: String, dataset: String, tokenHours: Double?, out: String?, target: CoordinatorOption) async throws {
+/// Asks the coordinator for a one-time token and returns the bundle to hand over.
+func mintBundle(role: String, name: String, dataset: String, tokenHours: Double?, target: CoordinatorOption) async throws -> EnrolmentBundle {
     let address = try target.address()
     let identity = try target.identityDirectory()
     let reply: Conclave_V1_AddIdentityReply
@@ -161,15 +173,19 @@ func addIdentity(role: String, name: String, dataset: String, tokenHours: Double
     } catch let error as RPCError {
         throw CLIError(describe(error, address: address, identity: identity))
     }
-    let bundle = EnrolmentBundle(federation: reply.federation, coordinator: "\(address.host):\(address.port)",
-                                 enrolment: reply.enrolmentAddress, role: role, name: name, token: reply.token,
-                                 tokenExpiresAt: reply.tokenExpiresAt, caPEM: reply.caPem)
-    let data = try bundle.encoded()
+    return EnrolmentBundle(federation: reply.federation, coordinator: "\(address.host):\(address.port)",
+                           enrolment: reply.enrolmentAddress, role: role, name: name, token: reply.token,
+                           tokenExpiresAt: reply.tokenExpiresAt, caPEM: reply.caPem)
+}
+
+func addIdentity(role: String, name: String, dataset: String, tokenHours: Double?, out: String?, target: CoordinatorOption) async throws {
+    let bundle = try await mintBundle(role: role, name: name, dataset: dataset, tokenHours: tokenHours, target: target)
+    let text = String(decoding: try bundle.encoded(), as: UTF8.self)
     if let out {
-        try IdentityDirectory.writePrivate(String(decoding: data, as: UTF8.self), to: out)
-        printError("enrolment bundle for \(reply.identity) written to \(out) (one use, expires \(Date(timeIntervalSince1970: reply.tokenExpiresAt)))")
+        try IdentityDirectory.writePrivate(text, to: out)
+        printError("enrolment bundle for \(role) '\(name)' written to \(out) (one use, expires \(Date(timeIntervalSince1970: bundle.tokenExpiresAt)))")
     }
-    print(String(decoding: data, as: UTF8.self))
+    print(text)
 }
 
 func revokeIdentity(role: String, name: String, target: CoordinatorOption) async throws {

@@ -47,6 +47,25 @@ final class ProcessSupervisor: @unchecked Sendable {
         }
     }
 
+    /// Runs a short-lived command to completion (its output in the log directory); throws with its log's tail
+    /// when it fails.
+    func runToCompletion(name: String, executable: String, arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.locate(executable))
+        process.arguments = arguments
+        let logPath = "\(logDirectory)/\(name).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw CLIError("\(name) failed (status \(process.terminationStatus)): \(text.suffix(400))")
+        }
+    }
+
     /// SIGTERM to every child (agents first), then wait up to 10 s each, then SIGKILL.
     func stopAll() {
         let all = lock.withLock { () -> [(name: String, process: Process)] in
