@@ -147,7 +147,7 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "EndToEndTests",
                     dependencies: ["ConclaveCoordinator", "ConclaveAgent", "ConclaveAdminClient", "ConclaveWireConversions",
-                                   "ConclaveSupport", "ConclaveTesting", "ConclaveLearning", grpcCore, grpcHTTP2, swiftProtobuf, grdb],
+                                   "ConclaveSupport", "ConclaveIdentity", "ConclaveTesting", "ConclaveLearning", x509, asn1, crypto, grpcCore, grpcHTTP2, swiftProtobuf, grdb],
                     swiftSettings: settings),
     ]
 )

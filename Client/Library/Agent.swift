@@ -5,6 +5,7 @@ public import ConclaveLearning
 import ConclaveWire
 import ConclaveAdminClient
 import ConclaveIdentity
+import Synchronization
 import X509
 import ConclaveSupport
 import ConclaveWireConversions
@@ -26,6 +27,8 @@ public struct Agent: Sendable {
     /// Rounds this silo already sent a masked input for (never masked into a second sum).
     let journal: MaskedInputJournal
     let logger: Logger
+    /// When renewal last failed: the agent keeps its connection (and certificate) for a minute before trying again.
+    let renewalFailedAt = SharedTime()
 
     public init(config: SiloConfig, data: Dataset, identity: Ed25519KeyPair, logger: Logger) throws(FederationError) {
         self.config = config
@@ -50,7 +53,10 @@ public struct Agent: Sendable {
                 await renewIfDue()
                 let transport = try HTTP2ClientTransport.Posix(
                     target: .ipv4(address: config.coordinator.host, port: config.coordinator.port),
-                    transportSecurity: config.insecure ? .plaintext : ClientTLS.mutual(IdentityDirectory(path: config.tlsIdentityPath)))
+                    transportSecurity: config.insecure ? .plaintext : ClientTLS.mutual(IdentityDirectory(path: config.tlsIdentityPath)),
+                    // Fail fast rather than queue calls while the connection is down (refused certificate,
+                    // coordinator restarting): the agent's own loop backs off, logs and renews.
+                    serviceConfig: ServiceConfig(methodConfig: [MethodConfig(names: [.init(service: "")], waitForReady: false)]))
                 try await withGRPCClient(transport: transport) { client in
                     let federation = Conclave_V1_Federation.Client(wrapping: client)
                     try await serve(federation, resetBackoff: { backoff = config.backoffInitialSeconds })
@@ -75,13 +81,14 @@ public struct Agent: Sendable {
     func renewIfDue(now: Date = Date()) async {
         guard !config.insecure else { return }
         let directory = IdentityDirectory(path: config.tlsIdentityPath)
-        guard directory.needsRenewal(now: now) else { return }
+        guard directory.needsRenewal(now: now), renewalFailedAt.withLock({ now.timeIntervalSince1970 - $0 > 60 }) else { return }
         do {
             let certificate = try await EnrolmentClient.renew(address: config.coordinator, directory: directory)
             logger.notice("certificate renewed", metadata: ["serial": "\(certificate.serialHex)",
                                                             "not_after": "\(certificate.notValidAfter)"])
         } catch {
-            logger.warning("cannot renew the certificate; retrying at the next connection", metadata: ["error": "\(error)"])
+            renewalFailedAt.withLock { $0 = now.timeIntervalSince1970 }
+            logger.warning("cannot renew the certificate; retrying in a minute", metadata: ["error": "\(error)"])
         }
     }
 
@@ -93,6 +100,9 @@ public struct Agent: Sendable {
                        resetBackoff: () -> Void) async throws {
         var lastWaitReason = ""
         while !Task.isCancelled {
+            // Renewal is due: leave this connection; the next one renews first and presents the new certificate.
+            if !config.insecure, renewalFailedAt.withLock({ Date().timeIntervalSince1970 - $0 > 60 }),
+               IdentityDirectory(path: config.tlsIdentityPath).needsRenewal() { return }
             let task = try await fetch(federation)
             resetBackoff()
             switch task {
@@ -256,7 +266,9 @@ public struct Agent: Sendable {
             guard let outcome = try await SecureExchange.run(federation, silo: silo.proto, runID: task.runID,
                                                              round: Int(task.round), session: session, stats: stats,
                                                              journal: journal, minSurvivors: config.policy.minSilosInAggregate,
-                                                             identity: identity)
+                                                             identity: identity, interrupted: { [logger] error in
+                logger.warning("secure stream broke; resuming the attempt", metadata: ["round": "\(task.round)", "error": "\(error.message)"])
+            })
             else { return }
             let meta: Logger.Metadata = ["round": "\(task.round)", "loss": "\(result.trainLoss)",
                                          "seconds": "\(result.seconds)", "unmasked": "\(outcome.unmasked)",
@@ -274,4 +286,10 @@ public struct Agent: Sendable {
             logger.warning("secure round ended early", metadata: ["round": "\(task.round)", "reason": "\(error.message)"])
         }
     }
+}
+
+/// A time shared by the copies of the agent value.
+final class SharedTime: Sendable {
+    private let value = Mutex<Double>(0)
+    func withLock<T>(_ body: (inout Double) -> T) -> T { value.withLock { body(&$0) } }
 }

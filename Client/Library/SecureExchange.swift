@@ -45,7 +45,7 @@ public enum SecureExchange {
         _ federation: Conclave_V1_Federation.Client<Transport>, silo: Conclave_V1_SiloDescription, runID: String,
         round: Int, session: SecureSiloSession, stats: RoundStateMachine.Contribution, dropAfter: DropPoint? = nil,
         journal: MaskedInputJournal? = nil, minSurvivors: Int = 1, identity: Ed25519KeyPair? = nil,
-        resumeSeconds: Double = 60
+        resumeSeconds: Double = 60, interrupted: @Sendable (RPCError) -> Void = { _ in }
     ) async throws -> Outcome? {
         let atJoin = session
         var current = session
@@ -72,6 +72,7 @@ public enum SecureExchange {
                                         journal: journal, minSurvivors: minSurvivors)
             } catch let error as RPCError where box.joined && identity != nil && isTransient(error) && ContinuousClock.now < deadline {
                 // The coordinator went away mid-round: continue the same attempt once it is back.
+                interrupted(error)
                 try await Task.sleep(for: wait)
                 wait = min(wait * 2, .seconds(2))
                 let context = atJoin.task.context

@@ -47,7 +47,8 @@ struct Serve: AsyncParsableCommand {
                                              revokedIdentities: revoked.identities)
                 authority = IdentityAuthority(pki: pki, store: driver.store, certificateSeconds: tls.certificateSeconds,
                                               tokenSeconds: tls.tokenSeconds,
-                                              enrolmentAddress: "\(tls.enrolListen.host):\(tls.enrolListen.port)", logger: logger)
+                                              enrolmentAddress: "\(tls.enrolListen.host):\(tls.enrolListen.port)", logger: logger,
+                                              siloRevoked: { [driver] silo in await driver.siloRevoked(silo) })
             } catch let error as IdentityError {
                 logger.critical("cannot start", metadata: ["error": "\(error.message)"])
                 throw ExitCode.failure

@@ -169,7 +169,7 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
         guard mutualTLS else { return }
         guard let certified, certified == silo else {
             throw FederationError(.permissionDenied,
-                "this connection's certificate is silo '\(certified ?? "?")'; it cannot speak for silo '\(WireCheck.preview(silo))'")
+                "this connection's certificate is silo '\(certified ?? "?")'; it cannot speak for silo \(WireCheck.preview(silo))")
         }
     }
 

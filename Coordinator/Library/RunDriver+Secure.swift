@@ -88,6 +88,19 @@ extension RunDriver {
         handle(event)
     }
 
+    /// The silo's identity was revoked: it is never selected again, and a secure round in flight counts it as
+    /// dropped now rather than at the phase timeout.
+    public func siloRevoked(_ silo: String) {
+        guard machine != nil, !stopping else { return }
+        var joined = false
+        if case .collecting(let open)? = machine?.state, let secure = open.secure { joined = secure.joined(silo) }
+        let event = machine!.revoke(silo, now: WallClock.now())
+        // Replayed after a crash as the same step: a drop if it had joined, a decline if not.
+        logAttempt([.with { $0.silo = silo; if joined { $0.left = true } else { $0.declined = true } }])
+        logger.info("revoked silo is no longer selected", metadata: ["silo": "\(silo)"])
+        handle(event)
+    }
+
     /// The 32-bit words a masked input for this secure round must have; refuses closed rounds early.
     public func expectedMaskedLength(runID: String, round: Int) throws(FederationError) -> Int {
         guard let m = machine, m.runID == runID, case .collecting(let open) = m.state, open.number == round,

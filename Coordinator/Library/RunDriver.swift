@@ -172,12 +172,15 @@ public actor RunDriver {
 
     public func requestWork(from silo: SiloInfo) throws(FederationError) -> Work {
         try checkMember(silo)
+        // Enrolled identities are only read, so the key is checked at once, run or no run; trust on first
+        // use (plaintext) stores the key, so it waits until the run admitted the silo.
+        if config.tls != nil { try checkIdentity(silo, now: WallClock.now()) }
         guard !stopping else { return .wait("the coordinator is shutting down") }
         if machine == nil { resume() }
         guard machine != nil else { return .wait("no run is active") }
         let now = WallClock.now()
         try machine!.admit(silo)  // data that cannot train this run: refused before anything is stored
-        try checkIdentity(silo, now: now)
+        if config.tls == nil { try checkIdentity(silo, now: now) }
         let wasOpen = machine?.openRoundNumber
         let decision = try machine!.requestWork(from: silo, now: now)
         recordSilo(silo, now: now)

@@ -95,6 +95,16 @@ extension RoundStateMachine {
         return advance(open, step, now: now)
     }
 
+    /// The silo's identity was revoked: never selected again, and not waited for in the secure round in
+    /// flight (dropped if it joined, as if it had declined if not).
+    public mutating func revoke(_ silo: String, now: Double) -> Event {
+        forget(silo)
+        guard case .collecting(var open) = state, open.secure?.tasks[silo] != nil else { return .none }
+        state = .waitingForSilos
+        let step = open.secure!.joined(silo) ? open.secure!.leave(silo, now: now) : open.secure!.decline(silo, now: now)
+        return advance(open, step, now: now)
+    }
+
     mutating func advance(_ open: OpenRound, _ step: SecureRound.Step, now: Double) -> Event {
         state = .collecting(open)
         guard let secure = open.secure else { return .none }

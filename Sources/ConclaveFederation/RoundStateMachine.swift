@@ -219,6 +219,11 @@ public struct RoundStateMachine: Sendable {
         }
     }
 
+    /// A silo that may no longer take part (its identity was revoked): no longer live, so never selected again.
+    public mutating func forget(_ silo: String) {
+        lastSeen[silo] = nil
+    }
+
     /// Silos seen within the liveness window that have described themselves (polled) to this process.
     public func liveSilos(now: Double) -> [String] {
         lastSeen.filter { now - $0.value <= livenessSeconds && known[$0.key] != nil }.keys.sorted()

@@ -15,7 +15,8 @@ public struct FederationCA: Sendable {
     public static let lifetime: TimeInterval = 10 * 365 * 86_400
     /// Issued certificates: 30 days unless configured otherwise; renewed after two-thirds of it.
     public static let defaultCertificateLifetime: TimeInterval = 30 * 86_400
-    /// Clock skew tolerated between the CA and its peers.
+    /// Clock skew tolerated between the CA and its peers (a tenth of the lifetime for short-lived
+    /// certificates, so that renewal at two-thirds of the validity stays meaningful).
     static let backdate: TimeInterval = 300
 
     /// A new CA for `federation`.
@@ -105,7 +106,7 @@ public struct FederationCA: Sendable {
             let caKeyID = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier
             return try Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
-                notValidBefore: now - Self.backdate, notValidAfter: now + lifetime,
+                notValidBefore: now - min(Self.backdate, lifetime / 10), notValidAfter: now + lifetime,
                 issuer: certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
                 extensions: try Certificate.Extensions {
                     Critical(BasicConstraints.notCertificateAuthority)

@@ -90,8 +90,8 @@ final class Cluster: @unchecked Sendable {
     }
 
     func startCoordinator(environment: [String: String] = [:], database: String = "coordinator.sqlite",
-                          checkpoints: String = "checkpoints") throws {
-        let security = tls ? "[tls]\ndir = \"pki\"\nenrol_listen = \"127.0.0.1:\(enrolPort)\"" : ""
+                          checkpoints: String = "checkpoints", tlsExtra: String = "") throws {
+        let security = tls ? "[tls]\ndir = \"pki\"\nenrol_listen = \"127.0.0.1:\(enrolPort)\"\n\(tlsExtra)" : ""
         try write("coordinator.toml", """
             [server]
             listen = "\(address)"

@@ -54,7 +54,7 @@ struct AuthorizationInterceptor: ServerInterceptor {
         guard allowed.contains(identity.role) else {
             throw RPCError(code: .permissionDenied, message:
                 "\(context.descriptor.service.fullyQualifiedService)/\(context.descriptor.method) needs \(Authorization.describe(allowed)); "
-                + "\(identity.name) is a \(identity.role.rawValue)")
+                + "\(identity.name) has the role \(identity.role.rawValue)")
         }
         contacts.touch(identity)
         return try await next(request, context)

@@ -24,9 +24,12 @@ public final class IdentityAuthority: Sendable {
     let connections: ConnectionRegistry
     let contacts: ContactLog
     let logger: Logger
+    /// Told when a silo is revoked (the run driver stops selecting it).
+    let siloRevoked: @Sendable (String) async -> Void
 
     public init(pki: CoordinatorPKI, store: CoordinatorStore, certificateSeconds: Double, tokenSeconds: Double,
-                enrolmentAddress: String, logger: Logger) {
+                enrolmentAddress: String, logger: Logger, siloRevoked: @escaping @Sendable (String) async -> Void = { _ in }) {
+        self.siloRevoked = siloRevoked
         self.pki = pki
         self.store = store
         self.certificateSeconds = certificateSeconds

@@ -30,7 +30,9 @@ struct IdentityService: Conclave_V1_Identity.SimpleServiceProtocol {
     }
 
     func revokeIdentity(request: Conclave_V1_RevokeIdentityRequest, context: ServerContext) async throws -> Conclave_V1_RevokeIdentityReply {
-        try authority.revoke(request)
+        let reply = try authority.revoke(request)
+        if request.role == PeerIdentity.Role.silo.rawValue { await authority.siloRevoked(request.name) }
+        return reply
     }
 
     func listIdentities(request: Conclave_V1_ListIdentitiesRequest, context: ServerContext) async throws -> Conclave_V1_ListIdentitiesReply {
