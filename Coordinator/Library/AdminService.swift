@@ -113,6 +113,19 @@ public struct AdminService: Conclave_V1_Admin.SimpleServiceProtocol {
             }
             return ri
         }
+        i.abandoned = try driver.store.attempts(run: r.id).filter { $0.outcome == "abandoned" }.map { a in
+            .with {
+                $0.round = UInt32(a.round)
+                $0.status = "abandoned"
+                $0.finishedAt = a.at
+                $0.reason = a.reason
+                $0.testAccuracy = .nan
+                $0.testLoss = .nan
+                $0.trainLoss = .nan
+                $0.epsilon = .nan
+                $0.delta = .nan
+            }
+        }
         return i
     }
 }

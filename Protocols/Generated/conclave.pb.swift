@@ -1326,6 +1326,7 @@ public nonisolated struct Conclave_V1_RunInfo: @unchecked Sendable {
   /// Clears the value of `training`. Subsequent reads from it will return its default value.
   public mutating func clearTraining() {_uniqueStorage()._training = nil}
 
+  /// The committed rounds, in order (status "completed"): what the model was built from.
   public var rounds: [Conclave_V1_RoundInfo] {
     get {_storage._rounds}
     set {_uniqueStorage()._rounds = newValue}
@@ -1353,6 +1354,14 @@ public nonisolated struct Conclave_V1_RunInfo: @unchecked Sendable {
     set {_uniqueStorage()._privacy = newValue}
   }
 
+  /// Every attempt of a round that ended without a commit, in the order they ended (status "abandoned"):
+  /// `round`, `finished_at` (when it was given up) and `reason` are set, the other fields are empty. A round
+  /// may be attempted several times; only a committed attempt appears in `rounds`.
+  public var abandoned: [Conclave_V1_RoundInfo] {
+    get {_storage._abandoned}
+    set {_uniqueStorage()._abandoned = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1370,7 +1379,7 @@ public nonisolated struct Conclave_V1_RoundInfo: @unchecked Sendable {
     set {_uniqueStorage()._round = newValue}
   }
 
-  /// "completed" or "abandoned".
+  /// "completed" (in RunInfo.rounds) or "abandoned" (in RunInfo.abandoned).
   public var status: String {
     get {_storage._status}
     set {_uniqueStorage()._status = newValue}
@@ -1455,6 +1464,13 @@ public nonisolated struct Conclave_V1_RoundInfo: @unchecked Sendable {
   public var clipNorm: Double {
     get {_storage._clipNorm}
     set {_uniqueStorage()._clipNorm = newValue}
+  }
+
+  /// Abandoned attempts: why (the deadline passed with too few silos, secure aggregation aborted, the
+  /// coordinator crashed or stopped, a storage fault, ...).
+  public var reason: String {
+    get {_storage._reason}
+    set {_uniqueStorage()._reason = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -3820,7 +3836,7 @@ nonisolated extension Conclave_V1_ListRunsReply: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}name\0\u{1}status\0\u{3}rounds_planned\0\u{3}rounds_completed\0\u{1}model\0\u{1}training\0\u{1}rounds\0\u{3}created_at\0\u{1}message\0\u{3}min_silos\0\u{1}privacy\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}name\0\u{1}status\0\u{3}rounds_planned\0\u{3}rounds_completed\0\u{1}model\0\u{1}training\0\u{1}rounds\0\u{3}created_at\0\u{1}message\0\u{3}min_silos\0\u{1}privacy\0\u{1}abandoned\0")
 
   fileprivate class _StorageClass {
     var _runID: String = String()
@@ -3835,6 +3851,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
     var _message: String = String()
     var _minSilos: UInt32 = 0
     var _privacy: String = String()
+    var _abandoned: [Conclave_V1_RoundInfo] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3857,6 +3874,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
       _message = source._message
       _minSilos = source._minSilos
       _privacy = source._privacy
+      _abandoned = source._abandoned
     }
   }
 
@@ -3887,6 +3905,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
         case 10: try { try decoder.decodeSingularStringField(value: &_storage._message) }()
         case 11: try { try decoder.decodeSingularUInt32Field(value: &_storage._minSilos) }()
         case 12: try { try decoder.decodeSingularStringField(value: &_storage._privacy) }()
+        case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._abandoned) }()
         default: break
         }
       }
@@ -3935,6 +3954,9 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
       if !_storage._privacy.isEmpty {
         try visitor.visitSingularStringField(value: _storage._privacy, fieldNumber: 12)
       }
+      if !_storage._abandoned.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._abandoned, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3956,6 +3978,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
         if _storage._message != rhs_storage._message {return false}
         if _storage._minSilos != rhs_storage._minSilos {return false}
         if _storage._privacy != rhs_storage._privacy {return false}
+        if _storage._abandoned != rhs_storage._abandoned {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3967,7 +3990,7 @@ nonisolated extension Conclave_V1_RunInfo: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RoundInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0\u{3}silo_epsilon\0\u{3}clip_norm\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}status\0\u{1}silos\0\u{3}num_examples\0\u{3}test_accuracy\0\u{3}test_loss\0\u{3}train_loss\0\u{1}seconds\0\u{3}checkpoint_sha256\0\u{3}finished_at\0\u{1}unmasked\0\u{1}dropped\0\u{1}secure\0\u{1}epsilon\0\u{1}delta\0\u{3}silo_epsilon\0\u{3}clip_norm\0\u{1}reason\0")
 
   fileprivate class _StorageClass {
     var _round: UInt32 = 0
@@ -3987,6 +4010,7 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
     var _delta: Double = 0
     var _siloEpsilon: Dictionary<String,Double> = [:]
     var _clipNorm: Double = 0
+    var _reason: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4014,6 +4038,7 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
       _delta = source._delta
       _siloEpsilon = source._siloEpsilon
       _clipNorm = source._clipNorm
+      _reason = source._reason
     }
   }
 
@@ -4049,6 +4074,7 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
         case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._delta) }()
         case 16: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &_storage._siloEpsilon) }()
         case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._clipNorm) }()
+        case 18: try { try decoder.decodeSingularStringField(value: &_storage._reason) }()
         default: break
         }
       }
@@ -4108,6 +4134,9 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
       if _storage._clipNorm.bitPattern != 0 {
         try visitor.visitSingularDoubleField(value: _storage._clipNorm, fieldNumber: 17)
       }
+      if !_storage._reason.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._reason, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4134,6 +4163,7 @@ nonisolated extension Conclave_V1_RoundInfo: SwiftProtobuf.Message, SwiftProtobu
         if _storage._delta != rhs_storage._delta {return false}
         if _storage._siloEpsilon != rhs_storage._siloEpsilon {return false}
         if _storage._clipNorm != rhs_storage._clipNorm {return false}
+        if _storage._reason != rhs_storage._reason {return false}
         return true
       }
       if !storagesAreEqual {return false}

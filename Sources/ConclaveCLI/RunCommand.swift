@@ -144,6 +144,9 @@ enum RunView {
                 }
                 return out
             },
+            "abandoned": r.abandoned.map { a -> [String: Any] in
+                ["round": Int(a.round), "status": a.status, "finished_at": a.finishedAt, "reason": a.reason]
+            },
         ]
     }
 
@@ -152,6 +155,7 @@ enum RunView {
         if !r.message.isEmpty { lines.append("  \(r.message)") }
         if !r.privacy.isEmpty { lines.append("  privacy: \(r.privacy)") }
         for round in r.rounds { lines.append("  " + roundLine(round, of: r.roundsPlanned)) }
+        for a in r.abandoned { lines.append("  round \(a.round) attempt abandoned: \(a.reason)") }
         return lines.joined(separator: "\n")
     }
 

@@ -314,11 +314,11 @@ public final class CoordinatorStore: Sendable {
         }
     }
 
-    public func attempts(run: String) throws(StorageError) -> [(round: Int, outcome: String, reason: String)] {
+    public func attempts(run: String) throws(StorageError) -> [(round: Int, outcome: String, reason: String, at: Double)] {
         try wrap("read attempts") {
             try db.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM round_attempts WHERE run_id = ? ORDER BY id", arguments: [run])
-                    .map { (round: $0["round"], outcome: $0["outcome"], reason: $0["reason"]) }
+                    .map { (round: $0["round"], outcome: $0["outcome"], reason: $0["reason"], at: $0["at"]) }
             }
         }
     }

@@ -8,6 +8,9 @@ import ConclaveSupport
 import ConclaveWireConversions
 import ConclaveStorage
 import ConclaveTesting
+import ConclaveWire
+import GRPCCore
+import SwiftProtobuf
 import Foundation
 import Logging
 import Testing
@@ -85,6 +88,13 @@ import Testing
         // Every attempt is in round_attempts: the two that committed, and the one the shutdown abandoned.
         #expect(try d.store.attempts(run: run.id).map(\.outcome) == ["committed", "committed", "abandoned"])
         #expect(try d.store.attempts(run: run.id).last?.reason == "coordinator shut down")
+        // The Admin API lists the abandoned attempt beside the committed rounds.
+        let context = ServerContext(descriptor: Conclave_V1_Admin.Method.GetRun.descriptor, remotePeer: "test", localPeer: "test",
+                                    cancellation: .init())
+        let info = try await AdminService(driver: d).getRun(request: .with { $0.runID = run.id }, context: context)
+        #expect(info.rounds.map(\.status) == ["completed", "completed"])
+        #expect(info.abandoned.map(\.round) == [3] && info.abandoned.map(\.status) == ["abandoned"])
+        #expect(info.abandoned.first?.reason == "coordinator shut down")
 
         d = try driver(dir)
         await d.resume()
