@@ -7,6 +7,39 @@
 /// Model weights and updates travel as little-endian IEEE-754 float32 values packed into `bytes` chunks of
 /// at most 1 MiB each (262,144 values), so a model of any size stays under gRPC's default 4 MiB message
 /// limit and neither side must hold more than one chunk of the wire form at a time.
+///
+/// Authentication (see identity.proto). A coordinator configured with [tls] serves only mutual TLS on this
+/// port: every caller presents a certificate from the federation CA whose one SAN URI names it
+/// (spiffe://<federation>/<role>/<name>); the handshake checks the chain, validity, clientAuth usage and the
+/// revocation list, and every RPC checks revocation and expiry again, then the caller's role:
+///   Federation.*                        silo            (and only for itself: see below)
+///   Admin.GetRun, Admin.ListRuns        operator, privacy-officer
+///   Admin.StartRun, ExportModel, ResumeRun   operator
+///   Identity.AddIdentity, RevokeIdentity     operator
+///   Identity.ListIdentities             operator, privacy-officer
+///   Identity.Renew                      any enrolled identity, for itself
+/// A refused role is PERMISSION_DENIED with a message naming the roles needed ("... needs the role operator;
+/// po has the role privacy-officer"); a missing, expired or revoked certificate is UNAUTHENTICATED (or, at the
+/// handshake, a closed connection that clients see as UNAVAILABLE). A silo's requests must name the silo id its
+/// certificate names (`SiloDescription.silo_id`, `UpdateHeader.silo`, `SecureJoin.silo`, `SecureResume.silo_id`,
+/// `DeclineTaskRequest.silo`): anything else is PERMISSION_DENIED. The Ed25519 identity key a silo describes and
+/// signs with must be the one bound to its id at enrolment (PERMISSION_DENIED otherwise). A coordinator with
+/// `insecure = true` serves plaintext, authenticates nobody and binds a silo's Ed25519 key on first use.
+///
+/// Status codes, everywhere: INVALID_ARGUMENT for a malformed or out-of-range value (the message names the
+/// field); FAILED_PRECONDITION for a request that does not fit the coordinator's state (no such open round,
+/// data that cannot train the run); NOT_FOUND for an unknown run, round or identity; PERMISSION_DENIED and
+/// UNAUTHENTICATED as above; RESOURCE_EXHAUSTED for a second stream of one silo; DEADLINE_EXCEEDED for a
+/// stream silent longer than `stream_idle_seconds`; UNAVAILABLE for a storage fault or a coordinator shutting
+/// down (retry with backoff; nothing was recorded). A refused request changes no state.
+///
+/// Models. A model is a stack of dense layers: "logreg" is one layer inputs → classes, "mlp" is
+/// inputs → hidden[0] → … → classes with ReLU between layers (none after the last); the output is softmax
+/// cross-entropy over `num_classes`. Its parameters travel as ONE flat float32 vector: for each layer in
+/// order, its weight matrix W (outputs × inputs, row-major: W[o][i] at o·inputs + i, so y = W·x + b as in
+/// PyTorch's nn.Linear), then its bias b (outputs). Parameter count = Σ (inputs·outputs + outputs).
+/// Features: IDX images are scaled by the agent to [0, 1] (byte / 255); CSV features are used as given (the
+/// silo should scale them itself). Labels are integers 0 … num_classes−1.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -118,8 +151,13 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-        /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+        /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+        /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+        /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+        /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+        /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+        /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+        /// > FAILED_PRECONDITION); only then is anything about the silo stored.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_FetchTaskRequest` messages.
@@ -137,8 +175,11 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-        /// > weights the task carried) as `WeightsChunk` messages in order.
+        /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+        /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+        /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+        /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+        /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_UpdateChunk` messages.
@@ -230,8 +271,13 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-        /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+        /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+        /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+        /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+        /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+        /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+        /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+        /// > FAILED_PRECONDITION); only then is anything about the silo stored.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_FetchTaskRequest` message.
@@ -249,8 +295,11 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-        /// > weights the task carried) as `WeightsChunk` messages in order.
+        /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+        /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+        /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+        /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+        /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_UpdateChunk` messages.
@@ -340,8 +389,13 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-        /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+        /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+        /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+        /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+        /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+        /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+        /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+        /// > FAILED_PRECONDITION); only then is anything about the silo stored.
         ///
         /// - Parameters:
         ///   - request: A `Conclave_V1_FetchTaskRequest` message.
@@ -360,8 +414,11 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-        /// > weights the task carried) as `WeightsChunk` messages in order.
+        /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+        /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+        /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+        /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+        /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
         ///
         /// - Parameters:
         ///   - request: A stream of `Conclave_V1_UpdateChunk` messages.
@@ -608,8 +665,13 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-        /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+        /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+        /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+        /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+        /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+        /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+        /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+        /// > FAILED_PRECONDITION); only then is anything about the silo stored.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_FetchTaskRequest` message.
@@ -632,8 +694,11 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-        /// > weights the task carried) as `WeightsChunk` messages in order.
+        /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+        /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+        /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+        /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+        /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Conclave_V1_UpdateChunk` messages.
@@ -748,8 +813,13 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-        /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+        /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+        /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+        /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+        /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+        /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+        /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+        /// > FAILED_PRECONDITION); only then is anything about the silo stored.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_FetchTaskRequest` message.
@@ -781,8 +851,11 @@ extension Conclave_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-        /// > weights the task carried) as `WeightsChunk` messages in order.
+        /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+        /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+        /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+        /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+        /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Conclave_V1_UpdateChunk` messages.
@@ -916,8 +989,13 @@ extension Conclave_V1_Federation.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-    /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+    /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+    /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+    /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+    /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+    /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+    /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+    /// > FAILED_PRECONDITION); only then is anything about the silo stored.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Conclave_V1_FetchTaskRequest` message.
@@ -944,8 +1022,11 @@ extension Conclave_V1_Federation.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-    /// > weights the task carried) as `WeightsChunk` messages in order.
+    /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+    /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+    /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+    /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+    /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
     ///
     /// - Parameters:
     ///   - request: A streaming request producing `Conclave_V1_UpdateChunk` messages.
@@ -1063,8 +1144,13 @@ extension Conclave_V1_Federation.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Asks for work. The first message of the reply stream is a `TaskHeader`; when it says `train`, the
-    /// > global weights follow as `WeightsChunk` messages, in order, until `total_values` values have arrived.
+    /// > Asks for work (agents poll; silos accept no inbound connections). The first message of the reply stream
+    /// > is a `TaskHeader`; when it says `train`, the global weights follow as `WeightsChunk` messages, in order,
+    /// > until `total_values` values have arrived. A silo learns that a run ended from the `Wait` reason
+    /// > ("run <id> has finished", then "no run is active"); there is no push. Checks, in order: the silo id is
+    /// > the certificate's; the allowlist (`allowed_silos`, PERMISSION_DENIED); the enrolled Ed25519 key
+    /// > (PERMISSION_DENIED); the silo's data fits the run (features, classes, at least one example:
+    /// > FAILED_PRECONDITION); only then is anything about the silo stored.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -1095,8 +1181,11 @@ extension Conclave_V1_Federation.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Sends a trained update: first an `UpdateHeader`, then the update (local weights minus the global
-    /// > weights the task carried) as `WeightsChunk` messages in order.
+    /// > Sends a trained update (runs without secure aggregation): first an `UpdateHeader`, then the update
+    /// > (local weights minus the global weights the task carried) as `WeightsChunk` messages in order. The
+    /// > update must have exactly the model's parameter count and finite values (INVALID_ARGUMENT); the round
+    /// > must be open and the silo selected for it (FAILED_PRECONDITION). Its FedAvg weight is
+    /// > `UpdateHeader.num_examples`. A refusal is always an error status; a success is `accepted = true`.
     ///
     /// - Parameters:
     ///   - metadata: Additional metadata to send, defaults to empty.
@@ -1327,12 +1416,18 @@ extension Conclave_V1_Admin {
     ///
     /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
     /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Roles: operators call everything; privacy officers GetRun and ListRuns (see the header).
     public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "StartRun" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+        /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+        /// > min_silos above the allowlist).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_StartRunRequest` messages.
@@ -1347,6 +1442,10 @@ extension Conclave_V1_Admin {
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_RunInfo>
 
         /// Handle the "GetRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > NOT_FOUND for an unknown run.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_GetRunRequest` messages.
@@ -1378,7 +1477,8 @@ extension Conclave_V1_Admin {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+        /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+        /// > NOT_FOUND for an unknown run or a run with no committed round.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Conclave_V1_ExportModelRequest` messages.
@@ -1421,12 +1521,18 @@ extension Conclave_V1_Admin {
     /// trailing response metadata. If you don't need these then consider using
     /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
     /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Roles: operators call everything; privacy officers GetRun and ListRuns (see the header).
     public protocol ServiceProtocol: Conclave_V1_Admin.StreamingServiceProtocol {
         /// Handle the "StartRun" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+        /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+        /// > min_silos above the allowlist).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_StartRunRequest` message.
@@ -1441,6 +1547,10 @@ extension Conclave_V1_Admin {
         ) async throws -> GRPCCore.ServerResponse<Conclave_V1_RunInfo>
 
         /// Handle the "GetRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > NOT_FOUND for an unknown run.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_GetRunRequest` message.
@@ -1472,7 +1582,8 @@ extension Conclave_V1_Admin {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+        /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+        /// > NOT_FOUND for an unknown run or a run with no committed round.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_ExportModelRequest` message.
@@ -1513,12 +1624,18 @@ extension Conclave_V1_Admin {
     /// This is the highest level protocol for the service. The API is the easiest to use but
     /// doesn't provide access to request or response metadata. If you need access to these
     /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Roles: operators call everything; privacy officers GetRun and ListRuns (see the header).
     public protocol SimpleServiceProtocol: Conclave_V1_Admin.ServiceProtocol {
         /// Handle the "StartRun" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+        /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+        /// > min_silos above the allowlist).
         ///
         /// - Parameters:
         ///   - request: A `Conclave_V1_StartRunRequest` message.
@@ -1533,6 +1650,10 @@ extension Conclave_V1_Admin {
         ) async throws -> Conclave_V1_RunInfo
 
         /// Handle the "GetRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > NOT_FOUND for an unknown run.
         ///
         /// - Parameters:
         ///   - request: A `Conclave_V1_GetRunRequest` message.
@@ -1564,7 +1685,8 @@ extension Conclave_V1_Admin {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+        /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+        /// > NOT_FOUND for an unknown run or a run with no committed round.
         ///
         /// - Parameters:
         ///   - request: A `Conclave_V1_ExportModelRequest` message.
@@ -1804,12 +1926,18 @@ extension Conclave_V1_Admin {
     ///
     /// You don't need to implement this protocol directly, use the generated
     /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Roles: operators call everything; privacy officers GetRun and ListRuns (see the header).
     public protocol ClientProtocol: Sendable {
         /// Call the "StartRun" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+        /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+        /// > min_silos above the allowlist).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_StartRunRequest` message.
@@ -1829,6 +1957,10 @@ extension Conclave_V1_Admin {
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > NOT_FOUND for an unknown run.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_GetRunRequest` message.
@@ -1870,7 +2002,8 @@ extension Conclave_V1_Admin {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+        /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+        /// > NOT_FOUND for an unknown run or a run with no committed round.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_ExportModelRequest` message.
@@ -1921,6 +2054,10 @@ extension Conclave_V1_Admin {
     /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
     /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
     /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Roles: operators call everything; privacy officers GetRun and ListRuns (see the header).
     public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 
@@ -1936,7 +2073,9 @@ extension Conclave_V1_Admin {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+        /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+        /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+        /// > min_silos above the allowlist).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_StartRunRequest` message.
@@ -1967,6 +2106,10 @@ extension Conclave_V1_Admin {
         }
 
         /// Call the "GetRun" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > NOT_FOUND for an unknown run.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_GetRunRequest` message.
@@ -2030,7 +2173,8 @@ extension Conclave_V1_Admin {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+        /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+        /// > NOT_FOUND for an unknown run or a run with no committed round.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Conclave_V1_ExportModelRequest` message.
@@ -2104,7 +2248,9 @@ extension Conclave_V1_Admin.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+    /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+    /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+    /// > min_silos above the allowlist).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Conclave_V1_StartRunRequest` message.
@@ -2130,6 +2276,10 @@ extension Conclave_V1_Admin.ClientProtocol {
     }
 
     /// Call the "GetRun" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > NOT_FOUND for an unknown run.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Conclave_V1_GetRunRequest` message.
@@ -2183,7 +2333,8 @@ extension Conclave_V1_Admin.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+    /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+    /// > NOT_FOUND for an unknown run or a run with no committed round.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Conclave_V1_ExportModelRequest` message.
@@ -2246,7 +2397,9 @@ extension Conclave_V1_Admin.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`).
+    /// > Defines a run from a run spec (TOML text, as in `conclave run start --spec run.toml`). INVALID_ARGUMENT
+    /// > names the spec's key and line; FAILED_PRECONDITION when the spec cannot run in this federation (e.g.
+    /// > min_silos above the allowlist).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2276,6 +2429,10 @@ extension Conclave_V1_Admin.ClientProtocol {
     }
 
     /// Call the "GetRun" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > NOT_FOUND for an unknown run.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -2337,7 +2494,8 @@ extension Conclave_V1_Admin.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Streams the newest checkpoint of a run: one header, then weight chunks.
+    /// > Streams the newest (or the given) committed checkpoint of a run: one header, then weight chunks.
+    /// > NOT_FOUND for an unknown run or a run with no committed round.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -17,6 +17,39 @@
 /// Model weights and updates travel as little-endian IEEE-754 float32 values packed into `bytes` chunks of
 /// at most 1 MiB each (262,144 values), so a model of any size stays under gRPC's default 4 MiB message
 /// limit and neither side must hold more than one chunk of the wire form at a time.
+///
+/// Authentication (see identity.proto). A coordinator configured with [tls] serves only mutual TLS on this
+/// port: every caller presents a certificate from the federation CA whose one SAN URI names it
+/// (spiffe://<federation>/<role>/<name>); the handshake checks the chain, validity, clientAuth usage and the
+/// revocation list, and every RPC checks revocation and expiry again, then the caller's role:
+///   Federation.*                        silo            (and only for itself: see below)
+///   Admin.GetRun, Admin.ListRuns        operator, privacy-officer
+///   Admin.StartRun, ExportModel, ResumeRun   operator
+///   Identity.AddIdentity, RevokeIdentity     operator
+///   Identity.ListIdentities             operator, privacy-officer
+///   Identity.Renew                      any enrolled identity, for itself
+/// A refused role is PERMISSION_DENIED with a message naming the roles needed ("... needs the role operator;
+/// po has the role privacy-officer"); a missing, expired or revoked certificate is UNAUTHENTICATED (or, at the
+/// handshake, a closed connection that clients see as UNAVAILABLE). A silo's requests must name the silo id its
+/// certificate names (`SiloDescription.silo_id`, `UpdateHeader.silo`, `SecureJoin.silo`, `SecureResume.silo_id`,
+/// `DeclineTaskRequest.silo`): anything else is PERMISSION_DENIED. The Ed25519 identity key a silo describes and
+/// signs with must be the one bound to its id at enrolment (PERMISSION_DENIED otherwise). A coordinator with
+/// `insecure = true` serves plaintext, authenticates nobody and binds a silo's Ed25519 key on first use.
+///
+/// Status codes, everywhere: INVALID_ARGUMENT for a malformed or out-of-range value (the message names the
+/// field); FAILED_PRECONDITION for a request that does not fit the coordinator's state (no such open round,
+/// data that cannot train the run); NOT_FOUND for an unknown run, round or identity; PERMISSION_DENIED and
+/// UNAUTHENTICATED as above; RESOURCE_EXHAUSTED for a second stream of one silo; DEADLINE_EXCEEDED for a
+/// stream silent longer than `stream_idle_seconds`; UNAVAILABLE for a storage fault or a coordinator shutting
+/// down (retry with backoff; nothing was recorded). A refused request changes no state.
+///
+/// Models. A model is a stack of dense layers: "logreg" is one layer inputs → classes, "mlp" is
+/// inputs → hidden[0] → … → classes with ReLU between layers (none after the last); the output is softmax
+/// cross-entropy over `num_classes`. Its parameters travel as ONE flat float32 vector: for each layer in
+/// order, its weight matrix W (outputs × inputs, row-major: W[o][i] at o·inputs + i, so y = W·x + b as in
+/// PyTorch's nn.Linear), then its bias b (outputs). Parameter count = Σ (inputs·outputs + outputs).
+/// Features: IDX images are scaled by the agent to [0, 1] (byte / 255); CSV features are used as given (the
+/// silo should scale them itself). Labels are integers 0 … num_classes−1.
 
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
@@ -151,7 +184,10 @@ public nonisolated struct Conclave_V1_SiloDescription: Sendable {
   /// The silo's name, as configured by the silo operator (e.g. "hospital-north"). Unique in a federation.
   public var siloID: String = String()
 
-  /// How many training examples the silo holds. Used to weight its update (FedAvg).
+  /// How many training examples the silo holds (at most 2^40). In secure rounds it sets the silo's FedAvg
+  /// weight (`SecureTask.weight` = n_k / Σ n over the selected silos, computed when the round opens); in
+  /// plain rounds the update's own `UpdateHeader.num_examples` weighs it. The coordinator cannot check the
+  /// claim: with mutual TLS it is at least made by an authenticated, revocable silo.
   public var numExamples: UInt64 = 0
 
   /// Number of input features per example in the silo's data.
@@ -1034,6 +1070,7 @@ public nonisolated struct Conclave_V1_SecureResult: Sendable {
   public init() {}
 }
 
+/// The parameter layout is in the header of this file (per layer: W row-major outputs × inputs, then b).
 public nonisolated struct Conclave_V1_ModelSpec: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1199,7 +1236,9 @@ public nonisolated struct Conclave_V1_SubmitReply: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// True when the update was counted in the round.
+  /// True when the update was counted in the round. Every refusal is an error status instead (see
+  /// SubmitUpdate), so a successful reply always says true; a client should treat false, which this
+  /// coordinator never sends, as a refusal explained by `message`.
   public var accepted: Bool = false
 
   public var message: String = String()
