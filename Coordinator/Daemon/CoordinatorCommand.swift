@@ -14,7 +14,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conclave-coordinator",
         abstract: "Runs the Conclave coordinator: hands out rounds, aggregates updates, keeps state in SQLite.",
-        subcommands: [Serve.self, DriverBench.self], defaultSubcommand: Serve.self)
+        subcommands: [Serve.self, DriverBench.self, TLSBench.self], defaultSubcommand: Serve.self)
 }
 
 struct Serve: AsyncParsableCommand {
