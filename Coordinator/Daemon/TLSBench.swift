@@ -56,28 +56,15 @@ struct TLSBench: AsyncParsableCommand {
     func measure(tls: Bool) async throws -> Result {
         let dir = NSTemporaryDirectory() + "conclave-tls-bench-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir + "/pki", withIntermediateDirectories: true)
-        let ca = try FederationCA.create(federation: "bench")
-        func identity(_ role: PeerIdentity.Role, _ name: String, hosts: [String] = []) throws -> (Certificate, P256.Signing.PrivateKey) {
-            let key = P256.Signing.PrivateKey()
-            let cert = try ca.issue(publicKey: Certificate.PublicKey(key.publicKey),
-                                    for: PeerIdentity(federation: "bench", role: role, name: name), lifetime: 86_400, hosts: hosts)
-            return (cert, key)
-        }
-        let caPEM = try ca.certificate.serializeAsPEM().pemString
-        try IdentityDirectory.writePrivate(ca.keyPEM, to: dir + "/pki/ca.key")
-        try Data(caPEM.utf8).write(to: URL(fileURLWithPath: dir + "/pki/ca.pem"))
-        let (serverCert, serverKey) = try identity(.coordinator, "coordinator", hosts: ["127.0.0.1"])
-        try IdentityDirectory.writePrivate(serverKey.pemRepresentation, to: dir + "/pki/coordinator.key")
-        try Data(serverCert.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: dir + "/pki/coordinator.pem"))
+        let ca = try FederationSetup.create(federation: "bench", dir: dir + "/pki", hosts: ["127.0.0.1"], operator: "operator", days: 1).ca
         let ids = (0..<silos).map { "silo-\($0)" }
         var clients = [IdentityDirectory]()
-        for id in ids + ["operator"] {
-            let (cert, key) = try identity(id == "operator" ? .operator : .silo, id)
+        for id in ids {
             let d = IdentityDirectory(path: dir + "/" + id)
-            try d.store(certificate: cert, key: key, caPEM: caPEM)
+            try ca.issueIdentity(PeerIdentity(federation: "bench", role: .silo, name: id), lifetime: 86_400, into: d)
             clients.append(d)
         }
+        clients.append(IdentityDirectory(path: dir + "/pki/operators/operator"))
         let config = try CoordinatorConfig.parse("""
             [server]
             listen = "127.0.0.1:0"

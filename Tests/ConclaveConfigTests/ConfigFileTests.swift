@@ -279,9 +279,12 @@ extension ConfigHardeningTests {
         let coordinator = try CoordinatorConfig.load(path: examples + "/coordinator.toml")
         #expect(coordinator.metricsListen == HostPort(host: "127.0.0.1", port: 9300))
         #expect(coordinator.streamIdleSeconds == 30)
+        #expect(coordinator.tls?.directory == examples + "/pki")
+        #expect(coordinator.tls?.enrolListen == HostPort(host: "127.0.0.1", port: 7301))
         let silo = try SiloConfig.load(path: examples + "/silo.toml")
         #expect(silo.policy == SiloPolicy())
         #expect(silo.maskedJournalPath.hasSuffix("hospital-north.masked-rounds"))
+        #expect(silo.tlsIdentityPath == examples + "/hospital-north.tls" && !silo.insecure)
     }
 }
 

@@ -69,22 +69,24 @@ import Testing
         // n = 5 with 40 % tolerated dropout: t = 3, so two silos may vanish per round, here at each phase.
         let plans: [[String: SecureExchange.DropPoint]] = [["s1": .afterKeys, "s3": .afterShares],
                                                            ["s0": .afterMaskedInput, "s2": .afterSignature]]
-        let all = try await InProcessCoordinator.with(spec: spec, directory: dir, logger: logger) { driver, runID, federation in
+        // Over mutual TLS: every silo on its own connection with its own certificate.
+        let all = try await InProcessCoordinator.withMutualTLS(spec: spec, directory: dir, silos: silos.map { ($0.id, $0.identity.publicKey) },
+                                                               logger: logger) { driver, runID, clients in
             var all = [Contribution]()
             var global = [Float](repeating: 0, count: 650)
             for (index, plan) in plans.enumerated() {
                 let round = index + 1
-                let tasks = try await Self.fetchTasks(federation, silos)
+                let tasks = try await Self.fetchTasks({ clients[$0]! }, silos)
                 if round == 1 { global = tasks["s0"]!.0 }  // the run's seeded initial model
                 #expect(tasks.values.allSatisfy { $0.0 == global }, "every silo trains from the committed model")
                 if round == 1 {
                     // A forged key advertisement is refused at once, and the silo can still take part.
-                    try await Self.expectForgedJoinRefused(federation, silos[4], task: tasks["s4"]!.1, runID: runID)
+                    try await Self.expectForgedJoinRefused(clients["s4"]!, silos[4], task: tasks["s4"]!.1, runID: runID)
                 }
                 let contributions = try await withThrowingTaskGroup(of: Contribution.self) { inner in
                     for silo in silos {
                         inner.addTask {
-                            try await Self.contribute(federation, silo, task: tasks[silo.id]!.1, runID: runID,
+                            try await Self.contribute(clients[silo.id]!, silo, task: tasks[silo.id]!.1, runID: runID,
                                                       round: round, dropAfter: plan[silo.id])
                         }
                     }
@@ -123,12 +125,12 @@ import Testing
     }
 
     /// Polls as every silo until all five hold a task for the same round.
-    static func fetchTasks<T: ClientTransport>(_ federation: Conclave_V1_Federation.Client<T>,
+    static func fetchTasks<T: ClientTransport>(_ client: (String) -> Conclave_V1_Federation.Client<T>,
                                               _ silos: [Silo]) async throws -> [String: ([Float], Conclave_V1_TrainTask)] {
         var tasks = [String: ([Float], Conclave_V1_TrainTask)]()
         for _ in 0..<200 where tasks.count < silos.count {
             for silo in silos where tasks[silo.id] == nil {
-                let fetched: ([Float], Conclave_V1_TrainTask)? = try await federation.fetchTask(.with { $0.silo = silo.description }) { response in
+                let fetched: ([Float], Conclave_V1_TrainTask)? = try await client(silo.id).fetchTask(.with { $0.silo = silo.description }) { response in
                     var train: Conclave_V1_TrainTask?
                     var assembler: WeightsAssembler?
                     for try await chunk in response.messages {
@@ -190,7 +192,7 @@ import Testing
             """
         let silos = (0..<3).map { Silo(id: "s\($0)", examples: 100) }
         try await InProcessCoordinator.with(spec: spec, logger: Logger(label: "forged")) { driver, runID, federation in
-            let tasks = try await Self.fetchTasks(federation, silos)
+            let tasks = try await Self.fetchTasks({ _ in federation }, silos)
             let forging = Task {
                 var refused = 0
                 while !Task.isCancelled {

@@ -6,7 +6,7 @@
 //     -Xswiftc -parse-as-library -Xswiftc -DLIBFUZZER -Xswiftc -use-ld=lld
 //   .build-fuzz/debug/conclave-wire-fuzz -max_total_time=60
 // Each input is tried as every message the coordinator or the agent decodes from a peer; nothing may trap.
-@testable import ConclaveWireConversions
+import ConclaveWireConversions
 import ConclaveFederation
 import ConclaveLearning
 import ConclaveSecAgg
