@@ -61,8 +61,11 @@ public struct CoordinatorServer: Sendable {
         let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: config.listen.host, port: config.listen.port),
                                                    transportSecurity: mainSecurity, config: mainConfig)
         let enrolSecurity = try HTTP2ServerTransport.Posix.TransportSecurity.tls(certificateReloader: pki.server)
+        let enrolConfig = HTTP2ServerTransport.Posix.Config.defaults { c in
+            c.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in RequireTLS13.install(on: channel) }
+        }
         let enrolTransport = HTTP2ServerTransport.Posix(address: .ipv4(host: tls.enrolListen.host, port: tls.enrolListen.port),
-                                                        transportSecurity: enrolSecurity)
+                                                        transportSecurity: enrolSecurity, config: enrolConfig)
         try await withGRPCServer(transport: enrolTransport, services: [EnrollmentService(authority: authority)]) { _ in
             let enrolAddress: String
             do {

@@ -215,6 +215,18 @@ import X509
         #expect(rounds.map(\.round) == Array(1...60))
         #expect(rounds.suffix(10).allSatisfy { $0.silos == ["silo-0", "silo-1"] }, "silo-2 came back: \(rounds.suffix(3).map(\.silos))")
         #expect(cluster.log("coordinator").contains("identity revoked"))
+        // `silo list`: each silo's state, certificate serial, expiry and last contact.
+        let list = try cluster.json(["silo", "list", "--json", "--coordinator", cluster.address])
+        let rows = try #require(list["identities"] as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: rows.map { ($0["name"] as? String ?? "", $0) })
+        #expect(byName["silo-2"]?["state"] as? String == "revoked")
+        for name in ["silo-0", "silo-1"] {
+            let row = try #require(byName[name])
+            #expect(row["state"] as? String == "active")
+            #expect((row["serial"] as? String)?.count == 40)
+            #expect(((row["not_after"] as? Double) ?? 0) > Date().timeIntervalSince1970 + 86_400)
+            #expect(((row["last_contact"] as? Double) ?? 0) > revokedAt.timeIntervalSince1970 - 60)
+        }
     }
 
     /// Agents renew before two-thirds of their certificate's lifetime (here 6 s) with a fresh key, and keep
@@ -239,6 +251,34 @@ import X509
         let renewed = try IdentityDirectory(path: cluster.dir + "/silo-0.tls").certificate()
         #expect(renewed.serialNumber != first.serialNumber && renewed.publicKey != first.publicKey)
         for i in 0..<3 { #expect(cluster.log("silo\(i)").contains("certificate renewed"), "silo\(i)") }
+    }
+
+    /// TLS 1.3 only, on both listeners: a client that offers at most TLS 1.2 (openssl s_client) completes a
+    /// handshake but the connection is closed before any request is read; TLS 1.3 stays open.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs the openssl command"))
+    func onlyTLS13IsServed() throws {
+        let cluster = try Cluster(dir: Fixtures.temporaryDirectory("conclave-tls13"))
+        defer { cluster.stopAll() }
+        try cluster.startCoordinator()
+        _ = try cluster.waitFor("the coordinator", timeout: 30) { try? cluster.cli(["run", "list", "--coordinator", cluster.address]).status == 0 ? true : nil }
+        func probe(_ port: Int, _ version: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            let admin = cluster.operatorIdentity
+            p.arguments = ["-c", "(printf 'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(port) \(version) -alpn h2 -cert \(admin)/cert.pem -key \(admin)/key.pem -CAfile \(cluster.dir)/pki/ca.pem 2>&1"]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let old = try probe(cluster.port, "-tls1_2")
+        #expect(old.contains("TLSv1.2") && old.contains("closed"), "\(old.suffix(600))")
+        let enrolOld = try probe(cluster.enrolPort, "-tls1_2")
+        #expect(enrolOld.contains("TLSv1.2") && enrolOld.contains("closed"), "\(enrolOld.suffix(600))")
+        let current = try probe(cluster.port, "")
+        #expect(current.contains("TLSv1.3") && !current.contains("closed"), "\(current.suffix(600))")
     }
 
     /// The coordinator renews its own server certificate after two-thirds of its lifetime: fresh key, same

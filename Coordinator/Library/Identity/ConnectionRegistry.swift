@@ -16,6 +16,7 @@ final class ConnectionRegistry: Sendable {
         channel.eventLoop.makeCompletedFuture {
             let ssl = try channel.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
             try channel.pipeline.syncOperations.addHandler(PeerTracker(registry: self), position: .after(ssl))
+            try channel.pipeline.syncOperations.addHandler(RequireTLS13(), position: .after(ssl))
         }
     }
 
@@ -59,5 +60,27 @@ final class PeerTracker: ChannelInboundHandler, RemovableChannelHandler, Sendabl
     func channelInactive(context: ChannelHandlerContext) {
         registry.remove(context.channel)
         context.fireChannelInactive()
+    }
+}
+
+/// TLS 1.3 only: the gRPC transport fixes its minimum at 1.2 and exposes no setting, so a connection that
+/// negotiated anything older is closed as soon as its handshake completes, before any request is read.
+final class RequireTLS13: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    static func install(on channel: any Channel) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            let ssl = try channel.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
+            try channel.pipeline.syncOperations.addHandler(RequireTLS13(), position: .after(ssl))
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls,
+           (try? context.pipeline.syncOperations.nioSSL_tlsVersion()) != .tlsv13 {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
