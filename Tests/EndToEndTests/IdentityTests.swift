@@ -50,6 +50,14 @@ import X509
         #expect(try cli(cluster, ["run", "list", "--json"], as: admin).status == 0)
         let before = try identities(cluster)
         #expect(before == ["silo/silo-0": "active"])
+        // Private keys are created 0600: the CA's, the coordinator's, the operator's and the enrolled silo's.
+        for key in ["pki/ca.key", "pki/coordinator.key", "pki/operators/admin/key.pem", "silo-0.tls/key.pem"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: cluster.dir + "/" + key)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(key) has mode \(String(mode ?? 0, radix: 8))")
+        }
+        // The bundle holds no key: the address, the CA certificate and a one-time token.
+        let bundleText = try String(contentsOfFile: cluster.dir + "/silo-0.enrol.json", encoding: .utf8)
+        #expect(!bundleText.contains("PRIVATE KEY") && bundleText.contains("BEGIN CERTIFICATE") && bundleText.contains("\"token\""))
 
         // No certificate at all.
         let none = try cli(cluster, ["run", "list"], as: "")
