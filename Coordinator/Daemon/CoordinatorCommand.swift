@@ -49,6 +49,7 @@ struct Serve: AsyncParsableCommand {
                                               tokenSeconds: tls.tokenSeconds,
                                               enrolmentAddress: "\(tls.enrolListen.host):\(tls.enrolListen.port)", logger: logger,
                                               siloRevoked: { [driver] silo in await driver.siloRevoked(silo) })
+                authority?.recordLocalOperators()
             } catch let error as IdentityError {
                 logger.critical("cannot start", metadata: ["error": "\(error.message)"])
                 throw ExitCode.failure

@@ -89,6 +89,20 @@ extension CoordinatorStore {
         }
     }
 
+    /// A certificate issued outside enrolment (`conclave ca init`'s first operator): recorded once, so the
+    /// identity is listed and can be revoked like any other. A revoked identity stays revoked.
+    public func recordIssued(role: String, name: String, certificate: IssuedCertificate, now: Double) throws(StorageError) {
+        try wrapIdentity("record \(role) '\(name)'") {
+            try db.write { db in
+                try db.execute(sql: "INSERT OR IGNORE INTO identities (role, name, state, created_at) VALUES (?, ?, 'active', ?)",
+                               arguments: [role, name, now])
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO certificates (serial, role, name, not_before, not_after, issued_at) VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [certificate.serial, role, name, certificate.notBefore, certificate.notAfter, now])
+            }
+        }
+    }
+
     /// A renewal: one more certificate for an active identity.
     public func recordRenewal(role: String, name: String, certificate: IssuedCertificate, now: Double) throws(StorageError) {
         try wrapIdentity("record renewal of \(role) '\(name)'") {

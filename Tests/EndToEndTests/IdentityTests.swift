@@ -49,7 +49,7 @@ import X509
         let admin = cluster.operatorIdentity
         #expect(try cli(cluster, ["run", "list", "--json"], as: admin).status == 0)
         let before = try identities(cluster)
-        #expect(before == ["silo/silo-0": "active"])
+        #expect(before == ["silo/silo-0": "active", "operator/admin": "active"])
         // Private keys are created 0600: the CA's, the coordinator's, the operator's and the enrolled silo's.
         for key in ["pki/ca.key", "pki/coordinator.key", "pki/operators/admin/key.pem", "silo-0.tls/key.pem"] {
             let mode = try FileManager.default.attributesOfItem(atPath: cluster.dir + "/" + key)[.posixPermissions] as? Int
@@ -186,7 +186,15 @@ import X509
         #expect(cluster.log("rekeyed").contains("but it enrolled with"), "\(cluster.log("rekeyed"))")
         let after = try identities(cluster)
         #expect(after == ["silo/silo-0": "active", "silo/silo-9": "active", "silo/silo-8": "pending",
-                          "privacy-officer/po": "revoked"], "\(after)")
+                          "privacy-officer/po": "revoked", "operator/admin": "active"], "\(after)")
+        // The first operator (issued by `ca init`, not enrolled) is listed and revocable like anyone.
+        let users = try cli(cluster, ["user", "list"], as: admin)
+        #expect(users.out.contains("admin") && users.out.contains("operator"), "\(users.out)")
+        #expect(try cli(cluster, ["user", "add", "ops2", "--role", "operator", "--out", cluster.dir + "/ops2.json"], as: admin).status == 0)
+        #expect(try cluster.cli(["user", "enroll", "--bundle", cluster.dir + "/ops2.json", "--identity", cluster.dir + "/ops2"]).status == 0)
+        let revokeAdmin = try cli(cluster, ["user", "revoke", "admin"], as: cluster.dir + "/ops2")
+        #expect(revokeAdmin.status == 0 && revokeAdmin.out.contains("1 certificate(s)"), "\(revokeAdmin.out)\(revokeAdmin.err)")
+        #expect(try cli(cluster, ["run", "list"], as: admin).status != 0, "the revoked first operator was accepted")
         #expect(try CoordinatorStore(path: cluster.dir + "/coordinator.sqlite").runs().isEmpty, "no run was started")
     }
 

@@ -42,6 +42,22 @@ public final class IdentityAuthority: Sendable {
         self.logger = logger
     }
 
+    /// Records the operators `conclave ca init` issued directly (`<pki>/operators/NAME/cert.pem`), so they are
+    /// listed and revocable like enrolled identities.
+    public func recordLocalOperators() {
+        let root = pki.directory + "/operators"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            guard let certificate = try? IdentityDirectory(path: root + "/" + name).certificate(),
+                  let id = PeerIdentity(certificate: certificate), id.role == .operator, id.federation == pki.ca.federation else { continue }
+            do {
+                try store.recordIssued(role: id.role.rawValue, name: id.name, certificate: record(certificate),
+                                       now: Date().timeIntervalSince1970)
+            } catch {
+                logger.warning("cannot record the operator certificate", metadata: ["path": "\(root)/\(name)", "error": "\(error.message)"])
+            }
+        }
+    }
+
     /// The enrolment listener's bound address (known once it listens; port 0 picks one).
     func setEnrolmentAddress(_ address: String) { enrolment.withLock { $0 = address } }
 
