@@ -68,8 +68,12 @@ public struct Agent: Sendable {
                 logger.error("coordinator refused this silo", metadata: ["error": "\(error.message)"])
                 backoff = config.backoffMaxSeconds
             } catch {
-                logger.warning("coordinator unreachable; retrying",
-                               metadata: ["error": "\(error)", "retry_seconds": "\(backoff)"])
+                var meta: Logger.Metadata = ["error": "\(error)", "retry_seconds": "\(backoff)"]
+                if !config.insecure {
+                    // In TLS 1.3 a refused client certificate shows only as a closed connection.
+                    meta["hint"] = "if this persists, the coordinator may refuse this silo's certificate (revoked, expired, another federation)"
+                }
+                logger.warning("coordinator unreachable; retrying", metadata: meta)
             }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, config.backoffMaxSeconds)
