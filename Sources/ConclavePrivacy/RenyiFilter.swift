@@ -18,9 +18,9 @@ public struct RenyiFilter: Sendable, Equatable, Codable {
     /// The pinned order α*.
     public let order: Double
     /// The RDP spent at α* so far (a sum of rounded-up increments).
-    public private(set) var spent: Double = 0
+    public internal(set) var spent: Double = 0
     /// The RDP spent at each of `displayOrders`: only for the accounting value shown beside the guarantee.
-    public private(set) var spentByOrder: [Double] = Array(repeating: 0, count: RenyiFilter.displayOrders.count)
+    public internal(set) var spentByOrder: [Double] = Array(repeating: 0, count: RenyiFilter.displayOrders.count)
 
     /// The orders the accounting value (ε "spent") is minimised over; the filter itself enforces only α*.
     public static let displayOrders: [Double] = [1.25, 1.5, 1.75, 2, 2.5, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 128, 256]

@@ -1,0 +1,134 @@
+import ConclaveCrypto
+public import Foundation
+
+/// Whose budget: a silo's dataset, for one privacy unit (`record`: one record of that dataset; `silo`: the
+/// silo's whole contribution, central and distributed modes).
+public struct BudgetKey: Codable, Sendable, Hashable, CustomStringConvertible {
+    public var silo: String
+    public var dataset: String
+    public var unit: String
+
+    public init(silo: String, dataset: String, unit: String) {
+        self.silo = silo
+        self.dataset = dataset
+        self.unit = unit
+    }
+
+    public var description: String { "\(silo)/\(dataset)/\(unit)" }
+}
+
+/// A release described well enough to recompute its cost from the ledger alone.
+public enum Mechanism: Codable, Sendable, Equatable {
+    /// `steps` compositions of the Poisson-subsampled Gaussian mechanism: DP-SGD inside a silo (record unit;
+    /// q = expected batch / records) or the Gaussian sum of DP-FedAvg (silo unit; q = 1 per round).
+    case subsampledGaussian(samplingRate: Double, noiseMultiplier: Double, steps: Int)
+
+    /// RDP of the whole release at `order`.
+    public func rdp(order: Double) -> Double {
+        switch self {
+        case .subsampledGaussian(let q, let sigma, let steps):
+            Double(steps) * RDP.subsampledGaussian(samplingRate: q, noiseMultiplier: sigma, order: order)
+        }
+    }
+
+    /// Checks the parameters are ones the accountant covers.
+    public func validate() throws(PrivacyError) {
+        switch self {
+        case .subsampledGaussian(let q, let sigma, let steps):
+            guard q > 0, q <= 1 else { throw PrivacyError("sampling rate must be in (0, 1], got \(q)") }
+            guard sigma > 0, sigma.isFinite else { throw PrivacyError("noise multiplier must be positive, got \(sigma)") }
+            guard steps >= 1 else { throw PrivacyError("steps must be at least 1, got \(steps)") }
+        }
+    }
+}
+
+/// One append-only entry of the privacy ledger. Its canonical bytes (JSON, sorted keys, no whitespace) are
+/// what is hashed into the chain and the Merkle tree and what every signature covers.
+public struct LedgerEntry: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// A budget's cap, fixed before any charge (signed by a privacy officer).
+        case registration
+        /// A raised (or lowered) cap: a new epoch; the guarantee from then on is weaker (signed by a privacy officer).
+        case amendment
+        /// A release was charged (signed by the coordinator, co-signed by the silo).
+        case charge
+        /// A release was refused by the filter.
+        case refusal
+    }
+
+    public var seq: Int
+    public var time: Double
+    public var kind: Kind
+    public var budget: BudgetKey
+    public var run: String?
+    public var round: Int?
+    /// Registration and amendment: the cap and the filter's pinned order; `epoch` counts amendments.
+    public var epsilonCap: Double?
+    public var deltaCap: Double?
+    public var order: Double?
+    public var epoch: Int
+    /// Charge and refusal: what was released and its stored (rounded-up) cost.
+    public var mechanism: Mechanism?
+    public var increment: RenyiFilter.Increment?
+    /// After a charge: ε spent at the cap's δ (display; the guarantee is the cap).
+    public var epsilonCumulative: Double?
+    public var modelSHA256: String?
+    public var reason: String?
+    /// Who asked (the privacy officer's name for registrations and amendments).
+    public var actor: String?
+    /// Hex SHA-256 of the previous entry's canonical bytes ("" for the first).
+    public var previous: String
+
+    public init(seq: Int, time: Double, kind: Kind, budget: BudgetKey, epoch: Int, previous: String) {
+        self.seq = seq
+        self.time = time
+        self.kind = kind
+        self.budget = budget
+        self.epoch = epoch
+        self.previous = previous
+    }
+
+    public var canonicalBytes: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain values, optionals and arrays of doubles cannot fail.
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+
+    public var hashHex: String {
+        var h = SHA256()
+        canonicalBytes.withUnsafeBytes { h.update($0) }
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// An entry with its signatures: signer name ("coordinator", "silo/<id>", "privacy-officer/<name>") → Ed25519
+/// signature over the entry's canonical bytes.
+public struct SignedEntry: Codable, Sendable, Equatable {
+    public var entry: LedgerEntry
+    public var signatures: [String: [UInt8]]
+
+    public init(entry: LedgerEntry, signatures: [String: [UInt8]] = [:]) {
+        self.entry = entry
+        self.signatures = signatures
+    }
+}
+
+/// A signed tree head: the ledger's size and Merkle root at a time, signed by the coordinator and co-signed by
+/// silos that checked it extends the last one they signed (C2SP tlog-checkpoint body).
+public struct LedgerCheckpoint: Codable, Sendable, Equatable {
+    public var origin: String
+    public var size: Int
+    public var root: [UInt8]
+    public var signatures: [String: [UInt8]]
+
+    public init(origin: String, size: Int, root: [UInt8], signatures: [String: [UInt8]] = [:]) {
+        self.origin = origin
+        self.size = size
+        self.root = root
+        self.signatures = signatures
+    }
+
+    /// `<origin>\n<size>\n<base64 root>\n`, what is signed.
+    public var body: [UInt8] { Array("\(origin)\n\(size)\n\(Data(root).base64EncodedString())\n".utf8) }
+}
