@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "ConclaveFederationTests", dependencies: ["ConclaveFederation", "ConclavePrivacy", "ConclaveTesting"],
                     swiftSettings: settings),
         .testTarget(name: "ConclaveConfigTests", dependencies: ["ConclaveConfig", "ConclavePrivacy"], swiftSettings: settings),
-        .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting"],
+        .testTarget(name: "ConclaveStorageTests", dependencies: ["ConclaveStorage", "ConclaveTesting", "ConclavePrivacy", "ConclaveCrypto", grdb],
                     swiftSettings: settings),
         .testTarget(name: "EndToEndTests",
                     dependencies: ["ConclaveCoordinator", "ConclaveAgent", "ConclaveAdminClient", "ConclaveWireConversions",

@@ -166,6 +166,40 @@ enum Schema {
                 CREATE INDEX certificates_identity ON certificates(role, name);
                 """)
         }
+        m.registerMigration("v8-privacy-ledger") { db in
+            // Append-only: entries (their canonical bytes, exactly as hashed and signed), co-signatures added
+            // later, and signed checkpoints. Triggers refuse any UPDATE or DELETE, so even a bug cannot rewrite
+            // history in place (an attacker with the file can, and `budget verify` then names the entry).
+            try db.execute(sql: """
+                CREATE TABLE ledger_entries (
+                    seq INTEGER PRIMARY KEY,
+                    entry BLOB NOT NULL,
+                    signatures BLOB NOT NULL
+                );
+                CREATE TABLE ledger_cosignatures (
+                    seq INTEGER NOT NULL REFERENCES ledger_entries(seq),
+                    signer TEXT NOT NULL,
+                    signature BLOB NOT NULL,
+                    PRIMARY KEY (seq, signer)
+                );
+                CREATE TABLE ledger_checkpoints (
+                    size INTEGER PRIMARY KEY,
+                    checkpoint BLOB NOT NULL
+                );
+                CREATE TRIGGER ledger_entries_append_only_u BEFORE UPDATE ON ledger_entries
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                CREATE TRIGGER ledger_entries_append_only_d BEFORE DELETE ON ledger_entries
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                CREATE TRIGGER ledger_cosignatures_append_only_u BEFORE UPDATE ON ledger_cosignatures
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                CREATE TRIGGER ledger_cosignatures_append_only_d BEFORE DELETE ON ledger_cosignatures
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                CREATE TRIGGER ledger_checkpoints_append_only_u BEFORE UPDATE ON ledger_checkpoints
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                CREATE TRIGGER ledger_checkpoints_append_only_d BEFORE DELETE ON ledger_checkpoints
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                """)
+        }
         return m
     }
 }

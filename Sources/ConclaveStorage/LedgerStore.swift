@@ -1,0 +1,91 @@
+public import ConclavePrivacy
+import Foundation
+import GRDB
+
+/// The privacy ledger in the coordinator's SQLite: entries appended in order (their canonical bytes, exactly as
+/// hashed and signed), co-signatures added beside them, signed checkpoints. Nothing is ever updated or
+/// deleted (triggers refuse it). `PrivacyLedger(replaying:)` and `LedgerVerifier` read it back.
+extension CoordinatorStore {
+    /// Appends entries that continue the stored ledger (sequence and previous-entry hash are checked), in one
+    /// transaction: all of them or none.
+    public func appendLedger(_ entries: [SignedEntry]) throws(StorageError) {
+        try wrapLedger("append to the privacy ledger") {
+            try db.write { db in try Self.appendLedger(entries, db) }
+        }
+    }
+
+    static func appendLedger(_ entries: [SignedEntry], _ db: Database) throws {
+        let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM ledger_entries") ?? 0
+        var previous = try Data.fetchOne(db, sql: "SELECT entry FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+            .map { try Self.decodeEntry($0).hashHex } ?? ""
+        for (i, signed) in entries.enumerated() {
+            guard signed.entry.seq == count + i, signed.entry.previous == previous else {
+                throw StorageError.conflict("ledger entry \(signed.entry.seq) does not continue the stored ledger of \(count + i) entries")
+            }
+            try db.execute(sql: "INSERT INTO ledger_entries (seq, entry, signatures) VALUES (?, ?, ?)",
+                           arguments: [signed.entry.seq, Data(signed.entry.canonicalBytes), try JSONEncoder().encode(signed.signatures)])
+            previous = signed.entry.hashHex
+        }
+    }
+
+    public func addLedgerCosignature(seq: Int, signer: String, signature: [UInt8]) throws(StorageError) {
+        try wrapLedger("co-sign ledger entry \(seq)") {
+            try db.write { db in
+                try db.execute(sql: "INSERT OR IGNORE INTO ledger_cosignatures (seq, signer, signature) VALUES (?, ?, ?)",
+                               arguments: [seq, signer, Data(signature)])
+            }
+        }
+    }
+
+    public func appendLedgerCheckpoint(_ checkpoint: LedgerCheckpoint) throws(StorageError) {
+        try wrapLedger("store a ledger checkpoint") {
+            try db.write { db in
+                try db.execute(sql: "INSERT INTO ledger_checkpoints (size, checkpoint) VALUES (?, ?)",
+                               arguments: [checkpoint.size, try JSONEncoder().encode(checkpoint)])
+            }
+        }
+    }
+
+    /// Every entry with its own and its co-signatures, in order.
+    public func ledgerEntries() throws(StorageError) -> [SignedEntry] {
+        try wrapLedger("read the privacy ledger") {
+            try db.read { db in
+                var cosignatures = [Int: [String: [UInt8]]]()
+                for row in try Row.fetchAll(db, sql: "SELECT seq, signer, signature FROM ledger_cosignatures") {
+                    cosignatures[row["seq"], default: [:]][row["signer"]] = Array(row["signature"] as Data)
+                }
+                return try Row.fetchAll(db, sql: "SELECT seq, entry, signatures FROM ledger_entries ORDER BY seq").map { row in
+                    let entry = try Self.decodeEntry(row["entry"])
+                    var signatures = try JSONDecoder().decode([String: [UInt8]].self, from: row["signatures"] as Data)
+                    signatures.merge(cosignatures[row["seq"]] ?? [:]) { own, _ in own }
+                    return SignedEntry(entry: entry, signatures: signatures)
+                }
+            }
+        }
+    }
+
+    public func ledgerCheckpoints() throws(StorageError) -> [LedgerCheckpoint] {
+        try wrapLedger("read ledger checkpoints") {
+            try db.read { db in
+                try Data.fetchAll(db, sql: "SELECT checkpoint FROM ledger_checkpoints ORDER BY size").map {
+                    try JSONDecoder().decode(LedgerCheckpoint.self, from: $0)
+                }
+            }
+        }
+    }
+
+    static func decodeEntry(_ bytes: Data) throws -> LedgerEntry {
+        let entry = try JSONDecoder().decode(LedgerEntry.self, from: bytes)
+        // The stored bytes are what was signed: a re-encoding that differs means the row was not written by us.
+        guard entry.canonicalBytes == Array(bytes) else {
+            throw StorageError("ledger entry \(entry.seq) is not in canonical form: it was not written by Conclave")
+        }
+        return entry
+    }
+
+    private func wrapLedger<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
+        do { return try body() } catch let error as StorageError { throw error } catch {
+            throw StorageError("cannot \(what): \(error)")
+        }
+    }
+}
