@@ -124,7 +124,10 @@ public struct CoordinatorServer: Sendable {
                     while !Task.isCancelled {
                         await driver.tick()
                         ticks += 1
-                        if let authority, ticks % 20 == 0 { authority.renewServerCertificateIfDue(lifetime: lifetime) }
+                        if let authority, ticks % 20 == 0 {
+                            authority.renewServerCertificateIfDue(lifetime: lifetime)
+                            authority.closeExpiredConnections()
+                        }
                         try? await Task.sleep(for: .milliseconds(250))
                     }
                 }

@@ -6,7 +6,9 @@ import ConclaveTesting
 import ConclaveWire
 import Crypto
 import Foundation
+import ConclaveConfig
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import SwiftASN1
 import SwiftProtobuf
 import Testing
@@ -295,6 +297,27 @@ import X509
         #expect(enrolOld.contains("TLSv1.2") && enrolOld.contains("closed"), "\(enrolOld.suffix(600))")
         let current = try probe(cluster.port, "")
         #expect(current.contains("TLSv1.3") && !current.contains("closed"), "\(current.suffix(600))")
+    }
+
+    /// TLS checks a certificate's validity only at the handshake: a connection whose certificate expires while
+    /// it is open is closed by the coordinator's sweep (and every RPC on it is refused before that).
+    @Test(.timeLimit(.minutes(2))) func connectionsOutlivingTheirCertificateAreClosed() async throws {
+        let cluster = try Cluster(dir: Fixtures.temporaryDirectory("conclave-expiry"))
+        defer { cluster.stopAll() }
+        try cluster.startCoordinator()
+        _ = try cluster.waitFor("the coordinator", timeout: 30) { try? cluster.cli(["run", "list", "--coordinator", cluster.address]).status == 0 ? true : nil }
+        let shortLived = IdentityDirectory(path: try operatorIdentity(cluster, name: "brief", from: 0, lifetime: 3))
+        let address = try HostPort(parsing: cluster.address)
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: address.host, port: address.port),
+                                                       transportSecurity: ClientTLS.mutual(shortLived))
+        try await withGRPCClient(transport: transport) { client in
+            let admin = Conclave_V1_Admin.Client(wrapping: client)
+            _ = try await admin.listRuns(.init())  // the connection is up and accepted
+            _ = try cluster.waitFor("the sweep to close the expired connection", timeout: 30) {
+                cluster.log("coordinator").contains("connections with expired certificates closed") ? true : nil
+            }
+            await #expect(throws: RPCError.self) { _ = try await admin.listRuns(.init()) }
+        }
     }
 
     /// The coordinator renews its own server certificate after two-thirds of its lifetime: fresh key, same

@@ -5,11 +5,13 @@ import NIOTLS
 import Synchronization
 import SwiftASN1
 import X509
+import Foundation
 
 /// Live TLS connections by the identity their certificate names, so revocation can close them at once
 /// (closing the connection ends every stream on it; a secure round then treats the silo as dropped).
 final class ConnectionRegistry: Sendable {
-    private let live = Mutex<[PeerIdentity: [ObjectIdentifier: any Channel]]>([:])
+    private struct Live { var channel: any Channel; var notAfter: Date }
+    private let live = Mutex<[PeerIdentity: [ObjectIdentifier: Live]]>([:])
 
     /// The transport's accept hook: a tracker after the TLS handler learns the peer when the handshake ends.
     func install(on channel: any Channel) -> EventLoopFuture<Void> {
@@ -20,8 +22,8 @@ final class ConnectionRegistry: Sendable {
         }
     }
 
-    func add(_ identity: PeerIdentity, _ channel: any Channel) {
-        live.withLock { $0[identity, default: [:]][ObjectIdentifier(channel)] = channel }
+    func add(_ identity: PeerIdentity, _ channel: any Channel, notAfter: Date) {
+        live.withLock { $0[identity, default: [:]][ObjectIdentifier(channel)] = Live(channel: channel, notAfter: notAfter) }
     }
 
     func remove(_ channel: any Channel) {
@@ -32,9 +34,26 @@ final class ConnectionRegistry: Sendable {
 
     /// Closes every connection of `identity`; returns how many.
     func close(_ identity: PeerIdentity) -> Int {
-        let channels = live.withLock { $0.removeValue(forKey: identity).map { Array($0.values) } ?? [] }
+        let channels = live.withLock { $0.removeValue(forKey: identity).map { $0.values.map(\.channel) } ?? [] }
         for channel in channels { channel.close(promise: nil) }
         return channels.count
+    }
+
+    /// Closes connections whose certificate expired while they were open (TLS checks expiry only at the
+    /// handshake; the agent reconnects with its renewed certificate). Returns how many.
+    func closeExpired(now: Date = Date()) -> Int {
+        let expired = live.withLock { map -> [any Channel] in
+            var out = [any Channel]()
+            for (identity, channels) in map {
+                for (key, entry) in channels where entry.notAfter < now {
+                    out.append(entry.channel)
+                    map[identity]?[key] = nil
+                }
+            }
+            return out
+        }
+        for channel in expired { channel.close(promise: nil) }
+        return expired.count
     }
 
     var count: Int { live.withLock { $0.values.reduce(0) { $0 + $1.count } } }
@@ -52,7 +71,7 @@ final class PeerTracker: ChannelInboundHandler, RemovableChannelHandler, Sendabl
            let nio = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
            let der = try? nio.toDERBytes(), let leaf = try? Certificate(derEncoded: der),
            let identity = PeerIdentity(certificate: leaf) {
-            registry.add(identity, context.channel)
+            registry.add(identity, context.channel, notAfter: leaf.notValidAfter)
         }
         context.fireUserInboundEventTriggered(event)
     }

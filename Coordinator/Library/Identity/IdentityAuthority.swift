@@ -61,6 +61,12 @@ public final class IdentityAuthority: Sendable {
     /// The enrolment listener's bound address (known once it listens; port 0 picks one).
     func setEnrolmentAddress(_ address: String) { enrolment.withLock { $0 = address } }
 
+    /// The tick's sweep: connections whose certificate expired while open are closed.
+    func closeExpiredConnections() {
+        let closed = connections.closeExpired()
+        if closed > 0 { logger.info("connections with expired certificates closed", metadata: ["count": "\(closed)"]) }
+    }
+
     /// The tick's renewal check of the coordinator's own certificate (logged; a failure retries later).
     func renewServerCertificateIfDue(lifetime: Double) {
         do {
