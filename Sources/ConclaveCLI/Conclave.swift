@@ -7,7 +7,7 @@ struct Conclave: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conclave",
         abstract: "Privacy-preserving federated learning: runs, models, demo and benchmarks.",
-        subcommands: [RunCommand.self, ModelCommand.self, PrivacyCommand.self, CACommand.self, SiloCommand.self, UserCommand.self,
+        subcommands: [RunCommand.self, ModelCommand.self, PrivacyCommand.self, BudgetCommand.self, CACommand.self, SiloCommand.self, UserCommand.self,
                       DemoCommand.self, BenchCommand.self])
 
     /// As ArgumentParser's, but usage errors exit with status 2 (scripts test for it) rather than 64.

@@ -132,3 +132,56 @@ public struct LedgerCheckpoint: Codable, Sendable, Equatable {
     /// `<origin>\n<size>\n<base64 root>\n`, what is signed.
     public var body: [UInt8] { Array("\(origin)\n\(size)\n\(Data(root).base64EncodedString())\n".utf8) }
 }
+
+/// A self-contained ledger for offline audit (`conclave budget export`, `conclave budget verify --ledger`):
+/// every entry with its signatures, every checkpoint, and the public keys that signed them. The keys travel
+/// with the export; an auditor compares their fingerprints with what the silos and officers publish.
+public struct LedgerExport: Codable, Sendable, Equatable {
+    public struct Entry: Codable, Sendable, Equatable {
+        public var entry: LedgerEntry
+        public var signatures: [String: Data]
+    }
+    public struct Checkpoint: Codable, Sendable, Equatable {
+        public var origin: String
+        public var size: Int
+        public var root: Data
+        public var signatures: [String: Data]
+    }
+
+    public var format = "conclave-ledger-v1"
+    public var origin: String
+    public var entries: [Entry]
+    public var checkpoints: [Checkpoint]
+    public var keys: [String: Data]
+
+    public init(origin: String, entries: [SignedEntry], checkpoints: [LedgerCheckpoint], keys: [String: [UInt8]]) {
+        self.origin = origin
+        self.entries = entries.map { Entry(entry: $0.entry, signatures: $0.signatures.mapValues { Data($0) }) }
+        self.checkpoints = checkpoints.map { Checkpoint(origin: $0.origin, size: $0.size, root: Data($0.root), signatures: $0.signatures.mapValues { Data($0) }) }
+        self.keys = keys.mapValues { Data($0) }
+    }
+
+    public var signedEntries: [SignedEntry] { entries.map { SignedEntry(entry: $0.entry, signatures: $0.signatures.mapValues { Array($0) }) } }
+    public var ledgerCheckpoints: [LedgerCheckpoint] {
+        checkpoints.map { LedgerCheckpoint(origin: $0.origin, size: $0.size, root: Array($0.root), signatures: $0.signatures.mapValues { Array($0) }) }
+    }
+    public var publicKeys: [String: [UInt8]] { keys.mapValues { Array($0) } }
+
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    /// Reads an export, naming what is wrong with a malformed or truncated one.
+    public static func decode(_ data: Data, source: String) throws(PrivacyError) -> LedgerExport {
+        let export: LedgerExport
+        do { export = try JSONDecoder().decode(LedgerExport.self, from: data) } catch {
+            throw PrivacyError("\(source) is not a Conclave ledger export (malformed or truncated JSON): \(error)")
+        }
+        guard export.format == "conclave-ledger-v1" else {
+            throw PrivacyError("\(source) has format '\(export.format)'; this version reads conclave-ledger-v1")
+        }
+        return export
+    }
+}
