@@ -93,7 +93,7 @@ let package = Package(
                 swiftSettings: settings),
         // Identities: the federation CA, certificates and CSRs, identity files, enrolment bundles, client TLS.
         .target(name: "ConclaveIdentity", dependencies: [x509, asn1, crypto, grpcHTTP2], swiftSettings: settings),
-        .target(name: "ConclaveSupport", dependencies: ["ConclaveFederation", logging], swiftSettings: settings),
+        .target(name: "ConclaveSupport", dependencies: ["ConclaveFederation", "ConclaveCrypto", logging], swiftSettings: settings),
         // The operator's client of the Admin service: the CLI links this, never the coordinator.
         .target(name: "ConclaveAdminClient",
                 dependencies: ["ConclaveWire", "ConclaveConfig", "ConclaveIdentity", grpcCore, grpcHTTP2, swiftProtobuf, x509, asn1,

@@ -52,9 +52,10 @@ public nonisolated struct Conclave_V1_EnrollRequest: Sendable {
   /// identity's name (the silo id, or the user's name). Extensions asked for in it are ignored.
   public var csrDer: Data = Data()
 
-  /// Silos only: the silo's Ed25519 identity key (32 bytes; it signs secure-aggregation and ledger
-  /// statements), and its signature over "conclave-enrol-v1\n" || csr_der, proving the enrolling agent holds
-  /// it. The coordinator binds this key to the silo id; a silo presenting another key later is refused.
+  /// An Ed25519 key (32 bytes) and its signature over "conclave-enrol-v1\n" || csr_der, proving the enrolling
+  /// party holds it. Required for silos (their identity key: it signs secure-aggregation and ledger statements;
+  /// a silo presenting another key later is refused) and privacy officers (the key they sign budget
+  /// registrations and amendments with); optional for operators. The coordinator binds it to the identity.
   public var identityKey: Data = Data()
 
   public var identitySignature: Data = Data()
@@ -205,6 +206,9 @@ public nonisolated struct Conclave_V1_IdentityInfo: Sendable {
   public var lastContact: Double = 0
 
   public var dataset: String = String()
+
+  /// Hex SHA-256 of the Ed25519 key bound at enrolment (first 16 digits); empty when none.
+  public var signingKeyFingerprint: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -549,7 +553,7 @@ nonisolated extension Conclave_V1_ListIdentitiesRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Conclave_V1_IdentityInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IdentityInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{1}name\0\u{1}state\0\u{1}serial\0\u{3}not_after\0\u{3}last_contact\0\u{1}dataset\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{1}name\0\u{1}state\0\u{1}serial\0\u{3}not_after\0\u{3}last_contact\0\u{1}dataset\0\u{3}signing_key_fingerprint\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -564,6 +568,7 @@ nonisolated extension Conclave_V1_IdentityInfo: SwiftProtobuf.Message, SwiftProt
       case 5: try { try decoder.decodeSingularDoubleField(value: &self.notAfter) }()
       case 6: try { try decoder.decodeSingularDoubleField(value: &self.lastContact) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.dataset) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.signingKeyFingerprint) }()
       default: break
       }
     }
@@ -591,6 +596,9 @@ nonisolated extension Conclave_V1_IdentityInfo: SwiftProtobuf.Message, SwiftProt
     if !self.dataset.isEmpty {
       try visitor.visitSingularStringField(value: self.dataset, fieldNumber: 7)
     }
+    if !self.signingKeyFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.signingKeyFingerprint, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -602,6 +610,7 @@ nonisolated extension Conclave_V1_IdentityInfo: SwiftProtobuf.Message, SwiftProt
     if lhs.notAfter != rhs.notAfter {return false}
     if lhs.lastContact != rhs.lastContact {return false}
     if lhs.dataset != rhs.dataset {return false}
+    if lhs.signingKeyFingerprint != rhs.signingKeyFingerprint {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import ConclaveAdminClient
 import ConclaveConfig
+import ConclaveCrypto
 import ConclaveIdentity
+import ConclaveSupport
 import ConclaveWire
 import Crypto
 import Foundation
@@ -115,9 +117,13 @@ struct UserCommand: AsyncParsableCommand {
         func run() async throws {
             let b = try EnrolmentBundle.read(path: bundle)
             guard b.role != "silo" else { throw CLIError("\(bundle) enrols silo '\(b.name)': run 'conclave-client enroll --config silo.toml --bundle \(bundle)' on the silo") }
+            // The person's Ed25519 key for signing ledger entries (budget registrations, amendments), kept beside
+            // the certificate (0600) and bound to the identity at enrolment.
+            let signing = try IdentityKeyFile.loadOrCreate(path: identity + "/signing.key").key
             do {
-                let (id, certificate) = try await EnrolmentClient.enroll(bundle: b, into: IdentityDirectory(path: identity), prover: nil)
-                print("enrolled as \(id.uri); certificate \(certificate.serialHex) valid until \(certificate.notValidAfter); identity in \(identity)")
+                let (id, certificate) = try await EnrolmentClient.enroll(bundle: b, into: IdentityDirectory(path: identity),
+                                                                         prover: { statement in (signing.publicKey, signing.sign(statement)) })
+                print("enrolled as \(id.uri); certificate \(certificate.serialHex) valid until \(certificate.notValidAfter); identity in \(identity) (ledger signing key \(identity)/signing.key)")
             } catch let error as RPCError {
                 throw CLIError("enrolment refused: \(error.message)")
             }
@@ -183,6 +189,7 @@ func listIdentities(roles: [String], json: Bool, target: CoordinatorOption) asyn
     if json {
         printJSON(["identities": rows.map { r -> [String: Any] in
             ["role": r.role, "name": r.name, "state": r.state, "serial": r.serial, "dataset": r.dataset,
+             "signing_key": r.signingKeyFingerprint,
              "not_after": r.notAfter > 0 ? r.notAfter : NSNull(), "last_contact": r.lastContact > 0 ? r.lastContact : NSNull()]
         }])
         return

@@ -13,6 +13,8 @@ extension CoordinatorStore {
         public var lastContact: Double?
         public var serial: String?
         public var notAfter: Double?
+        /// The Ed25519 key proved at enrolment, if any.
+        public var signingKey: [UInt8]?
     }
 
     public struct IssuedCertificate: Sendable {
@@ -76,9 +78,10 @@ extension CoordinatorStore {
                 guard state == "pending" else {
                     throw StorageError.conflict("\(role) '\(name)' is \(state ?? "unknown"); it cannot enrol")
                 }
-                try db.execute(sql: "UPDATE identities SET state = 'active' WHERE role = ? AND name = ?", arguments: [role, name])
+                try db.execute(sql: "UPDATE identities SET state = 'active', signing_key = ? WHERE role = ? AND name = ?",
+                               arguments: [identityKey.map { Data($0) }, role, name])
                 try insertCertificate(db, role: role, name: name, certificate, now: now)
-                if let identityKey {
+                if let identityKey, role == "silo" {
                     try db.execute(sql: """
                         INSERT INTO silos (id, dataset, num_examples, first_seen, last_seen, identity_key) VALUES (?, ?, 0, ?, ?, ?)
                         ON CONFLICT(id) DO UPDATE SET identity_key = excluded.identity_key
@@ -173,13 +176,14 @@ extension CoordinatorStore {
         try wrapIdentity("list identities") {
             try db.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT i.role, i.name, i.state, i.dataset, i.last_contact,
+                    SELECT i.role, i.name, i.state, i.dataset, i.last_contact, i.signing_key,
                            (SELECT serial FROM certificates c WHERE c.role = i.role AND c.name = i.name ORDER BY issued_at DESC, rowid DESC LIMIT 1) AS serial,
                            (SELECT not_after FROM certificates c WHERE c.role = i.role AND c.name = i.name ORDER BY issued_at DESC, rowid DESC LIMIT 1) AS not_after
                     FROM identities i WHERE (? IS NULL OR i.role = ?) ORDER BY i.role, i.name
                     """, arguments: [role, role]).map {
                     IdentityRecord(role: $0["role"], name: $0["name"], state: $0["state"], dataset: $0["dataset"],
-                                   lastContact: $0["last_contact"], serial: $0["serial"], notAfter: $0["not_after"])
+                                   lastContact: $0["last_contact"], serial: $0["serial"], notAfter: $0["not_after"],
+                                   signingKey: ($0["signing_key"] as Data?).map(Array.init))
                 }
             }
         }

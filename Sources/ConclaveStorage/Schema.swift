@@ -200,6 +200,11 @@ enum Schema {
                     BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
                 """)
         }
+        m.registerMigration("v9-signing-keys") { db in
+            // The Ed25519 key each identity proved at enrolment (silos: the identity key; people: the key they
+            // sign ledger entries with).
+            try db.execute(sql: "ALTER TABLE identities ADD COLUMN signing_key BLOB")
+        }
         return m
     }
 }

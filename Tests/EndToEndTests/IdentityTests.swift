@@ -81,6 +81,21 @@ import X509
         let poEnrol = try cluster.cli(["user", "enroll", "--bundle", cluster.dir + "/po.json", "--identity", cluster.dir + "/po"])
         #expect(poEnrol.status == 0, "\(poEnrol.err)")
         #expect(try cli(cluster, ["run", "list"], as: cluster.dir + "/po").status == 0, "privacy officers read runs")
+        // The officer's ledger signing key: made beside the certificate (0600), bound at enrolment, listed.
+        let poKeyMode = try FileManager.default.attributesOfItem(atPath: cluster.dir + "/po/signing.key")[.posixPermissions] as? Int
+        #expect(poKeyMode == 0o600)
+        let people = try cluster.json(["user", "list", "--json", "--coordinator", cluster.address])
+        let po = (people["identities"] as? [[String: Any]])?.first { $0["name"] as? String == "po" }
+        #expect((po?["signing_key"] as? String)?.count == 16, "\(String(describing: po))")
+        // A privacy officer cannot enrol without proving such a key.
+        #expect(try cli(cluster, ["user", "add", "po2", "--role", "privacy-officer", "--out", cluster.dir + "/po2.json"], as: admin).status == 0)
+        let po2 = try EnrolmentBundle.read(path: cluster.dir + "/po2.json")
+        do {
+            _ = try await AdminClient.enroll(po2, .with { $0.token = po2.token; $0.csrDer = Data(try FederationCA.makeCSR(name: "po2", key: P256.Signing.PrivateKey())) })
+            Issue.record("a privacy officer enrolled without a signing key")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument && error.message.contains("ledger signing key"), "\(error)")
+        }
         try cluster.write("run.toml", CrashSuiteTests.spec)
         let poStart = try cli(cluster, ["run", "start", "--spec", cluster.dir + "/run.toml"], as: cluster.dir + "/po")
         #expect(poStart.status != 0 && poStart.err.contains("needs the role operator; po has the role privacy-officer"), "\(poStart.err)")
@@ -188,7 +203,7 @@ import X509
         #expect(cluster.log("rekeyed").contains("but it enrolled with"), "\(cluster.log("rekeyed"))")
         let after = try identities(cluster)
         #expect(after == ["silo/silo-0": "active", "silo/silo-9": "active", "silo/silo-8": "pending",
-                          "privacy-officer/po": "revoked", "operator/admin": "active"], "\(after)")
+                          "privacy-officer/po": "revoked", "privacy-officer/po2": "pending", "operator/admin": "active"], "\(after)")
         // The first operator (issued by `ca init`, not enrolled) is listed and revocable like anyone.
         let users = try cli(cluster, ["user", "list"], as: admin)
         #expect(users.out.contains("admin") && users.out.contains("operator"), "\(users.out)")

@@ -129,13 +129,14 @@ public final class IdentityAuthority: Sendable {
         do { publicKey = try FederationCA.checkedKey(csrDER: Array(r.csrDer), name: id.name) } catch {
             throw RPCError(code: .invalidArgument, message: error.message)
         }
+        // Silos prove their identity key, privacy officers the key they sign the ledger with; operators may.
         var identityKey: [UInt8]?
-        if id.role == .silo {
+        if id.role == .silo || id.role == .privacyOfficer || !r.identityKey.isEmpty {
             let key = Array(r.identityKey)
             guard key.count == 32,
                   Ed25519.verify(signature: Array(r.identitySignature), message: EnrolmentBundle.proofStatement(csrDER: Array(r.csrDer)),
                                  publicKey: key) else {
-                throw RPCError(code: .invalidArgument, message: "a silo enrols with its 32-byte Ed25519 identity key and that key's signature over the CSR; the proof does not verify")
+                throw RPCError(code: .invalidArgument, message: "a \(id.role.rawValue) enrols with a 32-byte Ed25519 key (\(id.role == .silo ? "its identity key" : "its ledger signing key")) and that key's signature over the CSR; the proof does not verify")
             }
             identityKey = key
         }
@@ -200,6 +201,7 @@ public final class IdentityAuthority: Sendable {
                     let id = PeerIdentity.Role(rawValue: row.role).map { PeerIdentity(federation: pki.ca.federation, role: $0, name: row.name) }
                     $0.lastContact = id.flatMap { contacts.lastContact($0) } ?? row.lastContact ?? 0
                     $0.dataset = row.dataset
+                    $0.signingKeyFingerprint = row.signingKey.map { Array(Crypto.SHA256.hash(data: $0)).prefix(8).map { String(format: "%02x", $0) }.joined() } ?? ""
                 }
             }
         }

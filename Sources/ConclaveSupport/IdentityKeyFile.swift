@@ -1,11 +1,10 @@
 public import ConclaveCrypto
 public import ConclaveFederation
-import ConclaveSupport
-import ConclaveWireConversions
 import Foundation
 
-/// The silo's long-term Ed25519 identity: a file holding its 32-byte seed in hex, readable only by the agent's
-/// user. Created on first start; the coordinator remembers the public key it first sees for the silo id.
+/// A long-term Ed25519 key — a silo's identity key, a person's ledger signing key — in a file holding its 32-byte
+/// seed in hex, readable only by its owner (0600). Created on first use; enrolment binds its public key to the
+/// identity.
 public enum IdentityKeyFile {
     public static func loadOrCreate(path: String) throws(FederationError) -> (key: Ed25519KeyPair, created: Bool) {
         let fm = FileManager.default
