@@ -42,6 +42,7 @@ struct Run: AsyncParsableCommand {
         let data = try settings.data.load(classCount: settings.classCount)
         logger.info("data loaded", metadata: ["examples": "\(data.count)", "features": "\(data.featureCount)",
                                               "source": "\(settings.data.description)"])
+        if !settings.insecure { try? IdentityDirectory(path: settings.tlsIdentityPath).repair() }
         if !settings.insecure && !IdentityDirectory(path: settings.tlsIdentityPath).exists {
             logger.critical("silo is not enrolled", metadata: [
                 "error": "no certificate in \(settings.tlsIdentityPath); run 'conclave-client enroll --config \(config) --bundle FILE' with the bundle from 'conclave silo add \(settings.siloID)' (or set [silo] insecure = true for a plaintext coordinator)"])

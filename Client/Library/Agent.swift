@@ -85,6 +85,9 @@ public struct Agent: Sendable {
     func renewIfDue(now: Date = Date()) async {
         guard !config.insecure else { return }
         let directory = IdentityDirectory(path: config.tlsIdentityPath)
+        do { try directory.repair() } catch {
+            logger.error("cannot complete an interrupted certificate replacement", metadata: ["error": "\(error.message)"])
+        }
         guard directory.needsRenewal(now: now), renewalFailedAt.withLock({ now.timeIntervalSince1970 - $0 > 60 }) else { return }
         do {
             let certificate = try await EnrolmentClient.renew(address: config.coordinator, directory: directory)

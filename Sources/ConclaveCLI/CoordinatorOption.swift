@@ -15,6 +15,7 @@ struct CoordinatorOption: ParsableArguments {
     func identityDirectory() throws -> IdentityDirectory? {
         guard let path = identity ?? ProcessInfo.processInfo.environment["CONCLAVE_IDENTITY"], !path.isEmpty else { return nil }
         let dir = IdentityDirectory(path: path)
+        try? dir.repair()
         guard dir.exists else {
             throw ValidationError("--identity: \(path) holds no cert.pem; enrol with 'conclave user enroll --bundle FILE --identity \(path)'")
         }

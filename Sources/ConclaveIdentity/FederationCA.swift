@@ -138,8 +138,9 @@ public struct FederationCA: Sendable {
         let commonNames = csr.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }
             .map { String(describing: $0.value) }
         guard commonNames == [name] else {
-            throw IdentityError("the certificate signing request asks for '\(commonNames.joined(separator: ","))', "
-                                + "but its token is for '\(name)'")
+            // The names come from the peer: shown cut and escaped, never raw.
+            let asked = String(commonNames.joined(separator: ",").prefix(48)).debugDescription
+            throw IdentityError("the certificate signing request asks for \(asked), but its token is for '\(name)'")
         }
         return csr.publicKey
     }

@@ -38,35 +38,30 @@ public struct IdentityDirectory: Sendable {
         return identity
     }
 
-    /// Writes a new certificate and key (the key first, mode 0600; each file replaced atomically).
+    /// Writes a new certificate and key as a pair (`KeyPairFiles`: a crash never leaves them mismatched), and
+    /// the CA certificate.
     public func store(certificate: Certificate, key: P256.Signing.PrivateKey, caPEM: String) throws(IdentityError) {
+        let certificatePEM: String
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
-            try Self.writePrivate(key.pemRepresentation, to: keyPath)
-            try Data(certificate.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: certificatePath), options: .atomic)
-            try Data(caPEM.utf8).write(to: URL(fileURLWithPath: caPath), options: .atomic)
-        } catch let error as IdentityError {
-            throw error
+            certificatePEM = try certificate.serializeAsPEM().pemString
         } catch {
             throw IdentityError("cannot write the identity in \(path): \(error)")
         }
+        try KeyPairFiles.write(caPEM, to: caPath, mode: 0o644)
+        try KeyPairFiles.replace(certificatePath: certificatePath, certificatePEM: certificatePEM, keyPath: keyPath,
+                                 keyPEM: key.pemRepresentation)
     }
 
-    /// A secret file: created 0600 before any byte is written, then renamed into place.
+    /// Completes a certificate replacement a crash interrupted (call before using the files).
+    public func repair() throws(IdentityError) {
+        try KeyPairFiles.repair(certificatePath: certificatePath, keyPath: keyPath)
+    }
+
+    /// A secret file: created 0600 before any byte is written, fsynced, then renamed into place.
     public static func writePrivate(_ text: String, to path: String) throws(IdentityError) {
-        let temp = path + ".tmp"
-        unlink(temp)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw IdentityError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard written == bytes.count, synced, rename(temp, path) == 0 else {
-            unlink(temp)
-            throw IdentityError("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try KeyPairFiles.write(text, to: path, mode: 0o600)
     }
 
     /// True once two-thirds of the certificate's lifetime have passed: time to renew with a fresh key.

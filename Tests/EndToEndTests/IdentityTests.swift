@@ -129,7 +129,7 @@ import X509
         let cases: [(String, [UInt8], Bool, String)] = [
             ("P-384", serializer.serializedBytes, true, "not P-256"),
             ("bad signature", broken, true, "signature"),
-            ("another identity", try FederationCA.makeCSR(name: "silo-0", key: p256), true, "asks for 'silo-0'"),
+            ("another identity", try FederationCA.makeCSR(name: "silo-0", key: p256), true, "asks for \"silo-0\""),
             ("no Ed25519 proof", good, false, "Ed25519"),
         ]
         for (what, csr, prove, expected) in cases {
@@ -332,6 +332,38 @@ import X509
                 cluster.log("coordinator").contains("connections with expired certificates closed") ? true : nil
             }
             await #expect(throws: RPCError.self) { _ = try await admin.listRuns(.init()) }
+        }
+    }
+
+    /// A certificate replacement cut short at any step leaves a matching pair once repaired: the old one when
+    /// the new key never reached the disk, the new one otherwise.
+    @Test func aReplacementInterruptedAtAnyStepLeavesAMatchingPair() throws {
+        let dir = Fixtures.temporaryDirectory("conclave-pair")
+        let ca = try FederationCA.create(federation: "t")
+        func pair() throws -> (String, String, Certificate) {
+            let key = P256.Signing.PrivateKey()
+            let c = try ca.issue(publicKey: Certificate.PublicKey(key.publicKey), for: PeerIdentity(federation: "t", role: .silo, name: "s"), lifetime: 3600)
+            return (try c.serializeAsPEM().pemString, key.pemRepresentation, c)
+        }
+        let identity = IdentityDirectory(path: dir)
+        func matches() throws -> Bool {
+            let key = try P256.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: identity.keyPath, encoding: .utf8))
+            return try identity.certificate().publicKey == Certificate.PublicKey(key.publicKey)
+        }
+        let (oldCert, oldKey, old) = try pair()
+        try KeyPairFiles.replace(certificatePath: identity.certificatePath, certificatePEM: oldCert, keyPath: identity.keyPath, keyPEM: oldKey)
+        let (newCert, newKey, new) = try pair()
+        // (1) only the new certificate written; (2) both written, nothing moved; (3) the certificate moved.
+        for step in 1...3 {
+            try KeyPairFiles.replace(certificatePath: identity.certificatePath, certificatePEM: oldCert, keyPath: identity.keyPath, keyPEM: oldKey)
+            try newCert.write(toFile: identity.certificatePath + ".next", atomically: true, encoding: .utf8)
+            if step >= 2 { try newKey.write(toFile: identity.keyPath + ".next", atomically: true, encoding: .utf8) }
+            if step == 3 { rename(identity.certificatePath + ".next", identity.certificatePath) }
+            try identity.repair()
+            #expect(try matches(), "step \(step)")
+            #expect(try identity.certificate() == (step == 1 ? old : new), "step \(step)")
+            #expect(!FileManager.default.fileExists(atPath: identity.certificatePath + ".next")
+                    && !FileManager.default.fileExists(atPath: identity.keyPath + ".next"))
         }
     }
 

@@ -24,6 +24,7 @@ public final class CoordinatorPKI: Sendable {
 
     public init(directory: String, revokedSerials: Set<String>, revokedIdentities: Set<String>) throws(IdentityError) {
         let f = Self.files(in: directory)
+        try KeyPairFiles.repair(certificatePath: f.cert, keyPath: f.key)  // a renewal a crash interrupted
         func read(_ path: String) throws(IdentityError) -> String {
             do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
                 throw IdentityError("cannot read \(path): \(error.localizedDescription) (make the CA with 'conclave ca init --dir \(directory)')")
@@ -67,12 +68,9 @@ public final class CoordinatorPKI: Sendable {
                                        for: PeerIdentity(federation: ca.federation, role: .coordinator, name: "coordinator"),
                                        lifetime: lifetime, hosts: hosts, now: now)
         let f = Self.files(in: directory)
-        try IdentityDirectory.writePrivate(key.pemRepresentation, to: f.key)
-        do {
-            try Data(certificate.serializeAsPEM().pemString.utf8).write(to: URL(fileURLWithPath: f.cert), options: .atomic)
-        } catch {
-            throw IdentityError("cannot write \(f.cert): \(error)")
-        }
+        let pem: String
+        do { pem = try certificate.serializeAsPEM().pemString } catch { throw IdentityError("cannot encode the certificate: \(error)") }
+        try KeyPairFiles.replace(certificatePath: f.cert, certificatePEM: pem, keyPath: f.key, keyPEM: key.pemRepresentation)
         try server.swap(certificate: certificate, key: key)
         return certificate.serialHex
     }
