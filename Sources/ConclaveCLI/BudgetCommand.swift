@@ -38,7 +38,7 @@ struct BudgetCommand: AsyncParsableCommand {
         static func fingerprint(_ key: Data) -> String {
             var h = SHA256()
             key.withUnsafeBytes { h.update($0) }
-            return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+            return Array(h.finalize().prefix(8)).hexString
         }
     }
 }

@@ -98,7 +98,7 @@ public struct LedgerEntry: Codable, Sendable, Equatable {
     public var hashHex: String {
         var h = SHA256()
         canonicalBytes.withUnsafeBytes { h.update($0) }
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        return h.finalize().hexString
     }
 }
 

@@ -92,7 +92,9 @@ public final class IdentityAuthority: Sendable {
 
     func addIdentity(_ r: Conclave_V1_AddIdentityRequest) throws(RPCError) -> Conclave_V1_AddIdentityReply {
         let id = try identity(role: r.role, name: r.name)
-        guard r.dataset.utf8.count <= 128 else { throw RPCError(code: .invalidArgument, message: "dataset name is longer than 128 bytes") }
+        guard r.dataset.isEmpty || PeerIdentity.isValidName(r.dataset) else {
+            throw RPCError(code: .invalidArgument, message: "dataset name \(WireCheck.preview(r.dataset)) must be 1–128 letters, digits, '-', '_' or '.'")
+        }
         let seconds = r.tokenSeconds > 0 ? min(r.tokenSeconds, 30 * 86_400) : tokenSeconds
         let token = Self.base64url(SecureRandom.bytes(32))
         let now = Date().timeIntervalSince1970
@@ -150,7 +152,7 @@ public final class IdentityAuthority: Sendable {
         }
         guard done else { throw RPCError(code: .unauthenticated, message: "the enrolment token was used meanwhile") }
         logger.notice("enrolled", metadata: ["identity": "\(id)", "serial": "\(certificate.serialHex)",
-                                            "identity_key": "\(identityKey.map { $0.prefix(8).map { String(format: "%02x", $0) }.joined() } ?? "-")"])
+                                            "identity_key": "\(identityKey.map { Array($0.prefix(8)).hexString } ?? "-")"])
         return try reply(certificate, id)
     }
 
@@ -201,7 +203,7 @@ public final class IdentityAuthority: Sendable {
                     let id = PeerIdentity.Role(rawValue: row.role).map { PeerIdentity(federation: pki.ca.federation, role: $0, name: row.name) }
                     $0.lastContact = id.flatMap { contacts.lastContact($0) } ?? row.lastContact ?? 0
                     $0.dataset = row.dataset
-                    $0.signingKeyFingerprint = row.signingKey.map { Array(Crypto.SHA256.hash(data: $0)).prefix(8).map { String(format: "%02x", $0) }.joined() } ?? ""
+                    $0.signingKeyFingerprint = row.signingKey.map { Array(Array(Crypto.SHA256.hash(data: $0)).prefix(8)).hexString } ?? ""
                 }
             }
         }

@@ -17,6 +17,11 @@ final class TrustStore: Sendable {
         var revokedSerials: Set<String>
         /// "role/name"
         var revokedIdentities: Set<String>
+
+        /// The one revocation rule, for the handshake and for every RPC.
+        func isRevoked(_ identity: PeerIdentity, serials: [String]) -> Bool {
+            serials.contains(where: revokedSerials.contains) || revokedIdentities.contains("\(identity.role.rawValue)/\(identity.name)")
+        }
     }
 
     private let state: Mutex<Snapshot>
@@ -40,7 +45,7 @@ final class TrustStore: Sendable {
         guard let identity = PeerIdentity(certificate: leaf), identity.federation == s.federation else {
             return "the certificate carries no identity of federation '\(s.federation)'"
         }
-        if s.revokedSerials.contains(leaf.serialHex) || s.revokedIdentities.contains("\(identity.role.rawValue)/\(identity.name)") {
+        if s.isRevoked(identity, serials: [leaf.serialHex]) {
             return "the certificate of \(identity) is revoked"
         }
         if now > leaf.notValidAfter { return "the certificate of \(identity) expired at \(leaf.notValidAfter)" }
@@ -82,8 +87,7 @@ struct ConclavePeerPolicy: VerifierPolicy {
               identity.role != .coordinator else {
             return .failsToMeetPolicy(reason: "the certificate carries no client identity of this federation")
         }
-        if chain.contains(where: { snapshot.revokedSerials.contains($0.serialHex) })
-            || snapshot.revokedIdentities.contains("\(identity.role.rawValue)/\(identity.name)") {
+        if snapshot.isRevoked(identity, serials: chain.map(\.serialHex)) {
             return .failsToMeetPolicy(reason: "revoked")
         }
         return .meetsPolicy
