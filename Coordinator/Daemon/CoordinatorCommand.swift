@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConclaveConfig
 import ConclaveCoordinator
+import ConclaveFederation
 import ConclaveIdentity
 import ConclaveSupport
 import ConclaveStorage
@@ -36,7 +37,7 @@ struct Serve: AsyncParsableCommand {
             // Exits here, naming the path, when the database or the checkpoint directory cannot be written.
             try await driver.prepare()
         } catch {
-            logger.critical("cannot start", metadata: ["error": "\(error.message)"])
+            logger.critical("cannot start", metadata: ["error": "\((error as? StorageError)?.message ?? (error as? FederationError)?.message ?? "\(error)")"])
             throw ExitCode.failure
         }
         var authority: IdentityAuthority?

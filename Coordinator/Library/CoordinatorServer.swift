@@ -39,6 +39,8 @@ public struct CoordinatorServer: Sendable {
             FederationService(driver: driver, logger: logger, idleTimeout: .seconds(config.streamIdleSeconds),
                               mutualTLS: authority != nil),
             AdminService(driver: driver),
+            BudgetService(driver: driver),
+            WitnessService(driver: driver),
         ]
         guard let authority, let tls = config.tls else {
             logger.warning("PLAINTEXT: no TLS, no authentication — anyone who reaches this port can act as any silo or operator (insecure = true)")

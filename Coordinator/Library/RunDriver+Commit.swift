@@ -4,6 +4,7 @@ import ConclaveLearning
 public import ConclaveStorage
 import ConclaveSupport
 import ConclaveWireConversions
+import ConclavePrivacy
 import Foundation
 import Logging
 
@@ -30,6 +31,10 @@ extension RunDriver {
         let closed = pending.closed
         do {
             try persist(&pending)
+        } catch let refusal as LedgerRefusal {
+            pendingCommit = nil
+            refuseRound(refusal, round: closed.number)
+            return
         } catch {
             pending.failures += 1
             metrics.commitFault()
@@ -85,9 +90,15 @@ extension RunDriver {
         try checkpoints.savePending(PendingRound(runID: m.runID, closed: closed, checkpointSHA256: sha,
                                                  testAccuracy: result?.accuracy, testLoss: result?.loss))
         CrashHook.reach("checkpoint-written")
+        let charged: (PrivacyLedger, [SignedEntry])
+        do { charged = try draftCharges(closed.releases, runID: m.runID, round: closed.number, modelSHA256: sha) } catch let refusal as LedgerRefusal {
+            checkpoints.removePending(sha256: sha)
+            throw refusal
+        }
         try store.commitRound(run: m.runID, closed: closed, checkpointSHA256: sha, checkpointPath: checkpoints.path(for: sha),
                               testAccuracy: result?.accuracy, testLoss: result?.loss, roundsPlanned: m.spec.rounds,
-                              now: WallClock.now())
+                              now: WallClock.now(), ledger: charged.1)
+        ledger = charged.0
         checkpoints.removePending(sha256: sha)
         var meta: Logger.Metadata = ["run": "\(m.runID)", "round": "\(closed.number)",
                                      "silos": "\(closed.contributions.count)", "examples": "\(closed.examples)",
@@ -111,9 +122,10 @@ extension RunDriver {
     /// Before listening: the database and the checkpoint directory must be writable (else the daemon exits
     /// naming the path); attempts a crash left open are recorded as abandoned; temp files and checkpoints no
     /// committed round references are removed, each logged.
-    public func prepare() throws(StorageError) {
+    public func prepare() throws {
         try store.checkWritable()
         try checkpoints.checkWritable()
+        try openLedger()
         try commitPendingRounds()
         let attempts = attemptsDirectory
         let crashed = try store.closeCrashedAttempts(now: WallClock.now()) { run, round in
@@ -127,7 +139,7 @@ extension RunDriver {
 
     /// Rounds whose aggregate and checkpoint reached the disk but whose database commit did not (a crash in
     /// between): committed now from their records, so they are not run again.
-    private func commitPendingRounds() throws(StorageError) {
+    private func commitPendingRounds() throws {
         for record in checkpoints.pendingRounds() {
             defer { checkpoints.removePending(sha256: record.checkpointSHA256) }
             guard let run = try store.run(id: record.runID), run.completedRounds == record.round - 1 else { continue }
@@ -139,9 +151,19 @@ extension RunDriver {
                                metadata: ["run": "\(record.runID)", "round": "\(record.round)", "error": "\(error.message)"])
                 continue
             }
-            try store.commitRound(run: record.runID, closed: record.closedRound(checkpoint), checkpointSHA256: record.checkpointSHA256,
+            let closed = record.closedRound(checkpoint)
+            let charged: (PrivacyLedger, [SignedEntry])
+            do {
+                charged = try draftCharges(closed.releases, runID: record.runID, round: record.round, modelSHA256: record.checkpointSHA256)
+            } catch {
+                logger.warning("pending round's releases do not fit their budgets; the round is not released",
+                               metadata: ["run": "\(record.runID)", "round": "\(record.round)", "error": "\(error)"])
+                continue
+            }
+            try store.commitRound(run: record.runID, closed: closed, checkpointSHA256: record.checkpointSHA256,
                                   checkpointPath: checkpoints.path(for: record.checkpointSHA256), testAccuracy: record.testAccuracy,
-                                  testLoss: record.testLoss, roundsPlanned: run.spec.rounds, now: WallClock.now())
+                                  testLoss: record.testLoss, roundsPlanned: run.spec.rounds, now: WallClock.now(), ledger: charged.1)
+            ledger = charged.0
             try store.closeOpenAttempt(run: record.runID, round: record.round, outcome: "committed",
                                        reason: "committed at restart from its pending record", now: WallClock.now())
             logger.notice("round committed from its pending record after a crash",

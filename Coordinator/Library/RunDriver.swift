@@ -5,6 +5,7 @@ public import ConclaveFederation
 import ConclaveLearning
 public import ConclaveStorage
 import ConclaveCrypto
+import ConclavePrivacy
 import SwiftProtobuf
 import ConclaveWire
 import ConclaveSecAgg
@@ -38,6 +39,12 @@ public actor RunDriver {
     var phaseStartedAt = 0.0
     /// Runs whose activation failed and were marked, so a poll does not retry (and log) them again.
     var unresumable: Set<String> = []
+
+    /// The privacy ledger (replayed from the database when first needed) and the key that signs it.
+    var ledger = PrivacyLedger()
+    var ledgerKey: Ed25519KeyPair?
+    /// Each silo's priced next release in the active run, by its description (silo id → what it said, release).
+    var plannedReleases: [String: (info: SiloInfo, release: PrivacyRelease?)] = [:]
 
     /// Whether secure attempts are logged durably (always, but for the benchmark that measures their cost).
     nonisolated let durableAttempts: Bool
@@ -104,6 +111,7 @@ public actor RunDriver {
         let discarded = try store.discardedRounds(run: record.id)
         let shares = discarded.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } }
             + history.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } }
+        plannedReleases = [:]
         machine = RoundStateMachine(runID: record.id, spec: spec, globalWeights: weights,
                                     completedRounds: record.completedRounds, serverOptimizer: optimizer,
                                     allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds,
@@ -182,6 +190,11 @@ public actor RunDriver {
         try machine!.admit(silo)  // data that cannot train this run: refused before anything is stored
         if config.tls == nil { try checkIdentity(silo, now: now) }
         let wasOpen = machine?.openRoundNumber
+        gateBudget(silo, now: now)
+        if machine!.budgetExhausted(now: now) {
+            endForBudget()
+            return .wait("no privacy budget affords another round of the run")
+        }
         let decision = try machine!.requestWork(from: silo, now: now)
         recordSilo(silo, now: now)
         let open = machine?.openRoundNumber

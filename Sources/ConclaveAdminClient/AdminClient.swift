@@ -30,6 +30,15 @@ public enum AdminClient {
         }
     }
 
+    public static func withBudget<T: Sendable>(
+        _ address: HostPort, identity: IdentityDirectory?,
+        _ body: @Sendable @escaping (Conclave_V1_Budget.Client<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        try await withGRPCClient(transport: try transport(address, identity)) { client in
+            try await body(Conclave_V1_Budget.Client(wrapping: client))
+        }
+    }
+
     /// Enrolment, on the enrolment listener, pinned to the bundle's CA (the caller has no certificate yet).
     public static func enroll(_ bundle: EnrolmentBundle, _ request: Conclave_V1_EnrollRequest) async throws -> Conclave_V1_EnrollReply {
         let address = try HostPort(parsing: bundle.enrolment)

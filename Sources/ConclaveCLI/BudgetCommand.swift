@@ -1,26 +1,160 @@
 import ArgumentParser
+import ConclaveAdminClient
 import ConclaveCrypto
+import ConclaveIdentity
 import ConclavePrivacy
+import ConclaveSupport
+import ConclaveWire
 import Foundation
+import GRPCCore
+import SwiftProtobuf
 
-/// `conclave budget`: the privacy ledger. So far `verify` of an export, offline (the ledger's pure core and
-/// storage exist; registering budgets and charging rounds through the coordinator come next).
+/// `conclave budget`: privacy budgets per (silo, dataset, unit) and the ledger that enforces them across runs.
 struct BudgetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "budget", abstract: "Privacy budgets and their ledger.", subcommands: [Verify.self])
+        commandName: "budget", abstract: "Privacy budgets and their ledger.",
+        subcommands: [Register.self, Amend.self, Show.self, History.self, Export.self, Verify.self])
 
-    struct Verify: ParsableCommand {
+    struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify a privacy-ledger export offline: chain, signatures, every charge recomputed, filters, checkpoints.")
-        @Option(help: "The ledger export (JSON).") var ledger: String
-        @Flag(help: "Print one JSON object.") var json = false
+            abstract: "Fix a budget's cap (ε, δ) before any charge (privacy officer; signed with your signing.key).")
+        @Option(help: "Silo id.") var silo: String
+        @Option(help: "Dataset name (the silo's `dataset`).") var dataset: String
+        @Option(help: "record (one record of the dataset) or silo (the silo's whole contribution).") var unit: String
+        @Option(help: "ε cap.") var epsilon: Double
+        @Option(help: "δ cap.") var delta: Double
+        @OptionGroup var target: CoordinatorOption
 
-        func run() throws {
-            let data: Data
-            do { data = try Data(contentsOf: URL(fileURLWithPath: ledger)) } catch {
-                throw CLIError("cannot read \(ledger): \(error.localizedDescription)")
+        func run() async throws {
+            let seq = try await appendOfficerEntry(.with {
+                $0.kind = "registration"; $0.silo = silo; $0.dataset = dataset; $0.unit = unit; $0.epsilon = epsilon; $0.delta = delta
+            }, target: target)
+            print("registered \(silo)/\(dataset)/\(unit): ε ≤ \(epsilon) at δ = \(delta) (ledger entry \(seq))")
+        }
+    }
+
+    struct Amend: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a budget's ε cap: a new epoch, shown in every report as a weakened guarantee (privacy officer).")
+        @Option(help: "Silo id.") var silo: String
+        @Option(help: "Dataset name.") var dataset: String
+        @Option(help: "record or silo.") var unit: String
+        @Option(help: "The new ε cap.") var epsilon: Double
+        @Option(help: "Why (shown in the report).") var reason: String
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let seq = try await appendOfficerEntry(.with {
+                $0.kind = "amendment"; $0.silo = silo; $0.dataset = dataset; $0.unit = unit; $0.epsilon = epsilon; $0.reason = reason
+            }, target: target)
+            print("amended \(silo)/\(dataset)/\(unit): ε ≤ \(epsilon) from now on (ledger entry \(seq))")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Each budget's cap, what it spent and what remains.")
+        @Option(help: "Only this silo's budgets.") var silo: String?
+        @Option(help: "Only this dataset's budgets.") var dataset: String?
+        @Flag(help: "Print one JSON object.") var json = false
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let export = try await fetchExport(target)
+            let budgets = try LedgerSummary.budgets(export.signedEntries.map(\.entry)).filter {
+                (silo == nil || $0.budget.silo == silo) && (dataset == nil || $0.budget.dataset == dataset)
             }
-            let export = try LedgerExport.decode(data, source: ledger)
+            if json {
+                printJSON(["budgets": budgets.map { b -> [String: Any] in
+                    ["silo": b.budget.silo, "dataset": b.budget.dataset, "unit": b.budget.unit, "epsilon_cap": b.epsilonCap,
+                     "delta_cap": b.deltaCap, "epsilon_spent": b.epsilonSpent, "epsilon_remaining": b.epsilonRemaining,
+                     "releases": b.releases, "runs": b.runs.count, "status": b.status, "order": b.order,
+                     "rdp_spent": b.rdpSpent, "rdp_bound": b.bound, "refusals": b.refusals, "epoch": b.epoch]
+                }])
+                return
+            }
+            guard !budgets.isEmpty else { print("no budgets registered\(silo.map { " for silo \($0)" } ?? "")"); return }
+            print("budget                                   cap ε      δ         spent ε  remaining  releases  runs  status")
+            for b in budgets {
+                print(String(format: "%-40@ %7.3f  %8.1e  %9.4f  %9.4f  %8d  %4d  %@", b.budget.description.padding(toLength: 40, withPad: " ", startingAt: 0) as NSString,
+                             b.epsilonCap, b.deltaCap, b.epsilonSpent, b.epsilonRemaining, b.releases, b.runs.count, b.status))
+            }
+        }
+    }
+
+    struct History: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every entry of a budget: registration, charges, refusals, amendments.")
+        @Option(help: "Silo id.") var silo: String
+        @Option(help: "Dataset name.") var dataset: String
+        @Option(help: "record or silo (default: both).") var unit: String?
+        @Flag(help: "Print one JSON object.") var json = false
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let export = try await fetchExport(target)
+            let entries = export.signedEntries.map(\.entry)
+            let lines = LedgerSummary.history(entries, silo: silo, dataset: dataset, unit: unit)
+            if json {
+                printJSON(["entries": lines.map { line -> [String: Any] in
+                    let e = line.entry
+                    return ["seq": e.seq, "time": e.time, "run": e.run as Any? ?? NSNull(), "round": e.round as Any? ?? NSNull(),
+                            "kind": e.kind.rawValue, "unit": e.budget.unit,
+                            "mechanism": e.mechanism?.name as Any? ?? NSNull(),
+                            "parameters": e.mechanism?.parameters ?? [:], "epsilon": line.epsilon,
+                            "epsilon_cumulative": e.epsilonCumulative as Any? ?? NSNull(),
+                            "epsilon_cap": e.epsilonCap as Any? ?? NSNull(), "reason": e.reason as Any? ?? NSNull(),
+                            "actor": e.actor as Any? ?? NSNull(), "model_sha256": e.modelSHA256 as Any? ?? NSNull()]
+                }])
+                return
+            }
+            guard !lines.isEmpty else { throw CLIError("no ledger entries for \(silo)/\(dataset)\(unit.map { "/\($0)" } ?? "")") }
+            for line in lines {
+                let e = line.entry
+                let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: e.time))
+                switch e.kind {
+                case .registration, .amendment:
+                    print("\(e.seq)  \(when)  \(e.kind.rawValue) \(e.budget): ε ≤ \(e.epsilonCap ?? 0) at δ = \(e.deltaCap ?? 0) by \(e.actor ?? "?")\(e.reason.map { " — \($0)" } ?? "")")
+                case .charge, .refusal:
+                    let params = (e.mechanism?.parameters ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                    let tail = e.kind == .charge ? String(format: "ε %.4f, cumulative %.4f", line.epsilon, e.epsilonCumulative ?? 0) : "REFUSED: \(e.reason ?? "")"
+                    print("\(e.seq)  \(when)  \(e.kind.rawValue) \(e.budget) run \(e.run ?? "?") round \(e.round ?? 0): \(e.mechanism?.name ?? "?") \(params); \(tail)")
+                }
+            }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the whole ledger for offline audit: entries, co-signatures, checkpoints, public keys.")
+        @Option(help: "Output file (JSON).") var out: String
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let export = try await fetchExport(target)
+            do { try export.encoded().write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
+                throw CLIError("cannot write \(out): \(error.localizedDescription)")
+            }
+            print("wrote \(export.entries.count) entries and \(export.checkpoints.count) checkpoints to \(out)")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify the ledger (online, or offline on an export): chain, signatures, every charge recomputed, filters, checkpoints.")
+        @Option(help: "A ledger export (JSON) to verify offline; without it the coordinator's ledger is fetched.") var ledger: String?
+        @Flag(help: "Print one JSON object.") var json = false
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let export: LedgerExport
+            if let ledger {
+                let data: Data
+                do { data = try Data(contentsOf: URL(fileURLWithPath: ledger)) } catch {
+                    throw CLIError("cannot read \(ledger): \(error.localizedDescription)")
+                }
+                export = try LedgerExport.decode(data, source: ledger)
+            } else {
+                export = try await fetchExport(target)
+            }
             let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
             let passed = checks.allSatisfy(\.passed)
             if json {
@@ -41,4 +175,46 @@ struct BudgetCommand: AsyncParsableCommand {
             return Array(h.finalize().prefix(8)).hexString
         }
     }
+}
+
+/// The coordinator's ledger, as an export.
+func fetchExport(_ target: CoordinatorOption) async throws -> LedgerExport {
+    let address = try target.address()
+    let identity = try target.identityDirectory()
+    let reply: Conclave_V1_LedgerExportReply
+    do {
+        reply = try await AdminClient.withBudget(address, identity: identity) { try await $0.export(.init()) }
+    } catch let error as RPCError {
+        throw CLIError(describe(error, address: address, identity: identity))
+    }
+    return try LedgerExport.decode(reply.exportJson, source: "the coordinator's ledger export")
+}
+
+/// Draft → sign with the officer's signing.key → append; drafted again if the ledger moved in between.
+func appendOfficerEntry(_ request: Conclave_V1_BudgetDraftRequest, target: CoordinatorOption) async throws -> UInt64 {
+    let address = try target.address()
+    guard let identity = try target.identityDirectory() else {
+        throw CLIError("budgets are registered and amended by a privacy officer: pass --identity DIR (or set $CONCLAVE_IDENTITY) with the officer's enrolled identity")
+    }
+    let keyPath = identity.path + "/signing.key"
+    guard FileManager.default.fileExists(atPath: keyPath) else {
+        throw CLIError("\(keyPath) is missing: the officer's ledger signing key is made by 'conclave user enroll'")
+    }
+    let signing = try IdentityKeyFile.loadOrCreate(path: keyPath).key
+    for attempt in 1...5 {
+        do {
+            return try await AdminClient.withBudget(address, identity: identity) { client in
+                let draft = try await client.draft(request)
+                return try await client.append(.with {
+                    $0.entry = draft.entry
+                    $0.signature = Data(signing.sign(Array(draft.entry)))
+                }).seq
+            }
+        } catch let error as RPCError where error.code == .aborted && attempt < 5 {
+            continue
+        } catch let error as RPCError {
+            throw CLIError(describe(error, address: address, identity: identity))
+        }
+    }
+    throw CLIError("the ledger kept moving; try again")
 }

@@ -17,6 +17,12 @@ public struct CoordinatorConfig: Sendable, Equatable {
     public var metricsListen: HostPort?
     /// Mutual TLS and enrolment (`[tls]`); nil only with `[server] insecure = true`.
     public var tls: TLSSettings?
+    /// `[privacy]`: the privacy ledger's signing key (Ed25519, created 0600 on first start; default beside the
+    /// database), its origin (the name its checkpoints carry), and whether a DP run may release a silo's data
+    /// that has no registered budget (`require_budgets`, default true: such silos are left out of the run).
+    public var ledgerKeyPath: String = ""
+    public var ledgerOrigin: String = "conclave"
+    public var requireBudgets = true
 
     /// `[tls]`: the directory `conclave ca init` made (CA, coordinator certificate and their keys), where
     /// enrolment is served, and how long issued certificates and tokens last.
@@ -84,6 +90,16 @@ public struct CoordinatorConfig: Sendable, Equatable {
             do { metrics = try HostPort(parsing: text) } catch { throw m.invalid("listen", error.message) }
             try m.rejectUnknownKeys()
         }
+        var ledgerKey = "", origin = "conclave", requireBudgets = true
+        if let p = try root.optionalSection("privacy") {
+            if p.has("ledger_key") { ledgerKey = ConfigFile.resolve(try p.string("ledger_key"), relativeTo: source) }
+            origin = try p.string("origin", default: origin)
+            guard !origin.isEmpty, origin.count <= 128, !origin.contains("\n") else {
+                throw p.invalid("origin", "must be one line of 1 to 128 characters")
+            }
+            requireBudgets = try p.bool("require_budgets", default: true)
+            try p.rejectUnknownKeys()
+        }
         let level = try LogSettings.level(in: root)
         try root.rejectUnknownKeys()
         var config = CoordinatorConfig(
@@ -94,6 +110,9 @@ public struct CoordinatorConfig: Sendable, Equatable {
         config.streamIdleSeconds = Int64(idle)
         config.metricsListen = metrics
         config.tls = tls
+        config.ledgerKeyPath = ledgerKey.isEmpty ? config.database + ".ledger-key" : ledgerKey
+        config.ledgerOrigin = origin
+        config.requireBudgets = requireBudgets
         return config
     }
 }

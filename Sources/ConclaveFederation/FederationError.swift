@@ -17,6 +17,8 @@ public struct FederationError: Error, CustomStringConvertible, Sendable, Equatab
         case unavailable
         /// The peer was too slow: a stream went quiet for longer than its read timeout.
         case deadlineExceeded
+        /// The state moved between two steps of a request (a drafted ledger entry no longer continues the ledger).
+        case aborted
     }
 
     public let code: Code

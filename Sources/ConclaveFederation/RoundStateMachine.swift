@@ -25,6 +25,8 @@ public struct RoundStateMachine: Sendable {
     /// Silos that declined the next round because they already sent a masked input for it in an attempt that
     /// did not commit: they are not selected again for that round (cleared when it commits).
     public private(set) var sittingOut: Set<String> = []
+    /// Silos whose privacy budget cannot afford another round of this run, with the reason: never selected.
+    public private(set) var unaffordable: [String: String] = [:]
     /// Releases of rounds an operator discarded when resuming from an earlier checkpoint: they happened, so
     /// central DP's accounting counts them on top of the round numbers.
     public let discardedReleases: Int
@@ -127,10 +129,13 @@ public struct RoundStateMachine: Sendable {
         /// The clip norm this round used, and (adaptive clipping) the one the next round will use.
         public let clipNorm: Double?
         public let nextClipNorm: Double?
+        /// What the round released of each contributor's data: the privacy ledger charges these on commit.
+        public let releases: [PrivacyRelease]
 
         public init(number: Int, contributions: [Contribution], selected: Set<String>, newWeights: [Float],
                     serverOptimizer: ServerOptimizer, startedAt: Double, closedAt: Double, secure: SecureSummary?,
-                    privacy: PrivacySpent?, clipNorm: Double?, nextClipNorm: Double?) {
+                    privacy: PrivacySpent?, clipNorm: Double?, nextClipNorm: Double?, releases: [PrivacyRelease] = []) {
+            self.releases = releases
             self.number = number
             self.contributions = contributions
             self.selected = selected
@@ -219,6 +224,18 @@ public struct RoundStateMachine: Sendable {
         }
     }
 
+    /// A silo whose budget cannot afford the next round: left out of every later round of this run.
+    public mutating func leaveOut(_ silo: String, reason: String) {
+        unaffordable[silo] = reason
+    }
+
+    /// True when every live silo is left out for its budget: no round of this run can ever be afforded by
+    /// the silos that are here (the run ends `budget-exhausted`).
+    public func budgetExhausted(now: Double) -> Bool {
+        guard case .waitingForSilos = state, !unaffordable.isEmpty else { return false }
+        return liveSilos(now: now).allSatisfy { unaffordable[$0] != nil }
+    }
+
     /// A silo that may no longer take part (its identity was revoked): no longer live, so never selected again.
     public mutating func forget(_ silo: String) {
         lastSeen[silo] = nil
@@ -242,9 +259,13 @@ public struct RoundStateMachine: Sendable {
             return decision(for: silo.id, in: round, now: now)
         case .waitingForSilos:
             // With a sample size set, wait until there are enough live silos to draw it from.
-            let live = liveSilos(now: now).filter { !sittingOut.contains($0) }
+            let live = liveSilos(now: now).filter { !sittingOut.contains($0) && unaffordable[$0] == nil }
             let needed = spec.silosPerRound ?? spec.minSilos
             guard live.count >= needed else {
+                let leftOut = liveSilos(now: now).filter { unaffordable[$0] != nil }
+                if !leftOut.isEmpty {
+                    return .wait(reason: "waiting for silos: \(live.count) of \(needed) connected whose privacy budget affords round \(completedRounds + 1) (left out: \(leftOut.map { "\($0): \(unaffordable[$0]!)" }.joined(separator: "; ")))")
+                }
                 if !sittingOut.isEmpty {
                     return .wait(reason: "waiting for silos: \(live.count) of \(needed) connected that have not already masked an input into round \(completedRounds + 1) (\(sittingOut.sorted().joined(separator: ", ")) sit it out; a silo's update is masked into at most one sum)")
                 }
@@ -387,7 +408,8 @@ public struct RoundStateMachine: Sendable {
         let closed = ClosedRound(number: open.number, contributions: contributions, selected: open.selected,
                                  newWeights: weights, serverOptimizer: optimizer, startedAt: open.startedAt,
                                  closedAt: now, secure: secure, privacy: privacy, clipNorm: secure == nil ? nil : clipNorm,
-                                 nextClipNorm: nextClipNorm)
+                                 nextClipNorm: nextClipNorm,
+                                 releases: releases(open, contributions: contributions, secure: secure))
         state = .committing(closed)
         return .roundClosed(closed)
     }

@@ -17,18 +17,33 @@ public struct BudgetKey: Codable, Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(silo)/\(dataset)/\(unit)" }
 }
 
-/// A release described well enough to recompute its cost from the ledger alone.
+/// A release described well enough to recompute its cost from the ledger alone: one case per kind of noise,
+/// each with every parameter its accountant needs (the ledger, `verify` and the silo all cost it through `rdp`).
 public enum Mechanism: Codable, Sendable, Equatable {
     /// `steps` compositions of the Poisson-subsampled Gaussian mechanism: DP-SGD inside a silo (record unit;
     /// q = expected batch / records) or the Gaussian sum of DP-FedAvg (silo unit; q = 1 per round).
     case subsampledGaussian(samplingRate: Double, noiseMultiplier: Double, steps: Int)
+    /// One distributed-DP sum (Kairouz, Liu & Steinke 2021): each silo's noise share N_Z(0, localStddev²) on a
+    /// grid of step `granularity`, inputs clipped to `clipNorm` and rounded conditionally (β), `dimension`
+    /// values; the sum held `sharesUnmasked` shares of the `sharesPlanned` it was sized for.
+    case distributedDiscreteGaussian(clipNorm: Double, granularity: Double, localStddev: Double, beta: Double,
+                                     dimension: Int, sharesPlanned: Int, sharesUnmasked: Int)
 
     /// RDP of the whole release at `order`.
     public func rdp(order: Double) -> Double {
         switch self {
         case .subsampledGaussian(let q, let sigma, let steps):
             Double(steps) * RDP.subsampledGaussian(samplingRate: q, noiseMultiplier: sigma, order: order)
+        case .distributedDiscreteGaussian(_, _, _, _, _, _, let unmasked):
+            distributed.map { $0.rdp(order: order, shares: unmasked) } ?? .infinity
         }
+    }
+
+    private var distributed: DistributedDiscreteGaussian? {
+        guard case .distributedDiscreteGaussian(let c, let gamma, let stddev, let beta, let d, _, _) = self else { return nil }
+        // The rotation seed does not enter the cost.
+        return DistributedDiscreteGaussian(clipNorm: c, granularity: gamma, localStddev: stddev, beta: beta,
+                                           rotationSeed: Array(repeating: 0, count: 32), dimension: d)
     }
 
     /// Checks the parameters are ones the accountant covers.
@@ -38,6 +53,31 @@ public enum Mechanism: Codable, Sendable, Equatable {
             guard q > 0, q <= 1 else { throw PrivacyError("sampling rate must be in (0, 1], got \(q)") }
             guard sigma > 0, sigma.isFinite else { throw PrivacyError("noise multiplier must be positive, got \(sigma)") }
             guard steps >= 1 else { throw PrivacyError("steps must be at least 1, got \(steps)") }
+        case .distributedDiscreteGaussian(_, _, _, _, _, let planned, let unmasked):
+            guard distributed != nil else { throw PrivacyError("the distributed mechanism's clip norm, grid, noise, β or dimension are out of range") }
+            guard planned >= 1, unmasked >= 1 else { throw PrivacyError("a distributed sum needs at least one share (planned \(planned), unmasked \(unmasked))") }
+        }
+    }
+
+    /// The mechanism's name in `budget history` and the report.
+    public var name: String {
+        switch self {
+        case .subsampledGaussian: "subsampled-gaussian"
+        case .distributedDiscreteGaussian: "distributed-discrete-gaussian"
+        }
+    }
+
+    /// Every parameter, by the names `budget history --json` uses. Gaussian releases of every kind carry
+    /// `noise_multiplier`, `sampling_rate` and `steps` (for a distributed sum: the multiplier its unmasked
+    /// shares add up to, q = 1, one step).
+    public var parameters: [String: Double] {
+        switch self {
+        case .subsampledGaussian(let q, let sigma, let steps):
+            return ["noise_multiplier": sigma, "sampling_rate": q, "steps": Double(steps)]
+        case .distributedDiscreteGaussian(let c, let gamma, let stddev, let beta, let d, let planned, let unmasked):
+            return ["noise_multiplier": stddev * Double(unmasked).squareRoot() / c, "sampling_rate": 1, "steps": 1,
+                    "clip_norm": c, "granularity": gamma, "local_stddev": stddev, "beta": beta, "dimension": Double(d),
+                    "shares_planned": Double(planned), "shares_unmasked": Double(unmasked)]
         }
     }
 }

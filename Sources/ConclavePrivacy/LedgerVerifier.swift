@@ -17,7 +17,7 @@ public enum LedgerVerifier {
         [chain(entries), signatures(entries, keys), replay(entries), checkpointsCheck(checkpoints, entries, keys)]
     }
 
-    static func chain(_ entries: [SignedEntry]) -> Check {
+    public static func chain(_ entries: [SignedEntry]) -> Check {
         var previous = ""
         for (i, signed) in entries.enumerated() {
             let e = signed.entry

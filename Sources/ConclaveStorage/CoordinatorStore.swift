@@ -1,4 +1,5 @@
 public import ConclaveFederation
+public import ConclavePrivacy
 import Foundation
 import GRDB
 
@@ -156,9 +157,11 @@ public final class CoordinatorStore: Sendable {
     /// Records a closed round and its checkpoint in one transaction, and advances the run.
     public func commitRound(run: String, closed: RoundStateMachine.ClosedRound, checkpointSHA256: String,
                             checkpointPath: String, testAccuracy: Double?, testLoss: Double?,
-                            roundsPlanned: Int, now: Double) throws(StorageError) {
+                            roundsPlanned: Int, now: Double, ledger: [SignedEntry] = []) throws(StorageError) {
         try wrap("commit round \(closed.number) of \(run)") {
             try db.write { db in
+                // The round's charges first: if they do not continue the ledger, nothing of the round is stored.
+                try Self.appendLedger(ledger, db)
                 try db.execute(sql: """
                     INSERT OR IGNORE INTO checkpoints (sha256, path, run_id, round, created_at) VALUES (?, ?, ?, ?, ?)
                     """, arguments: [checkpointSHA256, checkpointPath, run, closed.number, now])

@@ -40,7 +40,7 @@ extension CoordinatorStore {
     public func appendLedgerCheckpoint(_ checkpoint: LedgerCheckpoint) throws(StorageError) {
         try wrapLedger("store a ledger checkpoint") {
             try db.write { db in
-                try db.execute(sql: "INSERT INTO ledger_checkpoints (size, checkpoint) VALUES (?, ?)",
+                try db.execute(sql: "INSERT OR IGNORE INTO ledger_checkpoints (size, checkpoint) VALUES (?, ?)",
                                arguments: [checkpoint.size, try JSONEncoder().encode(checkpoint)])
             }
         }
@@ -64,12 +64,42 @@ extension CoordinatorStore {
         }
     }
 
+    /// A silo's co-signature on a stored checkpoint (after it checked the checkpoint extends its last one).
+    public func addCheckpointCosignature(size: Int, signer: String, signature: [UInt8]) throws(StorageError) {
+        try wrapLedger("co-sign the checkpoint of size \(size)") {
+            try db.write { db in
+                try db.execute(sql: "INSERT OR IGNORE INTO ledger_checkpoint_cosignatures (size, signer, signature) VALUES (?, ?, ?)",
+                               arguments: [size, signer, Data(signature)])
+            }
+        }
+    }
+
+    /// Every checkpoint with the coordinator's signature and the silos' co-signatures, smallest first.
     public func ledgerCheckpoints() throws(StorageError) -> [LedgerCheckpoint] {
         try wrapLedger("read ledger checkpoints") {
             try db.read { db in
-                try Data.fetchAll(db, sql: "SELECT checkpoint FROM ledger_checkpoints ORDER BY size").map {
-                    try JSONDecoder().decode(LedgerCheckpoint.self, from: $0)
+                var cosignatures = [Int: [String: [UInt8]]]()
+                for row in try Row.fetchAll(db, sql: "SELECT size, signer, signature FROM ledger_checkpoint_cosignatures") {
+                    cosignatures[row["size"], default: [:]][row["signer"]] = Array(row["signature"] as Data)
                 }
+                return try Row.fetchAll(db, sql: "SELECT size, checkpoint FROM ledger_checkpoints ORDER BY size").map { row in
+                    var checkpoint = try JSONDecoder().decode(LedgerCheckpoint.self, from: row["checkpoint"] as Data)
+                    checkpoint.signatures.merge(cosignatures[row["size"]] ?? [:]) { own, _ in own }
+                    return checkpoint
+                }
+            }
+        }
+    }
+
+    /// Every silo's enrolled (or first-used) Ed25519 identity key: what checks its co-signatures.
+    public func siloIdentityKeys() throws(StorageError) -> [String: [UInt8]] {
+        try wrapLedger("read the silos' keys") {
+            try db.read { db in
+                var keys = [String: [UInt8]]()
+                for row in try Row.fetchAll(db, sql: "SELECT id, identity_key FROM silos WHERE identity_key IS NOT NULL") {
+                    keys[row["id"]] = Array(row["identity_key"] as Data)
+                }
+                return keys
             }
         }
     }

@@ -18,6 +18,7 @@ public struct PendingRound: Codable, Sendable, Equatable {
     public var nextClipNorm: Double?
     public var testAccuracy: Double?
     public var testLoss: Double?
+    public var releases: [PrivacyRelease]?
 
     public init(runID: String, closed: RoundStateMachine.ClosedRound, checkpointSHA256: String,
                 testAccuracy: Double?, testLoss: Double?) {
@@ -34,13 +35,14 @@ public struct PendingRound: Codable, Sendable, Equatable {
         self.nextClipNorm = closed.nextClipNorm
         self.testAccuracy = testAccuracy
         self.testLoss = testLoss
+        self.releases = closed.releases
     }
 
     /// The closed round again, with the weights and optimizer state read back from its checkpoint.
     public func closedRound(_ checkpoint: CheckpointStore.Checkpoint) -> RoundStateMachine.ClosedRound {
         .init(number: round, contributions: contributions, selected: Set(selected), newWeights: checkpoint.weights,
               serverOptimizer: checkpoint.serverOptimizer, startedAt: startedAt, closedAt: closedAt, secure: secure,
-              privacy: privacy, clipNorm: clipNorm, nextClipNorm: nextClipNorm)
+              privacy: privacy, clipNorm: clipNorm, nextClipNorm: nextClipNorm, releases: releases ?? [])
     }
 }
 

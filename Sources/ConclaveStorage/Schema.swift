@@ -205,6 +205,21 @@ enum Schema {
             // sign ledger entries with).
             try db.execute(sql: "ALTER TABLE identities ADD COLUMN signing_key BLOB")
         }
+        m.registerMigration("v10-checkpoint-cosignatures") { db in
+            // Silos co-sign a checkpoint after checking it extends the last one they co-signed (append-only).
+            try db.execute(sql: """
+                CREATE TABLE ledger_checkpoint_cosignatures (
+                    size INTEGER NOT NULL REFERENCES ledger_checkpoints(size),
+                    signer TEXT NOT NULL,
+                    signature BLOB NOT NULL,
+                    PRIMARY KEY (size, signer)
+                );
+                CREATE TRIGGER ledger_checkpoint_cosignatures_append_only_u BEFORE UPDATE ON ledger_checkpoint_cosignatures
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                CREATE TRIGGER ledger_checkpoint_cosignatures_append_only_d BEFORE DELETE ON ledger_checkpoint_cosignatures
+                    BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+                """)
+        }
         return m
     }
 }

@@ -92,6 +92,7 @@ extension FederationError: RPCErrorConvertible {
         case .resourceExhausted: .resourceExhausted
         case .unavailable: .unavailable
         case .deadlineExceeded: .deadlineExceeded
+        case .aborted: .aborted
         }
     }
 

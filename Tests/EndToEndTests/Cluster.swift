@@ -90,7 +90,7 @@ final class Cluster: @unchecked Sendable {
     }
 
     func startCoordinator(environment: [String: String] = [:], database: String = "coordinator.sqlite",
-                          checkpoints: String = "checkpoints", tlsExtra: String = "") throws {
+                          checkpoints: String = "checkpoints", tlsExtra: String = "", requireBudgets: Bool = false) throws {
         let security = tls ? "[tls]\ndir = \"pki\"\nenrol_listen = \"127.0.0.1:\(enrolPort)\"\n\(tlsExtra)" : ""
         try write("coordinator.toml", """
             [server]
@@ -102,6 +102,8 @@ final class Cluster: @unchecked Sendable {
             checkpoints = "\(checkpoints)"
             [federation]
             liveness_seconds = 10
+            [privacy]
+            require_budgets = \(requireBudgets)
             """)
         try start("coordinator", "conclave-coordinator", ["--config", "\(dir)/coordinator.toml"], environment: environment)
     }

@@ -216,6 +216,8 @@ enum CoordinatorConfigFixture {
             [storage]
             database = "c.sqlite"
             checkpoints = "ckpt"
+            [privacy]
+            require_budgets = false
             [federation]
             allowed_silos = [\(silos.map { "\"\($0)\"" }.joined(separator: ", "))]
             """, source: directory + "/coordinator.toml")

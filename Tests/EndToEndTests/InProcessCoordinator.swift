@@ -25,6 +25,8 @@ enum InProcessCoordinator {
             [storage]
             database = "c.sqlite"
             checkpoints = "ckpt"
+            [privacy]
+            require_budgets = false
             """, source: directory + "/coordinator.toml")
     }
 
@@ -76,6 +78,8 @@ enum InProcessCoordinator {
             [storage]
             database = "c.sqlite"
             checkpoints = "ckpt"
+            [privacy]
+            require_budgets = false
             [tls]
             dir = "pki"
             enrol_listen = "127.0.0.1:0"
