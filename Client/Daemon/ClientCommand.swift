@@ -21,7 +21,7 @@ struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conclave-client",
         abstract: "Runs a Conclave silo agent: dials the coordinator, trains on local data when a round asks.",
-        subcommands: [Run.self, Enroll.self], defaultSubcommand: Run.self)
+        subcommands: [Run.self, Enroll.self, Budget.self], defaultSubcommand: Run.self)
 }
 
 struct Run: AsyncParsableCommand {

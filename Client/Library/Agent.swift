@@ -10,6 +10,7 @@ import X509
 import ConclaveSupport
 import ConclaveWireConversions
 import Foundation
+import ConclavePrivacy
 import SwiftProtobuf
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -22,8 +23,8 @@ public struct Agent: Sendable {
     public let data: Dataset
     /// The silo's long-term identity: signs its secure-aggregation keys and survivor lists.
     public let identity: Ed25519KeyPair
-    /// What record-mode runs have spent on this silo's data (its own accounting, on disk).
-    let ledger: RecordPrivacyLedger
+    /// What every release has spent of this silo's budgets (its own signed ledger, in SQLite).
+    let ledger: SiloLedger
     /// Rounds this silo already sent a masked input for (never masked into a second sum).
     let journal: MaskedInputJournal
     let logger: Logger
@@ -34,7 +35,8 @@ public struct Agent: Sendable {
         self.config = config
         self.data = data
         self.identity = identity
-        self.ledger = try RecordPrivacyLedger(path: config.privacyLedgerPath, maxEpsilon: config.maxEpsilon)
+        self.ledger = try SiloLedger(path: config.privacyLedgerPath, maxEpsilon: config.maxEpsilon, siloID: config.siloID,
+                                     identity: identity)
         self.journal = try MaskedInputJournal(path: config.maskedJournalPath)
         self.logger = logger
     }
@@ -59,7 +61,8 @@ public struct Agent: Sendable {
                     serviceConfig: ServiceConfig(methodConfig: [MethodConfig(names: [.init(service: "")], waitForReady: false)]))
                 try await withGRPCClient(transport: transport) { client in
                     let federation = Conclave_V1_Federation.Client(wrapping: client)
-                    try await serve(federation, resetBackoff: { backoff = config.backoffInitialSeconds })
+                    let witness = Conclave_V1_Witness.Client(wrapping: client)
+                    try await serve(federation, witness: witness, resetBackoff: { backoff = config.backoffInitialSeconds })
                 }
             } catch is CancellationError {
                 return
@@ -104,8 +107,10 @@ public struct Agent: Sendable {
     }
 
     private func serve(_ federation: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>,
+                       witness: Conclave_V1_Witness.Client<HTTP2ClientTransport.Posix>,
                        resetBackoff: () -> Void) async throws {
         var lastWaitReason = ""
+        var lastWitnessed = 0.0
         while !Task.isCancelled {
             // Renewal is due: leave this connection; the next one renews first and presents the new certificate.
             if !config.insecure, renewalFailedAt.withLock({ Date().timeIntervalSince1970 - $0 > 60 }),
@@ -115,12 +120,36 @@ public struct Agent: Sendable {
             switch task {
             case .wait(let reason, let ms):
                 if reason != lastWaitReason { logger.info("waiting", metadata: ["reason": "\(reason)"]) }
+                // Co-sign what the ledger recorded since (the last round's charges) while there is nothing to do.
+                if reason != lastWaitReason || Date().timeIntervalSince1970 - lastWitnessed > 10 {
+                    await witnessLedger(witness)
+                    lastWitnessed = Date().timeIntervalSince1970
+                }
                 lastWaitReason = reason
                 try await Task.sleep(for: .milliseconds(Int(ms)))
             case .train(let header, let weights):
                 lastWaitReason = ""
+                // Adopt the budgets' newest registrations and amendments before pricing the round.
+                await witnessLedger(witness)
+                lastWitnessed = Date().timeIntervalSince1970
                 try await train(header, weights: weights, federation: federation)
             }
+        }
+    }
+
+    /// One witness step; a failure is logged (and the silo's own filter still guards every release).
+    private func witnessLedger(_ witness: Conclave_V1_Witness.Client<HTTP2ClientTransport.Posix>) async {
+        do {
+            let result = try await ledger.witness(witness)
+            if result.cosigned > 0 {
+                logger.info("privacy ledger co-signed", metadata: ["size": "\(result.size)", "entries": "\(result.cosigned)"])
+            }
+        } catch let error as RPCError where error.code == .unimplemented {
+            return  // a coordinator without a ledger
+        } catch let error as FederationError {
+            logger.error("privacy ledger not co-signed", metadata: ["error": "\(error.message)"])
+        } catch {
+            logger.warning("privacy ledger not co-signed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -196,20 +225,39 @@ public struct Agent: Sendable {
                 return
             }
         }
-        let result = try LocalUpdate.compute(model: spec, training: training, round: Int(task.round),
-                                             globalWeights: weights, siloID: config.siloID, data: data, privacy: plan)
-        var spent: SiloPrivacy?
-        if plan != nil {
-            do { spent = try await ledger.charge(runID: task.runID) } catch {
+        // Charge before anything data-dependent leaves: priced from the task's parameters, checked against this
+        // silo's own copy of its budget, signed and written durably.
+        var charge: SiloCharge?
+        if let (budget, mechanism, delta) = try release(of: task, spec: spec, plan: plan) {
+            let outcome: SiloLedger.Outcome
+            do {
+                outcome = try await ledger.charge(run: task.runID, round: Int(task.round), budget: budget, mechanism: mechanism,
+                                                  delta: delta, roundLimit: plan?.plannedRounds)
+            } catch {
                 logger.error("update withheld", metadata: ["run": "\(task.runID)", "round": "\(task.round)", "error": "\(error.message)"])
                 try await Task.sleep(for: .seconds(config.backoffMaxSeconds))
                 return
             }
+            switch outcome {
+            case .refused(let why):
+                try await decline(task, reason: .privacyBudget, detail: why, federation: federation)
+                return
+            case .charged(let c):
+                charge = c
+                CrashHook.reach("agent-charged")
+            }
+        }
+        let result = try LocalUpdate.compute(model: spec, training: training, round: Int(task.round),
+                                             globalWeights: weights, siloID: config.siloID, data: data, privacy: plan)
+        var spent: SiloPrivacy?
+        if let plan {
+            spent = plan.spent(afterRounds: try await ledger.roundsCharged(run: task.runID))
             logger.info("privacy spent", metadata: ["run": "\(task.runID)", "round": "\(task.round)",
                                                     "epsilon": "\(spent!.epsilon)", "delta": "\(spent!.delta)",
                                                     "noise_multiplier": "\(spent!.noiseMultiplier)",
                                                     "sampling_rate": "\(spent!.samplingRate)", "steps": "\(spent!.steps)"])
         }
+        if let charge { try await ledger.markSending(charge) }
         if task.hasSecure {
             try await aggregateSecurely(task, spec: spec, result: result, privacy: spent, federation: federation)
             return
@@ -299,4 +347,40 @@ public struct Agent: Sendable {
 final class SharedTime: Sendable {
     private let value = Mutex<Double>(0)
     func withLock<T>(_ body: (inout Double) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+extension Agent {
+    /// What this round would release of the silo's data, priced from the task's parameters: record — the
+    /// silo's own DP-SGD plan (all local steps); central — the sum's Gaussian at the multiplier the round
+    /// achieves; distributed — the discrete Gaussian sum as if only `threshold` shares survive (the fewest a
+    /// sum can be unmasked with: the silo cannot know, and charges the worst case). Nil: no DP in the run.
+    func release(of task: Conclave_V1_TrainTask, spec: ModelSpec,
+                 plan: RecordPrivacyPlan?) throws -> (BudgetKey, Mechanism, Double)? {
+        let dataset = PrivacyRelease.datasetName(config.datasetName)
+        if let plan {
+            return (BudgetKey(silo: config.siloID, dataset: dataset, unit: "record"),
+                    .subsampledGaussian(samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound),
+                    plan.delta)
+        }
+        guard task.privacyMode == "central" || task.privacyMode == "distributed" else { return nil }
+        guard task.hasSecure, task.noiseMultiplier > 0, task.privacyDelta > 0, task.privacyDelta < 1 else {
+            throw FederationError(.invalidArgument, "the \(task.privacyMode)-DP task for round \(task.round) lacks its noise parameters (upgrade the coordinator)")
+        }
+        let secure = try SecureTask(proto: task.secure, parameterCount: spec.parameterCount)
+        let budget = BudgetKey(silo: config.siloID, dataset: dataset, unit: "silo")
+        if task.privacyMode == "central" {
+            let sigma = PrivacyConfig.centralMultiplier(z: task.noiseMultiplier, countStddev: task.countNoiseStddev > 0 ? task.countNoiseStddev : nil,
+                                                        clipNorm: secure.clipNorm, dimension: spec.parameterCount)
+            return (budget, .subsampledGaussian(samplingRate: 1, noiseMultiplier: sigma, steps: 1), task.privacyDelta)
+        }
+        guard let ddg = secure.distributed else {
+            throw FederationError(.invalidArgument, "the distributed-DP task for round \(task.round) carries no noise mechanism")
+        }
+        // The shares the noise was sized for: each share is z·C/√s.
+        let planned = max(1, Int((pow(task.noiseMultiplier * ddg.clipNorm / ddg.localStddev, 2)).rounded()))
+        return (budget, .distributedDiscreteGaussian(clipNorm: ddg.clipNorm, granularity: ddg.granularity, localStddev: ddg.localStddev,
+                                                      beta: ddg.beta, dimension: ddg.dimension, sharesPlanned: planned,
+                                                      sharesUnmasked: max(1, min(secure.threshold, planned))),
+                task.privacyDelta)
+    }
 }

@@ -72,6 +72,7 @@ public struct WitnessService: Conclave_V1_Witness.SimpleServiceProtocol {
             return .with {
                 $0.checkpointJson = (try? JSONEncoder().encode(view.checkpoint)) ?? Data()
                 $0.consistencyProof = view.consistency.map { Data($0) }
+                $0.coordinatorKey = Data(view.coordinatorKey)
                 $0.entries = view.entries.map { e in .with { $0.entry = Data(e.entry.entry.canonicalBytes); $0.inclusionProof = e.proof.map { Data($0) } } }
             }
         } catch { throw error.rpcError }

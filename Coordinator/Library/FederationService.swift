@@ -60,6 +60,11 @@ public struct FederationService: Conclave_V1_Federation.SimpleServiceProtocol {
             train.privacyMode = task.spec.privacy?.mode.rawValue ?? "none"
             if let secure = task.secure { train.secure = secure.proto }
             if let record = task.spec.privacy?.recordProto(plannedRounds: task.spec.rounds) { train.recordPrivacy = record }
+            if let p = task.spec.privacy, p.mode != .record {
+                train.noiseMultiplier = p.noiseMultiplier ?? 0
+                train.privacyDelta = p.delta
+                train.countNoiseStddev = task.countNoiseStddev ?? 0
+            }
             header.train = train
             try await response.write(.with { $0.header = header })
             for offset in WeightsCodec.offsets(count: task.weights.count) {

@@ -119,6 +119,7 @@ extension RunDriver {
         public let consistency: [[UInt8]]
         /// The silo's own entries from `cosignedSize` on, each with its inclusion proof in `checkpoint`.
         public let entries: [(entry: SignedEntry, proof: [[UInt8]])]
+        public let coordinatorKey: [UInt8]
     }
 
     /// The newest checkpoint (made and stored now if the ledger grew), its consistency proof from the size the
@@ -144,7 +145,8 @@ extension RunDriver {
         let leaves = ledger.leafHashes
         let own = ledger.entries[cosignedSize...].filter { $0.entry.budget.silo == silo }
         return WitnessView(checkpoint: checkpoint, consistency: MerkleTree.consistencyProof(from: cosignedSize, leaves),
-                           entries: own.map { ($0, MerkleTree.inclusionProof(index: $0.entry.seq, leaves)) })
+                           entries: own.map { ($0, MerkleTree.inclusionProof(index: $0.entry.seq, leaves)) },
+                           coordinatorKey: ledgerKey!.publicKey)
     }
 
     /// Stores a silo's co-signatures: on a checkpoint the coordinator signed, and on the silo's own entries.

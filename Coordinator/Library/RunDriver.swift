@@ -157,6 +157,8 @@ public actor RunDriver {
         public var weights: [Float]
         public var secondsLeft: Double
         public var secure: SecureTask?
+        /// Central DP with adaptive clipping: the count noise σ_b of this round (silos price their release with it).
+        public var countNoiseStddev: Double? = nil
     }
 
     /// What a secure-aggregation handler tells its silo next.
@@ -206,7 +208,8 @@ public actor RunDriver {
             metrics.sent(values: weights.count)
             CrashHook.reach("task-sent")
             guard let spec = machine?.spec else { return .wait("no run is active") }
-            return .train(Task(runID: runID, spec: spec, round: round, weights: weights, secondsLeft: left, secure: secure))
+            return .train(Task(runID: runID, spec: spec, round: round, weights: weights, secondsLeft: left, secure: secure,
+                               countNoiseStddev: secure.flatMap { machine?.countNoiseStddev(members: $0.members.count) }))
         case .wait(let reason):
             if open == nil { CrashHook.reach("idle") }
             return .wait(storageFault.map { "\(reason) (\($0); retrying)" } ?? reason)
@@ -327,6 +330,10 @@ public actor RunDriver {
             throw FederationError(.failedPrecondition, "round \(round) of run '\(runID)' is not open (no run is active)")
         }
         let event = try machine!.decline(from: silo, runID: runID, round: round, reason: reason, now: WallClock.now())
+        if reason == .privacyBudget {
+            // The silo's own filter refused: it would refuse every later round too.
+            machine!.leaveOut(silo.id, reason: "the silo's own privacy budget refused round \(round): \(WireCheck.preview(detail, limit: 300))")
+        }
         logAttempt([.with { $0.silo = silo.id; $0.declined = true }])
         metrics.declined(reason)
         logger.warning("silo declined the round", metadata: ["silo": "\(silo.id)", "round": "\(round)",

@@ -397,6 +397,24 @@ public nonisolated struct Conclave_V1_TrainTask: @unchecked Sendable {
     set {_uniqueStorage()._privacyMode = newValue}
   }
 
+  /// Central and distributed DP: the run's noise multiplier z and δ, and (central with adaptive clipping) the
+  /// clip-bit count's noise σ_b for this round's members. The silo prices its own release from these
+  /// parameters — never from a cost the coordinator states — and charges its budget before anything leaves.
+  public var noiseMultiplier: Double {
+    get {_storage._noiseMultiplier}
+    set {_uniqueStorage()._noiseMultiplier = newValue}
+  }
+
+  public var privacyDelta: Double {
+    get {_storage._privacyDelta}
+    set {_uniqueStorage()._privacyDelta = newValue}
+  }
+
+  public var countNoiseStddev: Double {
+    get {_storage._countNoiseStddev}
+    set {_uniqueStorage()._countNoiseStddev = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1954,7 +1972,7 @@ nonisolated extension Conclave_V1_Wait: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrainTask"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0\u{3}record_privacy\0\u{3}privacy_mode\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}round\0\u{1}model\0\u{1}training\0\u{3}total_values\0\u{3}weights_sha256\0\u{3}deadline_seconds\0\u{1}secure\0\u{3}record_privacy\0\u{3}privacy_mode\0\u{3}noise_multiplier\0\u{3}privacy_delta\0\u{3}count_noise_stddev\0")
 
   fileprivate class _StorageClass {
     var _runID: String = String()
@@ -1967,6 +1985,9 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
     var _secure: Conclave_V1_SecureTask? = nil
     var _recordPrivacy: Conclave_V1_RecordPrivacy? = nil
     var _privacyMode: String = String()
+    var _noiseMultiplier: Double = 0
+    var _privacyDelta: Double = 0
+    var _countNoiseStddev: Double = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1987,6 +2008,9 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       _secure = source._secure
       _recordPrivacy = source._recordPrivacy
       _privacyMode = source._privacyMode
+      _noiseMultiplier = source._noiseMultiplier
+      _privacyDelta = source._privacyDelta
+      _countNoiseStddev = source._countNoiseStddev
     }
   }
 
@@ -2015,6 +2039,9 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._secure) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._recordPrivacy) }()
         case 10: try { try decoder.decodeSingularStringField(value: &_storage._privacyMode) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._noiseMultiplier) }()
+        case 12: try { try decoder.decodeSingularDoubleField(value: &_storage._privacyDelta) }()
+        case 13: try { try decoder.decodeSingularDoubleField(value: &_storage._countNoiseStddev) }()
         default: break
         }
       }
@@ -2057,6 +2084,15 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._privacyMode.isEmpty {
         try visitor.visitSingularStringField(value: _storage._privacyMode, fieldNumber: 10)
       }
+      if _storage._noiseMultiplier.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._noiseMultiplier, fieldNumber: 11)
+      }
+      if _storage._privacyDelta.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._privacyDelta, fieldNumber: 12)
+      }
+      if _storage._countNoiseStddev.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._countNoiseStddev, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2076,6 +2112,9 @@ nonisolated extension Conclave_V1_TrainTask: SwiftProtobuf.Message, SwiftProtobu
         if _storage._secure != rhs_storage._secure {return false}
         if _storage._recordPrivacy != rhs_storage._recordPrivacy {return false}
         if _storage._privacyMode != rhs_storage._privacyMode {return false}
+        if _storage._noiseMultiplier != rhs_storage._noiseMultiplier {return false}
+        if _storage._privacyDelta != rhs_storage._privacyDelta {return false}
+        if _storage._countNoiseStddev != rhs_storage._countNoiseStddev {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -161,6 +161,9 @@ public nonisolated struct Conclave_V1_WitnessSyncReply: Sendable {
 
   public var entries: [Conclave_V1_WitnessEntry] = []
 
+  /// The coordinator's ledger key (Ed25519): the silo pins the first one it sees and refuses a change.
+  public var coordinatorKey: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -475,7 +478,7 @@ nonisolated extension Conclave_V1_WitnessEntry: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Conclave_V1_WitnessSyncReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WitnessSyncReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}checkpoint_json\0\u{3}consistency_proof\0\u{1}entries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}checkpoint_json\0\u{3}consistency_proof\0\u{1}entries\0\u{3}coordinator_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -486,6 +489,7 @@ nonisolated extension Conclave_V1_WitnessSyncReply: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularBytesField(value: &self.checkpointJson) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.consistencyProof) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.coordinatorKey) }()
       default: break
       }
     }
@@ -501,6 +505,9 @@ nonisolated extension Conclave_V1_WitnessSyncReply: SwiftProtobuf.Message, Swift
     if !self.entries.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 3)
     }
+    if !self.coordinatorKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.coordinatorKey, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -508,6 +515,7 @@ nonisolated extension Conclave_V1_WitnessSyncReply: SwiftProtobuf.Message, Swift
     if lhs.checkpointJson != rhs.checkpointJson {return false}
     if lhs.consistencyProof != rhs.consistencyProof {return false}
     if lhs.entries != rhs.entries {return false}
+    if lhs.coordinatorKey != rhs.coordinatorKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -43,7 +43,7 @@ public struct SiloConfig: Sendable, Equatable {
         let addressText = try silo.string("coordinator")
         do { address = try HostPort(parsing: addressText) } catch { throw silo.invalid("coordinator", error.message) }
         let identity = ConfigFile.resolve(try silo.string("identity_key", default: "\(id).identity.key"), relativeTo: source)
-        let ledger = ConfigFile.resolve(try silo.string("privacy_ledger", default: "\(id).privacy-ledger.json"), relativeTo: source)
+        let ledger = ConfigFile.resolve(try silo.string("privacy_ledger", default: "\(id).privacy-ledger.sqlite"), relativeTo: source)
         let journal = ConfigFile.resolve(try silo.string("masked_journal", default: "\(id).masked-rounds"), relativeTo: source)
         let tlsIdentity = ConfigFile.resolve(try silo.string("tls_identity", default: "\(id).tls"), relativeTo: source)
         let insecure = try silo.bool("insecure", default: false)

@@ -32,12 +32,9 @@ extension RoundStateMachine {
     /// The central multiplier achieved this round: z less the lattice rounding's share, and with adaptive
     /// clipping the combination of the update's z_Δ and the count's σ_b (1/z² = 1/z_Δ² + 1/σ_b²).
     func centralMultiplier(_ p: PrivacyConfig, members: Int) -> Double {
-        let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 1, d = spec.model.parameterCount
-        let noise = centralNoise(members: members)
-        guard let count = noise.count, let update = noise.update else { return p.effectiveNoiseMultiplier(clipNorm: c, dimension: d) }
-        let u = GaussianNoise(standardDeviation: update * c).effectiveNoiseMultiplier(sensitivity: c, dimension: d)
-        let b = GaussianNoise(standardDeviation: count).effectiveNoiseMultiplier(sensitivity: 1, dimension: 1)
-        return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
+        let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 1
+        return PrivacyConfig.centralMultiplier(z: p.noiseMultiplier ?? 0, countStddev: centralNoise(members: members).count,
+                                               clipNorm: c, dimension: spec.model.parameterCount)
     }
 
     /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.

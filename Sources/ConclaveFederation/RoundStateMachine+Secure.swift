@@ -144,6 +144,9 @@ extension RoundStateMachine {
 
     /// Central DP's noise multipliers for this round: the update's (z, or z_Δ with adaptive clipping) and the
     /// clip-bit count's standard deviation σ_b (adaptive clipping only).
+    /// The clip-bit count's noise σ_b for a round of `members` (central DP with adaptive clipping), as a task tells silos.
+    public func countNoiseStddev(members: Int) -> Double? { centralNoise(members: members).count }
+
     func centralNoise(members: Int) -> (update: Double?, count: Double?) {
         guard let p = spec.privacy, p.mode == .central, let z = p.noiseMultiplier else { return (nil, nil) }
         guard let adaptive = p.adaptiveClipping else { return (z, nil) }

@@ -10,6 +10,12 @@ public enum LedgerVerifier {
         public let passed: Bool
         /// What was checked, or the first failure (naming the entry).
         public let detail: String
+
+        public init(name: String, passed: Bool, detail: String) {
+            self.name = name
+            self.passed = passed
+            self.detail = detail
+        }
     }
 
     /// `keys`: signer name → Ed25519 public key ("coordinator", "silo/<id>", "privacy-officer/<name>").

@@ -161,7 +161,7 @@ import Testing
         #expect(csv.threads == 2)
         #expect(csv.maxEpsilon == 4)
         #expect(idx.maxEpsilon == nil)
-        #expect(idx.privacyLedgerPath == "/etc/conclave/hospital-north.privacy-ledger.json")
+        #expect(idx.privacyLedgerPath == "/etc/conclave/hospital-north.privacy-ledger.sqlite")
     }
 
     @Test func siloConfigErrors() {
