@@ -4,6 +4,7 @@ import ConclaveAdminClient
 import ConclaveSupport
 import ConclaveWireConversions
 import ConclaveWire
+import ConclavePrivacy
 import Foundation
 import GRPCCore
 import SwiftProtobuf
@@ -29,6 +30,7 @@ struct DemoCommand: AsyncParsableCommand {
                                valueName: "mode")) var privacy: DemoPrivacy = .none
     @Option(help: "Privacy budget ε (record: each silo's own; central: the run's), at δ = --delta.") var epsilon = 3.0
     @Option(help: "δ of the privacy guarantee.") var delta = 1e-5
+    @Option(help: "Each silo's cross-run privacy budget ε (registered by a privacy officer before the run; with --privacy).") var budget = 8.0
     @Flag(help: "Print the summary as one JSON object (progress goes to standard error).") var json = false
     @Flag(help: "Plaintext gRPC with nobody authenticated (default: a federation CA and mutual TLS, every silo enrolled).")
     var insecure = false
@@ -75,6 +77,7 @@ struct DemoCommand: AsyncParsableCommand {
         try setup.writeAgentConfigs(coordinator: address)
         try await setup.enrolAgents(supervisor, coordinator: address, target: target)
         if !insecure { say("\(silos) silos enrolled: each made its own key and got a certificate for its id (bundles in silos/*/enrol.json)") }
+        try await setup.registerBudgets(epsilon: budget, target: target, log: say)
         try setup.startAgents(supervisor)
         let specText = try String(contentsOfFile: setup.path("run.toml"), encoding: .utf8)
         let started = try await callAdmin(target) { admin in
@@ -93,7 +96,7 @@ struct DemoCommand: AsyncParsableCommand {
                 say(RunView.roundLine(round, of: info.roundsPlanned))
                 shown = Int(round.round)
             }
-            if ["completed", "failed", "cancelled"].contains(info.status) { break }
+            if ["completed", "failed", "cancelled", "budget-exhausted"].contains(info.status) { break }
             if (clock.now - start) > .seconds(timeout) {
                 throw CLIError("demo timed out after \(Int(timeout)) s; see \(setup.path("logs"))")
             }
@@ -102,6 +105,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard info.status == "completed", let last = info.rounds.last else {
             throw CLIError("run \(info.runID) ended \(info.status): \(info.message)")
         }
+        let ledgerLines = try await ledgerSummary(setup, target: target, say: say)
         let exported = try await ModelExport.fetch(run: info.runID, round: nil, target: target)
         let modelPath = setup.path("model.safetensors")
         try ModelExport.write(exported, to: modelPath)
@@ -132,7 +136,33 @@ struct DemoCommand: AsyncParsableCommand {
                            privacy == .record ? " (the largest any silo spent on its own records)" : ""))
             }
             say("model: \(modelPath)\ndatabase: \(setup.path("coordinator.sqlite"))")
+            for line in ledgerLines { say(line) }
         }
+    }
+}
+
+extension DemoCommand {
+    /// The budgets and `budget verify` after the run, once every silo co-signed its charges (it does while it
+    /// waits, within seconds).
+    func ledgerSummary(_ setup: DemoSetup, target: CoordinatorOption, say: (String) -> Void) async throws -> [String] {
+        guard let officer = setup.officerIdentity else { return [] }
+        let reader = try CoordinatorOption.parse(["--coordinator", target.coordinator ?? "", "--identity", officer])
+        var export = try await fetchExport(reader)
+        for _ in 0..<100 {
+            let unsigned = export.signedEntries.filter { $0.entry.kind == .charge && $0.signatures["silo/\($0.entry.budget.silo)"] == nil }
+            if unsigned.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(300))
+            export = try await fetchExport(reader)
+        }
+        var lines = ["budgets (conclave budget show):"]
+        for b in try LedgerSummary.budgets(export.signedEntries.map(\.entry)) {
+            lines.append(String(format: "  %@: cap ε ≤ %g at δ = %g, spent ε %.3f, remaining %.3f, %d releases in %d run(s), %@",
+                                b.budget.description, b.epsilonCap, b.deltaCap, b.epsilonSpent, b.epsilonRemaining, b.releases, b.runs.count, b.status))
+        }
+        let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
+        lines.append("ledger (conclave budget verify): \(checks.allSatisfy(\.passed) ? "verified" : "FAILED")")
+        for check in checks { lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
+        return lines
     }
 }
 

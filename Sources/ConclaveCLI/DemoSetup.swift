@@ -1,6 +1,11 @@
 import ArgumentParser
 import ConclaveLearning
 import ConclaveIdentity
+import ConclaveAdminClient
+import ConclaveSupport
+import ConclaveCrypto
+import ConclaveWire
+import SwiftProtobuf
 import Foundation
 
 /// Lays out the demo's work directory: each silo's private data file and config, the coordinator's config,
@@ -101,6 +106,7 @@ struct DemoSetup {
 
             [federation]
             allowed_silos = [\((1...silos).map { "\"silo-\($0)\"" }.joined(separator: ", "))]
+            \(insecure ? "\n# --insecure: no privacy officer can sign budgets, so DP runs go without the cross-run ledger.\n[privacy]\nrequire_budgets = false" : "")
             """)
         try write("run.toml", """
             name = "fashion-mnist-demo"
@@ -205,6 +211,28 @@ struct DemoSetup {
                                            arguments: ["enroll", "--config", path("silos/silo-\(i)/silo.toml"), "--bundle", file])
         }
     }
+
+    /// The privacy officer's identity (with its ledger signing key), enrolled like `conclave user add` +
+    /// `conclave user enroll`; then one budget per silo on its Fashion-MNIST share.
+    func registerBudgets(epsilon: Double, target: CoordinatorOption, log: (String) -> Void) async throws {
+        guard !insecure, privacy != .none else { return }
+        let officerDir = path("pki/officers/officer")
+        let bundle = try await mintBundle(role: "privacy-officer", name: "officer", dataset: "", tokenHours: 1, target: target)
+        let signing = try IdentityKeyFile.loadOrCreate(path: officerDir + "/signing.key").key
+        _ = try await EnrolmentClient.enroll(bundle: bundle, into: IdentityDirectory(path: officerDir),
+                                             prover: { statement in (signing.publicKey, signing.sign(statement)) })
+        let officer = try CoordinatorOption.parse(["--coordinator", target.coordinator ?? "", "--identity", officerDir])
+        let unit = privacy == .record ? "record" : "silo"
+        for i in 1...silos {
+            _ = try await appendOfficerEntry(.with {
+                $0.kind = "registration"; $0.silo = "silo-\(i)"; $0.dataset = "fashion-mnist"; $0.unit = unit
+                $0.epsilon = epsilon; $0.delta = delta
+            }, target: officer)
+        }
+        log("privacy officer 'officer' enrolled (identity in pki/officers/officer); budgets registered: ε ≤ \(epsilon) at δ = \(delta) per silo on fashion-mnist (unit \(unit)), enforced across runs by the ledger")
+    }
+
+    var officerIdentity: String? { insecure || privacy == .none ? nil : path("pki/officers/officer") }
 
     func writeAgentConfigs(coordinator: String) throws {
         for i in 1...silos {
