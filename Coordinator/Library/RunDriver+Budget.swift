@@ -90,9 +90,9 @@ extension RunDriver {
     /// The whole ledger, self-contained for offline audit: entries with every signature, checkpoints with
     /// co-signatures, and the public keys (coordinator's ledger key, silos' identity keys, officers' keys).
     public func ledgerExport() throws(FederationError) -> LedgerExport {
-        try openLedger()
+        let key = try ledgerSigningKey()
         do {
-            var keys = ["coordinator": ledgerKey!.publicKey]
+            var keys = ["coordinator": key.publicKey]
             for (silo, key) in try store.siloIdentityKeys() { keys["silo/\(silo)"] = key }
             for officer in try store.identities(role: "privacy-officer") {
                 if let key = officer.signingKey { keys["privacy-officer/\(officer.name)"] = key }

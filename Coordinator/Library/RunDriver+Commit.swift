@@ -95,6 +95,7 @@ extension RunDriver {
             checkpoints.removePending(sha256: sha)
             throw refusal
         }
+        CrashHook.reach("ledger-charged")
         try store.commitRound(run: m.runID, closed: closed, checkpointSHA256: sha, checkpointPath: checkpoints.path(for: sha),
                               testAccuracy: result?.accuracy, testLoss: result?.loss, roundsPlanned: m.spec.rounds,
                               now: WallClock.now(), ledger: charged.1)
@@ -125,7 +126,11 @@ extension RunDriver {
     public func prepare() throws {
         try store.checkWritable()
         try checkpoints.checkWritable()
-        try openLedger()
+        do { try openLedger() } catch {
+            // The daemon still starts, so `budget verify` can name the entry at fault; no DP release is made.
+            logger.critical("the privacy ledger cannot be used; differentially private rounds are refused until it is restored",
+                            metadata: ["error": "\(error.message)"])
+        }
         try commitPendingRounds()
         let attempts = attemptsDirectory
         let crashed = try store.closeCrashedAttempts(now: WallClock.now()) { run, round in

@@ -20,9 +20,8 @@ struct LedgerRefusal: Error {
 extension RunDriver {
     /// Replays the stored ledger once (checking its chain) and loads or creates the signing key.
     func openLedger() throws(FederationError) {
-        guard ledgerKey == nil else { return }
-        let path = config.ledgerKeyPath.isEmpty ? config.database + ".ledger-key" : config.ledgerKeyPath
-        let (key, created) = try IdentityKeyFile.loadOrCreate(path: path)
+        guard !ledgerReady else { return }
+        _ = try ledgerSigningKey()
         let stored: [SignedEntry]
         do { stored = try store.ledgerEntries() } catch {
             throw FederationError(.unavailable, "cannot read the privacy ledger: \(error.message)")
@@ -32,8 +31,17 @@ extension RunDriver {
         do { ledger = try PrivacyLedger(replaying: stored) } catch {
             throw FederationError(.failedPrecondition, "the privacy ledger does not replay: \(error.message)")
         }
-        ledgerKey = key
+        ledgerReady = true
+    }
+
+    /// The coordinator's ledger key (Ed25519, 0600), created on first use.
+    func ledgerSigningKey() throws(FederationError) -> Ed25519KeyPair {
+        if let ledgerKey { return ledgerKey }
+        let path = config.ledgerKeyPath.isEmpty ? config.database + ".ledger-key" : config.ledgerKeyPath
+        let (key, created) = try IdentityKeyFile.loadOrCreate(path: path)
         if created { logger.notice("privacy ledger signing key created", metadata: ["path": "\(path)"]) }
+        ledgerKey = key
+        return key
     }
 
     var ledgerSigner: PrivacyLedger.Signer {
@@ -44,6 +52,8 @@ extension RunDriver {
     /// Before a round opens: a silo whose budget cannot afford the round's release (or, with
     /// `require_budgets`, has none) is left out of the run, once, with the refusal in the ledger.
     func gateBudget(_ silo: SiloInfo, now: Double) {
+        // Test-only: shows that a silo refuses on its own when the coordinator does not check (never set in use).
+        if ProcessInfo.processInfo.environment["CONCLAVE_TEST_BYPASS_BUDGET_CHECK"] == "1" { return }
         guard let m = machine, m.spec.privacy != nil, m.openRoundNumber == nil, !m.isFinished, m.unaffordable[silo.id] == nil else { return }
         do { try openLedger() } catch {
             machine!.leaveOut(silo.id, reason: error.message)

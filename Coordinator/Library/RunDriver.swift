@@ -43,6 +43,8 @@ public actor RunDriver {
     /// The privacy ledger (replayed from the database when first needed) and the key that signs it.
     var ledger = PrivacyLedger()
     var ledgerKey: Ed25519KeyPair?
+    /// Set once the stored ledger replayed and its chain verified; until then no DP release is made.
+    var ledgerReady = false
     /// Each silo's priced next release in the active run, by its description (silo id → what it said, release).
     var plannedReleases: [String: (info: SiloInfo, release: PrivacyRelease?)] = [:]
 

@@ -197,14 +197,15 @@ func appendOfficerEntry(_ request: Conclave_V1_BudgetDraftRequest, target: Coord
         throw CLIError("budgets are registered and amended by a privacy officer: pass --identity DIR (or set $CONCLAVE_IDENTITY) with the officer's enrolled identity")
     }
     let keyPath = identity.path + "/signing.key"
-    guard FileManager.default.fileExists(atPath: keyPath) else {
-        throw CLIError("\(keyPath) is missing: the officer's ledger signing key is made by 'conclave user enroll'")
-    }
-    let signing = try IdentityKeyFile.loadOrCreate(path: keyPath).key
     for attempt in 1...5 {
         do {
             return try await AdminClient.withBudget(address, identity: identity) { client in
+                // Drafting checks the caller's role; the officer's key signs the exact bytes drafted.
                 let draft = try await client.draft(request)
+                guard FileManager.default.fileExists(atPath: keyPath) else {
+                    throw CLIError("\(keyPath) is missing: the officer's ledger signing key is made by 'conclave user enroll'")
+                }
+                let signing = try IdentityKeyFile.loadOrCreate(path: keyPath).key
                 return try await client.append(.with {
                     $0.entry = draft.entry
                     $0.signature = Data(signing.sign(Array(draft.entry)))

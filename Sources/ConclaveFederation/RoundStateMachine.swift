@@ -27,6 +27,7 @@ public struct RoundStateMachine: Sendable {
     public private(set) var sittingOut: Set<String> = []
     /// Silos whose privacy budget cannot afford another round of this run, with the reason: never selected.
     public private(set) var unaffordable: [String: String] = [:]
+    var allLeftOutSince: Double?
     /// Releases of rounds an operator discarded when resuming from an earlier checkpoint: they happened, so
     /// central DP's accounting counts them on top of the round numbers.
     public let discardedReleases: Int
@@ -229,11 +230,19 @@ public struct RoundStateMachine: Sendable {
         unaffordable[silo] = reason
     }
 
-    /// True when every live silo is left out for its budget: no round of this run can ever be afforded by
-    /// the silos that are here (the run ends `budget-exhausted`).
-    public func budgetExhausted(now: Double) -> Bool {
+    /// True when every live silo is left out for its budget and either enough of them are here to have made a
+    /// round or they have been alone for a liveness window (every connected silo had its chance to poll): no
+    /// round of this run can be afforded by the silos that are here (the run ends `budget-exhausted`).
+    public mutating func budgetExhausted(now: Double) -> Bool {
         guard case .waitingForSilos = state, !unaffordable.isEmpty else { return false }
-        return liveSilos(now: now).allSatisfy { unaffordable[$0] != nil }
+        let live = liveSilos(now: now)
+        guard live.allSatisfy({ unaffordable[$0] != nil }) else {
+            allLeftOutSince = nil
+            return false
+        }
+        let since = allLeftOutSince ?? now
+        allLeftOutSince = since
+        return live.count >= (spec.silosPerRound ?? spec.minSilos) || now - since >= livenessSeconds
     }
 
     /// A silo that may no longer take part (its identity was revoked): no longer live, so never selected again.
