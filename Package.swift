@@ -113,9 +113,11 @@ let package = Package(
                                          argumentParser, lifecycle,
                                          unixSignals, logging],
                           path: "Coordinator/Daemon", swiftSettings: settings),
+        // The silo's own privacy ledger (its SQLite file): the agent links this, never the coordinator's storage.
+        .target(name: "ConclaveSiloLedger", dependencies: ["ConclavePrivacy", grdb], swiftSettings: settings),
         .target(name: "ConclaveAgent",
                 dependencies: ["ConclaveWire", "ConclaveWireConversions", "ConclaveSupport", "ConclaveFederation",
-                               "ConclaveConfig", "ConclaveIdentity", "ConclaveAdminClient", "ConclaveStorage", "ConclavePrivacy",
+                               "ConclaveConfig", "ConclaveIdentity", "ConclaveAdminClient", "ConclaveSiloLedger", "ConclavePrivacy",
                                grpcCore, grpcHTTP2, swiftProtobuf,
                                logging, x509],
                 path: "Client/Library", swiftSettings: settings),
@@ -150,7 +152,7 @@ let package = Package(
                     swiftSettings: settings),
         .testTarget(name: "EndToEndTests",
                     dependencies: ["ConclaveCoordinator", "ConclaveAgent", "ConclaveAdminClient", "ConclaveWireConversions",
-                                   "ConclaveSupport", "ConclaveIdentity", "ConclaveTesting", "ConclaveLearning", x509, asn1, crypto, grpcCore, grpcHTTP2, swiftProtobuf, grdb],
+                                   "ConclaveSupport", "ConclaveIdentity", "ConclaveTesting", "ConclaveLearning", "ConclaveSiloLedger", x509, asn1, crypto, grpcCore, grpcHTTP2, swiftProtobuf, grdb],
                     swiftSettings: settings),
     ]
 )

@@ -1,7 +1,7 @@
 import ConclaveCrypto
 import ConclaveFederation
 import ConclavePrivacy
-import ConclaveStorage
+import ConclaveSiloLedger
 import ConclaveWire
 import Foundation
 import GRPCCore
@@ -20,7 +20,7 @@ extension SiloLedger {
     }
 
     func witness(_ client: Conclave_V1_Witness.Client<HTTP2ClientTransport.Posix>) async throws -> WitnessResult {
-        let last = try storage { () throws(StorageError) in try store.lastWitnessed() }
+        let last = try storage { () throws(SiloLedgerError) in try store.lastWitnessed() }
         let reply = try await client.sync(.with { $0.siloID = siloID; $0.cosignedSize = UInt64(last?.size ?? 0) })
         guard let checkpoint = try? JSONDecoder().decode(LedgerCheckpoint.self, from: reply.checkpointJson) else {
             throw FederationError(.invalidArgument, "the coordinator's checkpoint is malformed")
@@ -45,7 +45,7 @@ extension SiloLedger {
             throw FederationError(.failedPrecondition, "two checkpoints of size \(last.size) with different roots: the ledger was forked")
         }
         guard checkpoint.size > oldSize || last == nil else { return WitnessResult(size: checkpoint.size, cosigned: 0) }
-        let own = try storage { () throws(StorageError) in try store.charges() }.map(\.charge)
+        let own = try storage { () throws(SiloLedgerError) in try store.charges() }.map(\.charge)
         var entries = [LedgerEntry](), signatures = [UInt64: Data]()
         for item in reply.entries {
             let bytes = Array(item.entry)
@@ -67,7 +67,7 @@ extension SiloLedger {
             $0.checkpointSignature = Data(identity.sign(checkpoint.body))
             $0.entrySignatures = signatures
         })
-        try storage { () throws(StorageError) in
+        try storage { () throws(SiloLedgerError) in
             try store.witnessed(.init(size: checkpoint.size, root: checkpoint.root, coordinatorKey: key),
                                 adopting: entries.filter { $0.kind == .registration || $0.kind == .amendment })
         }

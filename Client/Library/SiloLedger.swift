@@ -3,7 +3,7 @@ import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
 public import ConclavePrivacy
-import ConclaveStorage
+import ConclaveSiloLedger
 import Foundation
 
 /// The silo's own privacy ledger and filters. Every release of the silo's data is charged here — signed with
@@ -35,7 +35,7 @@ actor SiloLedger {
     /// run may not change its privacy or training terms once the silo has trained in it.
     func plan(runID: String, privacy: PrivacyConfig, examples: Int, training: TrainingConfig,
               plannedRounds: Int) throws(FederationError) -> RecordPrivacyPlan {
-        if let data = try storage({ () throws(StorageError) in try store.plan(run: runID) }) {
+        if let data = try storage({ () throws(SiloLedgerError) in try store.plan(run: runID) }) {
             guard let stored = try? JSONDecoder().decode(RecordPlanRecord.self, from: data) else {
                 throw FederationError(.failedPrecondition, "the stored plan of run '\(runID)' in \(store.path) is unreadable")
             }
@@ -56,7 +56,7 @@ actor SiloLedger {
             }
         }
         let record = RecordPlanRecord(privacy: privacy, examples: examples, training: training, plan: plan)
-        try storage { () throws(StorageError) in try store.savePlan(run: runID, (try? JSONEncoder().encode(record)) ?? Data()) }
+        try storage { () throws(SiloLedgerError) in try store.savePlan(run: runID, (try? JSONEncoder().encode(record)) ?? Data()) }
         return plan
     }
 
@@ -72,10 +72,10 @@ actor SiloLedger {
         do { try mechanism.validate() } catch {
             return .refused("the release cannot be priced: \(error.message)")
         }
-        let stored = try storage { () throws(StorageError) in try store.charges() }
+        let stored = try storage { () throws(SiloLedgerError) in try store.charges() }
         let same = stored.filter { $0.charge.run == run && $0.charge.round == round && $0.charge.budget == budget }
         if let last = same.max(by: { $0.charge.release < $1.charge.release }) {
-            let sent = try storage { () throws(StorageError) in try store.isSending(run: run, round: round, release: last.charge.release) }
+            let sent = try storage { () throws(SiloLedgerError) in try store.isSending(run: run, round: round, release: last.charge.release) }
             if !sent { return .charged(last.charge) }  // charged, never sent: the same release, not a new one
         }
         if let limit = roundLimit {
@@ -84,7 +84,7 @@ actor SiloLedger {
                 return .refused("this silo has trained in all \(limit) rounds its privacy plan for run '\(run)' was calibrated for")
             }
         }
-        let adopted = try storage { () throws(StorageError) in try store.adopted() }
+        let adopted = try storage { () throws(SiloLedgerError) in try store.adopted() }
         let filters: SiloFilters
         do { filters = try SiloFilters(adopted: adopted, charges: stored.map(\.charge), maxEpsilon: maxEpsilon) } catch {
             throw FederationError(.failedPrecondition, "this silo's privacy ledger \(store.path) does not replay: \(error.message)")
@@ -92,21 +92,21 @@ actor SiloLedger {
         let charge = SiloCharge(run: run, round: round, release: (same.map(\.charge.release).max() ?? -1) + 1, budget: budget,
                                 mechanism: mechanism, delta: delta, time: Date().timeIntervalSince1970)
         if let why = filters.refusal(charge) { return .refused(why) }
-        try storage { () throws(StorageError) in try store.append(charge, signature: identity.sign(charge.signedBytes)) }
+        try storage { () throws(SiloLedgerError) in try store.append(charge, signature: identity.sign(charge.signedBytes)) }
         return .charged(charge)
     }
 
     /// How many rounds of a run this silo has charged (record mode reports its cumulative spend from it).
     func roundsCharged(run: String) throws(FederationError) -> Int {
-        Set(try storage { () throws(StorageError) in try store.charges() }.filter { $0.charge.run == run }.map(\.charge.round)).count
+        Set(try storage { () throws(SiloLedgerError) in try store.charges() }.filter { $0.charge.run == run }.map(\.charge.round)).count
     }
 
     /// The release is about to leave: a later task for the same round is a new release.
     func markSending(_ charge: SiloCharge) throws(FederationError) {
-        try storage { () throws(StorageError) in try store.markSending(run: charge.run, round: charge.round, release: charge.release) }
+        try storage { () throws(SiloLedgerError) in try store.markSending(run: charge.run, round: charge.round, release: charge.release) }
     }
 
-    func storage<T>(_ body: () throws(StorageError) -> T) throws(FederationError) -> T {
+    func storage<T>(_ body: () throws(SiloLedgerError) -> T) throws(FederationError) -> T {
         do { return try body() } catch {
             throw FederationError(.failedPrecondition, "\(error.message); the update is not sent")
         }

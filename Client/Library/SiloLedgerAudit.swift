@@ -1,6 +1,6 @@
 import ConclaveCrypto
 public import ConclavePrivacy
-import ConclaveStorage
+import ConclaveSiloLedger
 import Foundation
 
 /// `conclave-client budget verify`: the silo's own ledger checked on its own (every charge signed by the silo's

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// The daemons' layout holds in the binaries: the silo's agent carries no SQLite and no coordinator code, and
-/// the CLI (the operator's admin client) does not link the coordinator either.
+/// The daemons' layout holds in the binaries: the silo's agent carries no coordinator code (its SQLite is its
+/// own privacy ledger, not the coordinator's storage), and the CLI (the operator's admin client) links neither
+/// the coordinator nor SQLite.
 @Suite struct LinkageTests {
     func symbols(_ executable: String) throws -> String {
         let p = Process()
@@ -23,8 +24,10 @@ import Testing
         #expect(coordinator.contains("RunDriver") && coordinator.contains("sqlite3_open"), "the check must see the symbols where they are")
         for executable in ["conclave-client", "conclave"] {
             let table = try symbols(executable)
-            #expect(!table.contains("RunDriver"), "\(executable) links the coordinator")
-            #expect(!table.contains("sqlite3_open") && !table.contains("GRDB"), "\(executable) links SQLite")
+            #expect(!table.contains("RunDriver") && !table.contains("CoordinatorStore"), "\(executable) links the coordinator")
         }
+        #expect(try symbols("conclave-client").contains("ConclaveSiloLedger"), "the agent keeps its own ledger")
+        let cli = try symbols("conclave")
+        #expect(!cli.contains("sqlite3_open") && !cli.contains("GRDB"), "the CLI links SQLite")
     }
 }

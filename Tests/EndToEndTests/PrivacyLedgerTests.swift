@@ -3,7 +3,7 @@ import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
 import ConclavePrivacy
-import ConclaveStorage
+import ConclaveSiloLedger
 import ConclaveTesting
 import Foundation
 import Testing

@@ -10,7 +10,7 @@ public final class SiloLedgerStore: Sendable {
     let db: DatabaseQueue
     public let path: String
 
-    public init(path: String) throws(StorageError) {
+    public init(path: String) throws(SiloLedgerError) {
         self.path = path
         do {
             let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -20,7 +20,7 @@ public final class SiloLedgerStore: Sendable {
             db = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(db)
         } catch {
-            throw StorageError("cannot open this silo's privacy ledger \(path): \(error) — it records what the silo's data has spent: restore it, do not delete it")
+            throw SiloLedgerError("cannot open this silo's privacy ledger \(path): \(error) — it records what the silo's data has spent: restore it, do not delete it")
         }
     }
 
@@ -58,7 +58,7 @@ public final class SiloLedgerStore: Sendable {
         public let signature: [UInt8]
     }
 
-    public func charges() throws(StorageError) -> [StoredCharge] {
+    public func charges() throws(SiloLedgerError) -> [StoredCharge] {
         try wrap("read charges") {
             try db.read { db in
                 try Row.fetchAll(db, sql: "SELECT charge, signature FROM charges ORDER BY rowid").map {
@@ -70,7 +70,7 @@ public final class SiloLedgerStore: Sendable {
     }
 
     /// Appends a signed charge (durably, before the release leaves).
-    public func append(_ charge: SiloCharge, signature: [UInt8]) throws(StorageError) {
+    public func append(_ charge: SiloCharge, signature: [UInt8]) throws(SiloLedgerError) {
         try wrap("record the charge of run \(charge.run) round \(charge.round)") {
             try db.write { db in
                 try db.execute(sql: "INSERT INTO charges (run, round, release, dataset, unit, charge, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -81,7 +81,7 @@ public final class SiloLedgerStore: Sendable {
     }
 
     /// Marks a release as leaving: from now on a task for the same round is a new release.
-    public func markSending(run: String, round: Int, release: Int) throws(StorageError) {
+    public func markSending(run: String, round: Int, release: Int) throws(SiloLedgerError) {
         try wrap("mark run \(run) round \(round) as sent") {
             try db.write { db in
                 try db.execute(sql: "INSERT OR IGNORE INTO sending (run, round, release) VALUES (?, ?, ?)", arguments: [run, round, release])
@@ -89,7 +89,7 @@ public final class SiloLedgerStore: Sendable {
         }
     }
 
-    public func isSending(run: String, round: Int, release: Int) throws(StorageError) -> Bool {
+    public func isSending(run: String, round: Int, release: Int) throws(SiloLedgerError) -> Bool {
         try wrap("read what was sent") {
             try db.read { db in
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM sending WHERE run = ? AND round = ? AND release = ?", arguments: [run, round, release]) ?? false
@@ -97,7 +97,7 @@ public final class SiloLedgerStore: Sendable {
         }
     }
 
-    public func adopted() throws(StorageError) -> [LedgerEntry] {
+    public func adopted() throws(SiloLedgerError) -> [LedgerEntry] {
         try wrap("read adopted budget entries") {
             try db.read { db in
                 try Data.fetchAll(db, sql: "SELECT entry FROM adopted ORDER BY seq").map { try JSONDecoder().decode(LedgerEntry.self, from: $0) }
@@ -117,7 +117,7 @@ public final class SiloLedgerStore: Sendable {
         }
     }
 
-    public func lastWitnessed() throws(StorageError) -> Witnessed? {
+    public func lastWitnessed() throws(SiloLedgerError) -> Witnessed? {
         try wrap("read the last co-signed checkpoint") {
             try db.read { db in
                 try Row.fetchOne(db, sql: "SELECT size, root, coordinator_key FROM witness ORDER BY size DESC LIMIT 1").map {
@@ -128,7 +128,7 @@ public final class SiloLedgerStore: Sendable {
     }
 
     /// Records a checkpoint the silo co-signed and the budget entries it adopted with it, in one transaction.
-    public func witnessed(_ w: Witnessed, adopting entries: [LedgerEntry]) throws(StorageError) {
+    public func witnessed(_ w: Witnessed, adopting entries: [LedgerEntry]) throws(SiloLedgerError) {
         try wrap("record the co-signed checkpoint of size \(w.size)") {
             try db.write { db in
                 for e in entries {
@@ -140,21 +140,28 @@ public final class SiloLedgerStore: Sendable {
         }
     }
 
-    public func plan(run: String) throws(StorageError) -> Data? {
+    public func plan(run: String) throws(SiloLedgerError) -> Data? {
         try wrap("read the plan of run \(run)") {
             try db.read { db in try Data.fetchOne(db, sql: "SELECT plan FROM plans WHERE run = ?", arguments: [run]) }
         }
     }
 
-    public func savePlan(run: String, _ plan: Data) throws(StorageError) {
+    public func savePlan(run: String, _ plan: Data) throws(SiloLedgerError) {
         try wrap("record the plan of run \(run)") {
             try db.write { db in try db.execute(sql: "INSERT OR IGNORE INTO plans (run, plan) VALUES (?, ?)", arguments: [run, plan]) }
         }
     }
 
-    private func wrap<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
-        do { return try body() } catch let error as StorageError { throw error } catch {
-            throw StorageError("cannot \(what) in \(path): \(error)")
+    private func wrap<T>(_ what: String, _ body: () throws -> T) throws(SiloLedgerError) -> T {
+        do { return try body() } catch let error as SiloLedgerError { throw error } catch {
+            throw SiloLedgerError("cannot \(what) in \(path): \(error)")
         }
     }
+}
+
+/// A fault of the silo's ledger file, naming it.
+public struct SiloLedgerError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }
