@@ -177,4 +177,58 @@ import Testing
         let b0 = try #require((after["budgets"] as? [[String: Any]])?.first)
         #expect(b0["status"] as? String == "amended" && (b0["epsilon_cap"] as? Double).map { abs($0 - cap * 2) < 1e-12 } == true, "\(b0)")
     }
+
+    /// kill -9 of the coordinator between drafting a round's charges and committing them, and of an agent
+    /// between its charge and its send: no release goes uncharged, none is charged twice, and both sides'
+    /// ledgers agree after the restarts.
+    @Test(.timeLimit(.minutes(5))) func crashesBetweenChargeAndReleaseNeitherLoseNorDoubleACharge() throws {
+        let cluster = try Cluster(dir: Fixtures.temporaryDirectory("conclave-budget-crash"))
+        defer { cluster.stopAll() }
+        try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": "ledger-charged"], requireBudgets: true)
+        for i in 0..<2 { try cluster.writeBlobSilo(i) }
+        let officer = "\(cluster.dir)/officer"
+        _ = try cluster.waitFor("the coordinator", timeout: 30) { () -> Bool? in
+            try cluster.cli(["user", "add", "po", "--role", "privacy-officer", "--out", "\(cluster.dir)/po.json", "--coordinator", cluster.address]).status == 0 ? true : nil
+        }
+        try #require(try cluster.cli(["user", "enroll", "--bundle", "\(cluster.dir)/po.json", "--identity", officer]).status == 0)
+        let target = ["--coordinator", cluster.address]
+        for silo in ["silo-0", "silo-1"] {
+            let r = try cluster.cli(["budget", "register", "--silo", silo, "--dataset", "default", "--unit", "silo", "--epsilon", "50",
+                                     "--delta", "\(Self.delta)"] + target, environment: ["CONCLAVE_IDENTITY": officer])
+            try #require(r.status == 0, "\(r.err)")
+        }
+        try cluster.start("silo0", "conclave-client", ["--config", "\(cluster.dir)/silo0.toml"], environment: ["CONCLAVE_TEST_CRASH_AT": "agent-charged"])
+        try cluster.start("silo1", "conclave-client", ["--config", "\(cluster.dir)/silo1.toml"])
+        let runID = try startRun(cluster, "crash")
+
+        // The agent dies after charging round 1, before anything left; restarted, it reuses that charge.
+        let agent = try #require(cluster.processes["silo0"])
+        _ = try cluster.waitFor("silo-0 to die at its charge", timeout: 60) { agent.isRunning ? nil : true }
+        #expect(cluster.log("silo0").contains("crash hook: SIGKILL at agent-charged"))
+        try cluster.start("silo0", "conclave-client", ["--config", "\(cluster.dir)/silo0.toml"])
+        // The coordinator dies with round 1's charges drafted but not committed; restarted, it commits them once.
+        let coordinator = try #require(cluster.processes["coordinator"])
+        _ = try cluster.waitFor("the coordinator to die between charge and commit", timeout: 60) { coordinator.isRunning ? nil : true }
+        #expect(cluster.log("coordinator").contains("crash hook: SIGKILL at ledger-charged"))
+        try cluster.startCoordinator(requireBudgets: true)
+        _ = try waitForStatus(cluster, runID, "completed")
+
+        let ledger = "\(cluster.dir)/ledger.json"
+        _ = try cluster.waitFor("the silos to co-sign", timeout: 30) { () -> Bool? in
+            try cluster.cli(["budget", "verify"] + target).status == 0 ? true : nil
+        }
+        #expect(try cluster.cli(["budget", "export", "--out", ledger] + target).status == 0)
+        let export = try LedgerExport.decode(Data(contentsOf: URL(fileURLWithPath: ledger)), source: ledger)
+        let charges = export.signedEntries.map(\.entry).filter { $0.kind == .charge }
+        // Exactly one charge per silo per committed round, each round's bound to its model version.
+        #expect(charges.count == 4 && Set(charges.map { "\($0.budget.silo)/\($0.round ?? 0)" }).count == 4, "\(charges.map(\.seq))")
+        #expect(charges.allSatisfy { $0.run == runID && $0.modelSHA256?.count == 64 })
+        for i in 0..<2 {
+            let own = try cluster.run("conclave-client", ["budget", "verify", "--config", "\(cluster.dir)/silo\(i).toml", "--against", ledger])
+            #expect(own.status == 0 && own.out.contains("4 coordinator charges") == false && own.out.contains("2 coordinator charges each match"), "silo \(i): \(own.out)")
+            let view = try cluster.run("conclave-client", ["budget", "show", "--config", "\(cluster.dir)/silo\(i).toml", "--json"])
+            let mine = try #require(((try JSONSerialization.jsonObject(with: Data(view.out.utf8)) as? [String: Any])?["budgets"] as? [[String: Any]])?.first)
+            #expect(mine["releases"] as? Int == 2, "silo \(i) charged \(mine["releases"] ?? "?") releases for two rounds: \(view.out)")
+        }
+    }
 }
