@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 APT_PACKAGES := libsodium-dev libopenblas-dev libssl-dev zlib1g-dev libsqlite3-dev pkg-config dataset-fashion-mnist
+# The tests also render the budget report in a real headless browser.
+TEST_APT_PACKAGES := chromium
 ARGS ?=
 
 .PHONY: deps build demo test bench clean
 
 # Installs the Debian packages that are not there yet (with sudo when not root).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing" >&2; \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
@@ -24,7 +26,8 @@ demo: build
 	@.build/release/conclave demo $(ARGS)
 
 # Builds everything (the end-to-end tests start the real executables) and runs every test.
-test: deps
+test:
+	@$(MAKE) --no-print-directory deps EXTRA_APT_PACKAGES="$(TEST_APT_PACKAGES)"
 	swift build --build-tests
 	swift test --skip-build
 

@@ -51,6 +51,24 @@ public struct BudgetService: Conclave_V1_Budget.SimpleServiceProtocol {
     }
 }
 
+extension BudgetService {
+    public func plan(request: Conclave_V1_BudgetPlanRequest, context: ServerContext) async throws -> Conclave_V1_BudgetPlanReply {
+        do {
+            let (spec, lines) = try await driver.planRun(specTOML: request.specToml, source: request.specName.isEmpty ? "run spec" : request.specName)
+            struct Plan: Encodable {
+                let run: String
+                let rounds: Int
+                let fits: Bool
+                let budgets: [BudgetPlanLine]
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let plan = Plan(run: spec.name, rounds: spec.rounds, fits: !lines.isEmpty && lines.allSatisfy(\.fits), budgets: lines)
+            return .with { $0.planJson = (try? encoder.encode(plan)) ?? Data() }
+        } catch { throw error.rpcError }
+    }
+}
+
 /// `Witness`: a silo (only as itself) checks the ledger's growth and co-signs it.
 public struct WitnessService: Conclave_V1_Witness.SimpleServiceProtocol {
     let driver: RunDriver

@@ -1,5 +1,6 @@
 import ConclaveCrypto
 import ConclaveConfig
+import ConclaveLearning
 public import ConclaveFederation
 public import ConclavePrivacy
 import ConclaveStorage
@@ -179,5 +180,40 @@ extension RunDriver {
             }
             try store.addCheckpointCosignature(size: size, signer: "silo/\(silo)", signature: checkpointSignature)
         } catch { throw FederationError(.unavailable, "cannot store co-signatures: \(error.message)") }
+    }
+}
+
+extension RunDriver {
+    /// `budget plan`: every silo the run may select, its planned release priced against its budget.
+    public func planRun(specTOML: String, source: String) throws(FederationError) -> (spec: RunSpec, lines: [BudgetPlanLine]) {
+        let spec: RunSpec
+        do { spec = try RunSpecFile.parse(specTOML, source: source) } catch {
+            throw FederationError(.invalidArgument, error.message)
+        }
+        guard let privacy = spec.privacy else { return (spec, []) }
+        try openLedger()
+        let known: [CoordinatorStore.KnownSilo]
+        do { known = try store.knownSilos() } catch { throw FederationError(.unavailable, error.message) }
+        var silos = known
+        if let allowed = config.allowedSilos {
+            silos = allowed.sorted().map { id in known.first { $0.id == id } ?? .init(id: id, dataset: "", examples: 0) }
+        }
+        let machine = RoundStateMachine(runID: "plan", spec: spec, globalWeights: Array(repeating: 0, count: spec.model.parameterCount))
+        var lines = [BudgetPlanLine]()
+        for silo in silos {
+            let info = SiloInfo(id: silo.id, examples: silo.examples, features: spec.model.inputFeatures,
+                                classes: spec.model.classCount, dataset: silo.dataset)
+            if privacy.mode == .record && silo.examples == 0 {
+                throw FederationError(.invalidArgument, "\(source): silo '\(silo.id)' has not told the coordinator how many records it holds, so its DP-SGD release cannot be priced yet (start its agent once)")
+            }
+            guard let release = machine.plannedRelease(for: info) else {
+                throw FederationError(.invalidArgument, "\(source): the release of silo '\(silo.id)' cannot be priced (its privacy parameters do not calibrate)")
+            }
+            do { try release.mechanism.validate() } catch {
+                throw FederationError(.invalidArgument, "\(source): the release of silo '\(silo.id)' cannot be priced: \(error.message)")
+            }
+            lines.append(BudgetPlanLine(release: release, filter: ledger.filters[release.budget], rounds: spec.rounds, delta: privacy.delta))
+        }
+        return (spec, lines)
     }
 }

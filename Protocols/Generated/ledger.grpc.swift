@@ -66,11 +66,25 @@ public enum Conclave_V1_Budget: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Plan" metadata.
+        public enum Plan: Sendable {
+            /// Request type for "Plan".
+            public typealias Input = Conclave_V1_BudgetPlanRequest
+            /// Response type for "Plan".
+            public typealias Output = Conclave_V1_BudgetPlanReply
+            /// Descriptor for "Plan".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "conclave.v1.Budget"),
+                method: "Plan",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "conclave.v1.Budget" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Draft.descriptor,
             Append.descriptor,
-            Export.descriptor
+            Export.descriptor,
+            Plan.descriptor
         ]
     }
 }
@@ -159,6 +173,27 @@ extension Conclave_V1_Budget {
             request: GRPCCore.StreamingServerRequest<Conclave_V1_LedgerExportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_LedgerExportReply>
+
+        /// Handle the "Plan" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+        /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+        /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+        /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Conclave_V1_BudgetPlanRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Conclave_V1_BudgetPlanReply` messages.
+        func plan(
+            request: GRPCCore.StreamingServerRequest<Conclave_V1_BudgetPlanRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_BudgetPlanReply>
     }
 
     /// Service protocol for the "conclave.v1.Budget" service.
@@ -231,6 +266,27 @@ extension Conclave_V1_Budget {
             request: GRPCCore.ServerRequest<Conclave_V1_LedgerExportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Conclave_V1_LedgerExportReply>
+
+        /// Handle the "Plan" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+        /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+        /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+        /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_BudgetPlanRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Conclave_V1_BudgetPlanReply` message.
+        func plan(
+            request: GRPCCore.ServerRequest<Conclave_V1_BudgetPlanRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Conclave_V1_BudgetPlanReply>
     }
 
     /// Simple service protocol for the "conclave.v1.Budget" service.
@@ -301,6 +357,27 @@ extension Conclave_V1_Budget {
             request: Conclave_V1_LedgerExportRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Conclave_V1_LedgerExportReply
+
+        /// Handle the "Plan" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+        /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+        /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+        /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+        ///
+        /// - Parameters:
+        ///   - request: A `Conclave_V1_BudgetPlanRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Conclave_V1_BudgetPlanReply` to respond with.
+        func plan(
+            request: Conclave_V1_BudgetPlanRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Conclave_V1_BudgetPlanReply
     }
 }
 
@@ -336,6 +413,17 @@ extension Conclave_V1_Budget.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_LedgerExportReply>(),
             handler: { request, context in
                 try await self.export(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Conclave_V1_Budget.Method.Plan.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_BudgetPlanRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_BudgetPlanReply>(),
+            handler: { request, context in
+                try await self.plan(
                     request: request,
                     context: context
                 )
@@ -379,6 +467,17 @@ extension Conclave_V1_Budget.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func plan(
+        request: GRPCCore.StreamingServerRequest<Conclave_V1_BudgetPlanRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Conclave_V1_BudgetPlanReply> {
+        let response = try await self.plan(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -416,6 +515,19 @@ extension Conclave_V1_Budget.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Conclave_V1_LedgerExportReply> {
         return GRPCCore.ServerResponse<Conclave_V1_LedgerExportReply>(
             message: try await self.export(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func plan(
+        request: GRPCCore.ServerRequest<Conclave_V1_BudgetPlanRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Conclave_V1_BudgetPlanReply> {
+        return GRPCCore.ServerResponse<Conclave_V1_BudgetPlanReply>(
+            message: try await self.plan(
                 request: request.message,
                 context: context
             ),
@@ -509,6 +621,32 @@ extension Conclave_V1_Budget {
             deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_LedgerExportReply>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_LedgerExportReply>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Plan" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+        /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+        /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+        /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_BudgetPlanRequest` message.
+        ///   - serializer: A serializer for `Conclave_V1_BudgetPlanRequest` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_BudgetPlanReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func plan<Result>(
+            request: GRPCCore.ClientRequest<Conclave_V1_BudgetPlanRequest>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_BudgetPlanRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_BudgetPlanReply>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_BudgetPlanReply>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -638,6 +776,43 @@ extension Conclave_V1_Budget {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Plan" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+        /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+        /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+        /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Conclave_V1_BudgetPlanRequest` message.
+        ///   - serializer: A serializer for `Conclave_V1_BudgetPlanRequest` messages.
+        ///   - deserializer: A deserializer for `Conclave_V1_BudgetPlanReply` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func plan<Result>(
+            request: GRPCCore.ClientRequest<Conclave_V1_BudgetPlanRequest>,
+            serializer: some GRPCCore.MessageSerializer<Conclave_V1_BudgetPlanRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Conclave_V1_BudgetPlanReply>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_BudgetPlanReply>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Conclave_V1_Budget.Method.Plan.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -735,6 +910,38 @@ extension Conclave_V1_Budget.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_LedgerExportRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_LedgerExportReply>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Plan" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+    /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+    /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+    /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Conclave_V1_BudgetPlanRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func plan<Result>(
+        request: GRPCCore.ClientRequest<Conclave_V1_BudgetPlanRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_BudgetPlanReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.plan(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Conclave_V1_BudgetPlanRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Conclave_V1_BudgetPlanReply>(),
             options: options,
             onResponse: handleResponse
         )
@@ -846,6 +1053,42 @@ extension Conclave_V1_Budget.ClientProtocol {
             metadata: metadata
         )
         return try await self.export(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Plan" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Would this run fit every budget it touches? For each silo the run may select (the federation's allowed
+    /// > silos, else every silo seen), its planned release per round priced against its budget's filter: ε after
+    /// > the run, whether it fits, and the most rounds that fit. Nothing is charged. Operators and officers.
+    /// > Status: INVALID_ARGUMENT for a spec that does not parse or whose release cannot be priced.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func plan<Result>(
+        _ message: Conclave_V1_BudgetPlanRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Conclave_V1_BudgetPlanReply>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Conclave_V1_BudgetPlanRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.plan(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -13,7 +13,7 @@ import SwiftProtobuf
 struct BudgetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "budget", abstract: "Privacy budgets and their ledger.",
-        subcommands: [Register.self, Amend.self, Show.self, History.self, Export.self, Verify.self])
+        subcommands: [Register.self, Amend.self, Show.self, History.self, Plan.self, Export.self, Verify.self, Report.self])
 
     struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -122,6 +122,47 @@ struct BudgetCommand: AsyncParsableCommand {
         }
     }
 
+    struct Plan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Would this run fit every budget it touches? ε after the run, and the most rounds that fit (nothing is charged).")
+        @Option(help: "The run spec (TOML).") var spec: String
+        @Flag(help: "Print one JSON object.") var json = false
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let text: String
+            do { text = try String(contentsOfFile: spec, encoding: .utf8) } catch { throw CLIError("cannot read \(spec): \(error.localizedDescription)") }
+            let address = try target.address()
+            let identity = try target.identityDirectory()
+            let reply: Conclave_V1_BudgetPlanReply
+            do {
+                reply = try await AdminClient.withBudget(address, identity: identity) { client in
+                    try await client.plan(.with { $0.specToml = text; $0.specName = spec })
+                }
+            } catch let error as RPCError {
+                throw CLIError(describe(error, address: address, identity: identity))
+            }
+            if json {
+                print(String(decoding: reply.planJson, as: UTF8.self))
+                return
+            }
+            guard let plan = try JSONSerialization.jsonObject(with: reply.planJson) as? [String: Any],
+                  let budgets = plan["budgets"] as? [[String: Any]] else { throw CLIError("the coordinator's plan is malformed") }
+            guard !budgets.isEmpty else { print("run '\(plan["run"] ?? "")' releases nothing under a privacy budget (no [privacy] table, or no silos yet)"); return }
+            print("run '\(plan["run"] ?? "")', \(plan["rounds"] ?? 0) rounds: \(plan["fits"] as? Bool == true ? "fits every budget" : "does NOT fit every budget")")
+            for b in budgets {
+                let key = "\(b["silo"] ?? "")/\(b["dataset"] ?? "")/\(b["unit"] ?? "")"
+                guard b["registered"] as? Bool == true else {
+                    print("  \(key): no budget registered (ε after the run would be \(String(format: "%.3f", b["epsilon_after"] as? Double ?? 0)))")
+                    continue
+                }
+                print(String(format: "  %@: cap ε ≤ %g, spent %.3f, after the run %.3f, %@ (at most %d rounds fit)", key,
+                             b["epsilon_cap"] as? Double ?? 0, b["epsilon_spent"] as? Double ?? 0, b["epsilon_after"] as? Double ?? 0,
+                             b["fits"] as? Bool == true ? "fits" : "does not fit", b["max_rounds"] as? Int ?? 0))
+            }
+        }
+    }
+
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write the whole ledger for offline audit: entries, co-signatures, checkpoints, public keys.")
@@ -173,6 +214,35 @@ struct BudgetCommand: AsyncParsableCommand {
             var h = SHA256()
             key.withUnsafeBytes { h.update($0) }
             return Array(h.finalize().prefix(8)).hexString
+        }
+    }
+}
+
+extension BudgetCommand {
+    struct Report: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a self-contained, printable HTML report of the budgets for a data-protection impact assessment.")
+        @Option(help: "Output file (HTML).") var out: String
+        @Option(help: "Only this silo's budgets.") var silo: String?
+        @Option(help: "Only this dataset's budgets.") var dataset: String?
+        @Option(help: "Report on a ledger export (JSON) instead of the coordinator's ledger.") var ledger: String?
+        @OptionGroup var target: CoordinatorOption
+
+        func run() async throws {
+            let export: LedgerExport
+            if let ledger {
+                let data: Data
+                do { data = try Data(contentsOf: URL(fileURLWithPath: ledger)) } catch { throw CLIError("cannot read \(ledger): \(error.localizedDescription)") }
+                export = try LedgerExport.decode(data, source: ledger)
+            } else {
+                export = try await fetchExport(target)
+            }
+            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
+            let html = try BudgetReport.html(export: export, checks: checks, silo: silo, dataset: dataset, now: Date())
+            do { try Data(html.utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
+                throw CLIError("cannot write \(out): \(error.localizedDescription)")
+            }
+            print("wrote \(out) (\(export.entries.count) ledger entries; \(checks.allSatisfy(\.passed) ? "the ledger verifies" : "THE LEDGER DOES NOT VERIFY"))")
         }
     }
 }

@@ -73,6 +73,19 @@ public enum LedgerSummary {
         }
     }
 
+    /// ε of each charge alone at its budget's δ, by sequence number.
+    public static func historyAll(_ entries: [LedgerEntry]) -> [Int: Double] {
+        var keys = [BudgetKey]()
+        for e in entries where e.kind == .registration && !keys.contains(e.budget) { keys.append(e.budget) }
+        var out = [Int: Double]()
+        for k in keys {
+            for line in history(entries, silo: k.silo, dataset: k.dataset, unit: k.unit) where line.entry.kind == .charge {
+                out[line.entry.seq] = line.epsilon
+            }
+        }
+        return out
+    }
+
     private static func orderOf(_ budget: BudgetKey, _ entries: [LedgerEntry]) -> Double? {
         entries.first { $0.kind == .registration && $0.budget == budget }?.order
     }

@@ -119,3 +119,28 @@ extension CoordinatorStore {
         }
     }
 }
+
+extension CoordinatorStore {
+    public struct KnownSilo: Sendable, Equatable {
+        public var id: String
+        public var dataset: String
+        public var examples: UInt64
+
+        public init(id: String, dataset: String, examples: UInt64) {
+            self.id = id
+            self.dataset = dataset
+            self.examples = examples
+        }
+    }
+
+    /// Every silo that described itself to the coordinator, with its dataset and record count.
+    public func knownSilos() throws(StorageError) -> [KnownSilo] {
+        do {
+            return try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, dataset, num_examples FROM silos ORDER BY id").map {
+                    KnownSilo(id: $0["id"], dataset: $0["dataset"], examples: UInt64(max(0, $0["num_examples"] as Int64)))
+                }
+            }
+        } catch { throw StorageError("cannot read the silos: \(error)") }
+    }
+}

@@ -146,6 +146,8 @@ import Testing
             #expect(mine["releases"] as? Int == 4 && (mine["epsilon_cap"] as? Double).map { abs($0 - cap) < 1e-12 } == true, "\(mine)")
         }
 
+        try checkReport(cluster, ledger: ledger)
+
         // Tampering with the export is named: an edited noise multiplier, a deleted entry.
         var export = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ledger))) as? [String: Any])
         var list = try #require(export["entries"] as? [[String: Any]])
@@ -230,5 +232,38 @@ import Testing
             let mine = try #require(((try JSONSerialization.jsonObject(with: Data(view.out.utf8)) as? [String: Any])?["budgets"] as? [[String: Any]])?.first)
             #expect(mine["releases"] as? Int == 2, "silo \(i) charged \(mine["releases"] ?? "?") releases for two rounds: \(view.out)")
         }
+    }
+
+    /// The report, rendered by a real headless browser (Debian's Chromium): the page parses, holds every
+    /// section, the budgets and the plot, and renders to a screenshot.
+    func checkReport(_ cluster: Cluster, ledger: String) throws {
+        let chromium = "/usr/bin/chromium"
+        try #require(FileManager.default.isExecutableFile(atPath: chromium), "Chromium missing: install chromium (make test does)")
+        let report = "\(cluster.dir)/report.html"
+        let made = try cluster.cli(["budget", "report", "--out", report, "--coordinator", cluster.address])
+        #expect(made.status == 0 && made.out.contains("the ledger verifies"), "\(made.out)\(made.err)")
+        let offline = try cluster.cli(["budget", "report", "--out", "\(cluster.dir)/silo0.html", "--ledger", ledger, "--silo", "silo-0"])
+        #expect(offline.status == 0, "\(offline.err)")
+        func browse(_ args: [String]) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: chromium)
+            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(cluster.dir)/chromium"] + args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        let dom = try browse(["--dump-dom", "file://\(report)"])
+        for needle in ["Privacy budget report", "1. Scope and threat model", "silo-0/default/silo", "silo-1/default/silo", "<polyline",
+                       "6. Registrations and amendments", "7. Accountant", "9. How to re-verify offline", "the ledger verifies", "Refusals (2)"] {
+            #expect(dom.contains(needle), "the rendered report lacks \(needle)")
+        }
+        let png = "\(cluster.dir)/report.png"
+        _ = try browse(["--window-size=1200,2400", "--screenshot=\(png)", "file://\(report)"])
+        let size = (try? FileManager.default.attributesOfItem(atPath: png)[.size] as? Int) ?? 0
+        #expect(size > 50_000, "the screenshot is \(size) bytes")
     }
 }

@@ -15,7 +15,7 @@ enum Authorization {
         case ("conclave.v1.Identity", "Renew"): [.silo, .operator, .privacyOfficer]
         case ("conclave.v1.Identity", "ListIdentities"): [.operator, .privacyOfficer]
         case ("conclave.v1.Identity", _): [.operator]
-        case ("conclave.v1.Budget", "Export"): [.operator, .privacyOfficer]
+        case ("conclave.v1.Budget", "Export"), ("conclave.v1.Budget", "Plan"): [.operator, .privacyOfficer]
         case ("conclave.v1.Budget", _): [.privacyOfficer]
         case ("conclave.v1.Witness", _): [.silo]
         default: []
