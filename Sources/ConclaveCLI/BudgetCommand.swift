@@ -182,10 +182,21 @@ struct BudgetCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify the ledger (online, or offline on an export): chain, signatures, every charge recomputed, filters, checkpoints.")
         @Option(help: "A ledger export (JSON) to verify offline; without it the coordinator's ledger is fetched.") var ledger: String?
+        @Option(help: "Verify a model's proof of charge (from `conclave model export --proof-of-charge`) instead.") var proof: String?
         @Flag(help: "Print one JSON object.") var json = false
         @OptionGroup var target: CoordinatorOption
 
         func run() async throws {
+            if let proof {
+                let decoded: ProofOfCharge
+                do { decoded = try JSONDecoder().decode(ProofOfCharge.self, from: Data(contentsOf: URL(fileURLWithPath: proof))) } catch {
+                    throw CLIError("\(proof) is not a Conclave proof of charge (unreadable, malformed or truncated): \(error)")
+                }
+                let checks = decoded.verify()
+                for check in checks { print("\(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
+                if !checks.allSatisfy(\.passed) { throw ExitCode.failure }
+                return
+            }
             let export: LedgerExport
             if let ledger {
                 let data: Data

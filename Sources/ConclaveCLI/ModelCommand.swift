@@ -6,6 +6,7 @@ import ConclaveAdminClient
 import ConclaveSupport
 import ConclaveWireConversions
 import ConclaveWire
+import ConclavePrivacy
 import Foundation
 import GRPCCore
 import SwiftProtobuf
@@ -20,6 +21,8 @@ struct ModelCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Output format (safetensors).") var format: String = "safetensors"
         @Option(name: .long, help: "Output path.") var out: String
         @Option(name: .long, help: "Round to export (default: the newest committed round).") var round: Int?
+        @Option(name: .long, help: "Also write the model's proof of charge (its release entries with inclusion proofs in a signed ledger checkpoint) to this file.")
+        var proofOfCharge: String?
         @OptionGroup var target: CoordinatorOption
 
         func validate() throws {
@@ -31,6 +34,18 @@ struct ModelCommand: AsyncParsableCommand {
             let exported = try await ModelExport.fetch(run: run, round: round, target: target)
             try ModelExport.write(exported, to: out)
             print("wrote \(out): run \(run) round \(exported.round), \(exported.spec.summary), \(exported.weights.count) parameters")
+            if let proofOfCharge {
+                let proof: ProofOfCharge
+                do { proof = try ProofOfCharge.make(run: run, round: exported.round, export: try await fetchExport(target)) } catch let error as PrivacyError {
+                    throw CLIError("no proof of charge: \(error.message)")
+                }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                do { try encoder.encode(proof).write(to: URL(fileURLWithPath: proofOfCharge), options: .atomic) } catch {
+                    throw CLIError("cannot write \(proofOfCharge): \(error.localizedDescription)")
+                }
+                print("wrote \(proofOfCharge): \(proof.entries.count) charges in the checkpoint of size \(proof.checkpoint.size)")
+            }
         }
     }
 }

@@ -94,7 +94,12 @@ import Testing
         #expect(twice.status != 0 && twice.err.contains("already registered"), "\(twice.err)")
 
         for i in 0..<2 { try cluster.start("silo\(i)", "conclave-client", ["--config", "\(cluster.dir)/silo\(i).toml"]) }
-        for run in ["first", "second"] { _ = try waitForStatus(cluster, try startRun(cluster, run), "completed") }
+        var completed = [String]()
+        for run in ["first", "second"] {
+            let id = try startRun(cluster, run)
+            _ = try waitForStatus(cluster, id, "completed")
+            completed.append(id)
+        }
 
         // Third run: the coordinator's check is bypassed (test hook); each silo refuses on its own filter.
         _ = try cluster.stop("coordinator")
@@ -147,6 +152,18 @@ import Testing
         }
 
         try checkReport(cluster, ledger: ledger)
+
+        // A released model carries its proof of charge, checked offline; an edited proof is named.
+        let proof = "\(cluster.dir)/proof.json"
+        let exported = try cluster.cli(["model", "export", "--run", completed[0], "--out", "\(cluster.dir)/m.safetensors",
+                                        "--proof-of-charge", proof] + target)
+        #expect(exported.status == 0, "\(exported.err)")
+        let checked = try cluster.cli(["budget", "verify", "--proof", proof])
+        #expect(checked.status == 0 && checked.out.contains("2 charges of run \(completed[0]) round 2"), "\(checked.out)\(checked.err)")
+        let forged = try String(contentsOfFile: proof, encoding: .utf8).replacingOccurrences(of: "\"round\" : 2", with: "\"round\" : 1")
+        try forged.write(toFile: proof, atomically: true, encoding: .utf8)
+        let refused = try cluster.cli(["budget", "verify", "--proof", proof])
+        #expect(refused.status == 1 && refused.out.contains("FAIL"), "\(refused.out)")
 
         // Tampering with the export is named: an edited noise multiplier, a deleted entry.
         var export = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ledger))) as? [String: Any])
