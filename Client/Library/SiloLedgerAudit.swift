@@ -29,7 +29,7 @@ public enum SiloLedgerAudit {
         }
         guard let export else { return checks }
         let theirs = export.signedEntries.map(\.entry)
-        checks.append(contentsOf: LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
+        checks.append(contentsOf: LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
             .map { .init(name: "export \($0.name)", passed: $0.passed, detail: $0.detail) })
         checks.append(compareCharges(theirs.filter { $0.budget.silo == siloID && $0.kind == .charge }, stored.map(\.charge)))
         checks.append(compareAdopted(adopted, theirs))

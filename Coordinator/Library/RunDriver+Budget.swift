@@ -99,7 +99,7 @@ extension RunDriver {
                 if let key = officer.signingKey { keys["privacy-officer/\(officer.name)"] = key }
             }
             return LedgerExport(origin: config.ledgerOrigin, entries: try store.ledgerEntries(),
-                                checkpoints: try store.ledgerCheckpoints(), keys: keys)
+                                checkpoints: try store.ledgerCheckpoints(), keys: keys, rounds: try store.committedRounds())
         } catch {
             throw FederationError(.unavailable, "cannot read the privacy ledger: \(error.message)")
         }

@@ -139,6 +139,18 @@ public actor RunDriver {
                     "\(source): the run needs \(needed) silos per round (min_silos / silos_per_round), but this federation allows only \(allowed.count) (federation.allowed_silos)")
             }
         }
+        if let p = spec.privacy, p.mode != .record {
+            // A release the ledger cannot price may not start (record mode is priced per silo, from its records).
+            let probe = RoundStateMachine(runID: "probe", spec: spec, globalWeights: Array(repeating: 0, count: spec.model.parameterCount))
+            let release = probe.plannedRelease(for: SiloInfo(id: "probe", examples: 1, features: spec.model.inputFeatures,
+                                                             classes: spec.model.classCount))
+            do throws(PrivacyError) {
+                guard let release else { throw PrivacyError("no mechanism") }
+                try release.mechanism.validate()
+            } catch {
+                throw FederationError(.invalidArgument, "\(source): the run's \(p.mode.rawValue)-DP release cannot be priced for the privacy ledger: \(error.message)")
+            }
+        }
         if let source = spec.evaluation {
             do { _ = try source.load(classCount: spec.model.classCount) } catch {
                 throw FederationError(.invalidArgument, "\(source.description): \(error.message)")

@@ -207,7 +207,7 @@ struct BudgetCommand: AsyncParsableCommand {
             } else {
                 export = try await fetchExport(target)
             }
-            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
+            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
             let passed = checks.allSatisfy(\.passed)
             if json {
                 printJSON(["passed": passed, "entries": export.entries.count, "origin": export.origin,
@@ -248,7 +248,7 @@ extension BudgetCommand {
             } else {
                 export = try await fetchExport(target)
             }
-            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
+            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
             let html = try BudgetReport.html(export: export, checks: checks, silo: silo, dataset: dataset, now: Date())
             do { try Data(html.utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
                 throw CLIError("cannot write \(out): \(error.localizedDescription)")
@@ -264,7 +264,13 @@ func fetchExport(_ target: CoordinatorOption) async throws -> LedgerExport {
     let identity = try target.identityDirectory()
     let reply: Conclave_V1_LedgerExportReply
     do {
-        reply = try await AdminClient.withBudget(address, identity: identity) { try await $0.export(.init()) }
+        // A ledger grows with every release: allow a large reply (the transport's default is 4 MiB, used for
+        // responses through `maxRequestMessageBytes`).
+        var options = CallOptions.defaults
+        options.maxRequestMessageBytes = 512 << 20
+        options.maxResponseMessageBytes = 512 << 20
+        let call = options
+        reply = try await AdminClient.withBudget(address, identity: identity) { try await $0.export(.init(), options: call) }
     } catch let error as RPCError {
         throw CLIError(describe(error, address: address, identity: identity))
     }

@@ -159,7 +159,7 @@ extension DemoCommand {
             lines.append(String(format: "  %@: cap ε ≤ %g at δ = %g, spent ε %.3f, remaining %.3f, %d releases in %d run(s), %@",
                                 b.budget.description, b.epsilonCap, b.deltaCap, b.epsilonSpent, b.epsilonRemaining, b.releases, b.runs.count, b.status))
         }
-        let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys)
+        let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
         lines.append("ledger (conclave budget verify): \(checks.allSatisfy(\.passed) ? "verified" : "FAILED")")
         for check in checks { lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
         return lines

@@ -173,6 +173,28 @@ public struct LedgerCheckpoint: Codable, Sendable, Equatable {
     public var body: [UInt8] { Array("\(origin)\n\(size)\n\(Data(root).base64EncodedString())\n".utf8) }
 }
 
+/// A round the coordinator committed: its model version and whose data it holds (`unit`: the budget unit its
+/// DP mode charges, nil without DP). `discarded`: an operator resumed from an earlier round; its release stays.
+public struct CommittedRound: Codable, Sendable, Equatable {
+    public var run: String
+    public var round: Int
+    public var modelSHA256: String
+    public var unit: String?
+    public var silos: [String]
+    public var committedAt: Double
+    public var discarded: Bool
+
+    public init(run: String, round: Int, modelSHA256: String, unit: String?, silos: [String], committedAt: Double, discarded: Bool) {
+        self.run = run
+        self.round = round
+        self.modelSHA256 = modelSHA256
+        self.unit = unit
+        self.silos = silos
+        self.committedAt = committedAt
+        self.discarded = discarded
+    }
+}
+
 /// A self-contained ledger for offline audit (`conclave budget export`, `conclave budget verify --ledger`):
 /// every entry with its signatures, every checkpoint, and the public keys that signed them. The keys travel
 /// with the export; an auditor compares their fingerprints with what the silos and officers publish.
@@ -193,8 +215,13 @@ public struct LedgerExport: Codable, Sendable, Equatable {
     public var entries: [Entry]
     public var checkpoints: [Checkpoint]
     public var keys: [String: Data]
+    /// The coordinator's committed (and operator-discarded) rounds, so `verify` can check that every round that
+    /// released a budgeted silo's data has its charge and that no charge lacks its round.
+    public var rounds: [CommittedRound]?
 
-    public init(origin: String, entries: [SignedEntry], checkpoints: [LedgerCheckpoint], keys: [String: [UInt8]]) {
+    public init(origin: String, entries: [SignedEntry], checkpoints: [LedgerCheckpoint], keys: [String: [UInt8]],
+                rounds: [CommittedRound]? = nil) {
+        self.rounds = rounds
         self.origin = origin
         self.entries = entries.map { Entry(entry: $0.entry, signatures: $0.signatures.mapValues { Data($0) }) }
         self.checkpoints = checkpoints.map { Checkpoint(origin: $0.origin, size: $0.size, root: Data($0.root), signatures: $0.signatures.mapValues { Data($0) }) }

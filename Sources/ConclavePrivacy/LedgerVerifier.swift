@@ -19,8 +19,39 @@ public enum LedgerVerifier {
     }
 
     /// `keys`: signer name → Ed25519 public key ("coordinator", "silo/<id>", "privacy-officer/<name>").
-    public static func verify(entries: [SignedEntry], checkpoints: [LedgerCheckpoint], keys: [String: [UInt8]]) -> [Check] {
-        [chain(entries), signatures(entries, keys), replay(entries), checkpointsCheck(checkpoints, entries, keys)]
+    /// `rounds` (from an export): also checks every budgeted release has its charge and every charge its round.
+    public static func verify(entries: [SignedEntry], checkpoints: [LedgerCheckpoint], keys: [String: [UInt8]],
+                              rounds: [CommittedRound]? = nil) -> [Check] {
+        var checks = [chain(entries), signatures(entries, keys), replay(entries), checkpointsCheck(checkpoints, entries, keys)]
+        if let rounds { checks.append(roundsCheck(entries.map(\.entry), rounds)) }
+        return checks
+    }
+
+    /// Every charge belongs to a round the coordinator committed (with that model version, holding that silo);
+    /// every committed DP round holds a charge for each silo whose data had a registered budget of the run's unit.
+    static func roundsCheck(_ entries: [LedgerEntry], _ rounds: [CommittedRound]) -> Check {
+        let bySHA = Dictionary(rounds.map { ("\($0.run)/\($0.round)/\($0.modelSHA256)", $0) }, uniquingKeysWith: { a, _ in a })
+        var charged = Set<String>()
+        for e in entries where e.kind == .charge {
+            let key = "\(e.run ?? "")/\(e.round ?? 0)/\(e.modelSHA256 ?? "")"
+            guard let r = bySHA[key], r.discarded || r.silos.contains(e.budget.silo) else {
+                return Check(name: "rounds", passed: false, detail: "entry \(e.seq) charges \(e.budget) for run \(e.run ?? "?") round \(e.round ?? 0), but no committed round of that model version released its data")
+            }
+            charged.insert("\(key)/\(e.budget.silo)")
+        }
+        var expected = 0
+        for r in rounds where !r.discarded {
+            guard let unit = r.unit else { continue }
+            for silo in r.silos {
+                let budgeted = entries.contains { $0.kind == .registration && $0.budget.silo == silo && $0.budget.unit == unit && $0.time <= r.committedAt }
+                guard budgeted else { continue }
+                expected += 1
+                guard charged.contains("\(r.run)/\(r.round)/\(r.modelSHA256)/\(silo)") else {
+                    return Check(name: "rounds", passed: false, detail: "round \(r.round) of run \(r.run) released the data of silo '\(silo)', which has a registered \(unit) budget, without a charge in the ledger")
+                }
+            }
+        }
+        return Check(name: "rounds", passed: true, detail: "\(rounds.count) committed rounds: each of the \(expected) budgeted releases has its charge, and every charge its round")
     }
 
     public static func chain(_ entries: [SignedEntry]) -> Check {

@@ -1,4 +1,5 @@
 public import ConclavePrivacy
+import ConclaveFederation
 import Foundation
 import GRDB
 
@@ -142,5 +143,28 @@ extension CoordinatorStore {
                 }
             }
         } catch { throw StorageError("cannot read the silos: \(error)") }
+    }
+}
+
+extension CoordinatorStore {
+    /// Every committed round of every run (and every round an operator discarded), for the ledger export.
+    public func committedRounds() throws(StorageError) -> [CommittedRound] {
+        var out = [CommittedRound]()
+        for run in try runs() {
+            let unit = run.spec.privacy.map { PrivacyRelease.unit(for: $0.mode) }
+            for r in try rounds(run: run.id) {
+                out.append(CommittedRound(run: run.id, round: r.round, modelSHA256: r.checkpointSHA256, unit: unit,
+                                          silos: r.silos.sorted(), committedAt: r.finishedAt, discarded: false))
+            }
+            do {
+                try db.read { db in
+                    for row in try Row.fetchAll(db, sql: "SELECT round, checkpoint_sha256, at FROM discarded_rounds WHERE run_id = ?", arguments: [run.id]) {
+                        out.append(CommittedRound(run: run.id, round: row["round"], modelSHA256: row["checkpoint_sha256"], unit: unit,
+                                                  silos: [], committedAt: row["at"], discarded: true))
+                    }
+                }
+            } catch { throw StorageError("cannot read discarded rounds: \(error)") }
+        }
+        return out
     }
 }

@@ -143,6 +143,34 @@ import Testing
     }
 
     /// An amendment starts a new epoch with a larger cap; what was spent stays spent.
+    /// With the coordinator's committed rounds: every budgeted release has its charge and every charge its
+    /// round; a round that released a budgeted silo's data uncharged, or a charge for a round that never
+    /// committed, is named.
+    @Test func everyReleaseHasItsChargeAndEveryChargeItsRound() throws {
+        let k = Keys()
+        let (ledger, checkpoints) = try honestLedger(k)
+        let charges = ledger.entries.map(\.entry).filter { $0.kind == .charge }
+        var rounds = [Int: CommittedRound]()
+        for c in charges {
+            rounds[c.round!, default: CommittedRound(run: c.run!, round: c.round!, modelSHA256: c.modelSHA256!, unit: "record",
+                                                     silos: [], committedAt: c.time + 1, discarded: false)].silos.append(c.budget.silo)
+        }
+        let honest = rounds.values.sorted { $0.round < $1.round }
+        let check = { (r: [CommittedRound]) in
+            LedgerVerifier.verify(entries: ledger.entries, checkpoints: checkpoints, keys: k.publicKeys, rounds: r).last!
+        }
+        #expect(check(honest).passed && check(honest).name == "rounds", "\(check(honest))")
+        // A committed round whose budgeted silo has no charge (the refused last round, committed anyway).
+        var released = honest
+        let refused = ledger.entries.map(\.entry).first { $0.kind == .refusal }!
+        released.append(CommittedRound(run: "run-1", round: refused.round!, modelSHA256: String(repeating: "cd", count: 32), unit: "record",
+                                       silos: ["a"], committedAt: refused.time + 1, discarded: false))
+        #expect(!check(released).passed && check(released).detail.contains("silo 'a'"), "\(check(released))")
+        // A charge whose round never committed.
+        let missing = Array(honest.dropFirst())
+        #expect(!check(missing).passed && check(missing).detail.contains("entry \(charges[0].seq)"), "\(check(missing))")
+    }
+
     @Test func anAmendmentRaisesTheCapAndKeepsWhatWasSpent() throws {
         let k = Keys()
         var (ledger, checkpoints) = try honestLedger(k)

@@ -101,6 +101,12 @@ import Testing
             completed.append(id)
         }
 
+        // plan: before a third run, neither budget affords a round of it.
+        let plan = try cluster.json(["budget", "plan", "--spec", "\(cluster.dir)/first.toml", "--json"] + target)
+        let planned = try #require(plan["budgets"] as? [[String: Any]])
+        #expect(plan["fits"] as? Bool == false && planned.count == 2, "\(plan)")
+        #expect(planned.allSatisfy { $0["fits"] as? Bool == false && $0["max_rounds"] as? Int == 0 && $0["registered"] as? Bool == true }, "\(planned)")
+
         // Third run: the coordinator's check is bypassed (test hook); each silo refuses on its own filter.
         _ = try cluster.stop("coordinator")
         try cluster.startCoordinator(environment: ["CONCLAVE_TEST_BYPASS_BUDGET_CHECK": "1"], requireBudgets: true)
@@ -138,7 +144,7 @@ import Testing
             let r = try cluster.cli(["budget", "verify"] + target)
             return r.status == 0 ? r : nil
         }
-        #expect(verified.out.contains("ok   charges: 8 charges recomputed"), "\(verified.out)")
+        #expect(verified.out.contains("ok   charges: 8 charges recomputed") && verified.out.contains("ok   rounds: 4 committed rounds: each of the 8 budgeted releases has its charge"), "\(verified.out)")
         let ledger = "\(cluster.dir)/ledger.json"
         #expect(try cluster.cli(["budget", "export", "--out", ledger] + target).status == 0)
         #expect(try cluster.cli(["budget", "verify", "--ledger", ledger]).status == 0)
