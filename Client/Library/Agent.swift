@@ -358,9 +358,7 @@ extension Agent {
                  plan: RecordPrivacyPlan?) throws -> (BudgetKey, Mechanism, Double)? {
         let dataset = PrivacyRelease.datasetName(config.datasetName)
         if let plan {
-            return (BudgetKey(silo: config.siloID, dataset: dataset, unit: "record"),
-                    .subsampledGaussian(samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound),
-                    plan.delta)
+            return (BudgetKey(silo: config.siloID, dataset: dataset, unit: "record"), plan.release, plan.delta)
         }
         guard task.privacyMode == "central" || task.privacyMode == "distributed" else { return nil }
         guard task.hasSecure, task.noiseMultiplier > 0, task.privacyDelta > 0, task.privacyDelta < 1 else {
@@ -369,18 +367,15 @@ extension Agent {
         let secure = try SecureTask(proto: task.secure, parameterCount: spec.parameterCount)
         let budget = BudgetKey(silo: config.siloID, dataset: dataset, unit: "silo")
         if task.privacyMode == "central" {
-            let sigma = PrivacyConfig.centralMultiplier(z: task.noiseMultiplier, countStddev: task.countNoiseStddev > 0 ? task.countNoiseStddev : nil,
-                                                        clipNorm: secure.clipNorm, dimension: spec.parameterCount)
-            return (budget, .subsampledGaussian(samplingRate: 1, noiseMultiplier: sigma, steps: 1), task.privacyDelta)
+            let central = CentralMechanism(z: task.noiseMultiplier, clipNorm: secure.clipNorm, dimension: spec.parameterCount,
+                                           countStddev: task.countNoiseStddev > 0 ? task.countNoiseStddev : nil)
+            return (budget, central.release, task.privacyDelta)
         }
         guard let ddg = secure.distributed else {
             throw FederationError(.invalidArgument, "the distributed-DP task for round \(task.round) carries no noise mechanism")
         }
         // The shares the noise was sized for: each share is z·C/√s.
         let planned = max(1, Int((pow(task.noiseMultiplier * ddg.clipNorm / ddg.localStddev, 2)).rounded()))
-        return (budget, .distributedDiscreteGaussian(clipNorm: ddg.clipNorm, granularity: ddg.granularity, localStddev: ddg.localStddev,
-                                                      beta: ddg.beta, dimension: ddg.dimension, sharesPlanned: planned,
-                                                      sharesUnmasked: max(1, min(secure.threshold, planned))),
-                task.privacyDelta)
+        return (budget, ddg.release(planned: planned, unmasked: max(1, min(secure.threshold, planned))), task.privacyDelta)
     }
 }

@@ -223,7 +223,7 @@ public actor RunDriver {
             CrashHook.reach("task-sent")
             guard let spec = machine?.spec else { return .wait("no run is active") }
             return .train(Task(runID: runID, spec: spec, round: round, weights: weights, secondsLeft: left, secure: secure,
-                               countNoiseStddev: secure.flatMap { machine?.countNoiseStddev(members: $0.members.count) }))
+                               countNoiseStddev: secure.flatMap { machine?.centralMechanism(members: $0.members.count)?.countStddev }))
         case .wait(let reason):
             if open == nil { CrashHook.reach("idle") }
             return .wait(storageFault.map { "\(reason) (\($0); retrying)" } ?? reason)

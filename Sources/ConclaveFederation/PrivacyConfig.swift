@@ -96,21 +96,6 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
     }
 }
 
-extension PrivacyConfig {
-    /// The central multiplier a round achieves, from its parameters alone (the coordinator charges it and the
-    /// silo prices its own release with it): z less the lattice rounding's share, and with adaptive clipping
-    /// (count noise σ_b) the combination of the update's z_Δ and σ_b (1/z² = 1/z_Δ² + 1/σ_b²).
-    public static func centralMultiplier(z: Double, countStddev: Double?, clipNorm c: Double, dimension d: Int) -> Double {
-        guard z > 0 else { return 0 }
-        guard let sigmaB = countStddev, let update = AdaptiveClipping.updateMultiplier(total: z, countStddev: sigmaB) else {
-            return GaussianNoise(standardDeviation: z * c).effectiveNoiseMultiplier(sensitivity: c, dimension: d)
-        }
-        let u = GaussianNoise(standardDeviation: update * c).effectiveNoiseMultiplier(sensitivity: c, dimension: d)
-        let b = GaussianNoise(standardDeviation: sigmaB).effectiveNoiseMultiplier(sensitivity: 1, dimension: 1)
-        return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
-    }
-}
-
 extension RunSpec {
     /// The run's privacy in one line, for operators: what protects it, at what cost, and (distributed) the
     /// dropout rate its noise is sized for.

@@ -42,13 +42,13 @@ extension RoundStateMachine {
                                                                     epochs: spec.training.localEpochs))
                 }
             case .central:
-                mechanism = .subsampledGaussian(samplingRate: 1, noiseMultiplier: centralMultiplier(p, members: open.selected.count), steps: 1)
+                mechanism = centralMechanism(members: open.selected.count)?.release
             case .distributed:
                 mechanism = open.secure?.tasks.values.first?.distributed.flatMap { ddg in
                     secure.map { s in
-                        distributedMechanism(ddg, planned: PrivacyConfig.plannedShares(members: s.unmasked + s.dropped,
-                                                                                       dropoutRate: spec.secureAggregation?.dropoutRate ?? 0),
-                                             unmasked: s.unmasked)
+                        ddg.release(planned: PrivacyConfig.plannedShares(members: s.unmasked + s.dropped,
+                                                                         dropoutRate: spec.secureAggregation?.dropoutRate ?? 0),
+                                    unmasked: s.unmasked)
                     }
                 }
             }
@@ -65,14 +65,13 @@ extension RoundStateMachine {
         case .record:
             return recordMechanism(p, examples: Int(silo.examples)).map { release(silo: silo.id, mode: p.mode, $0, dataset: silo.dataset) }
         case .central:
-            return release(silo: silo.id, mode: p.mode, .subsampledGaussian(samplingRate: 1, noiseMultiplier: centralMultiplier(p, members: members), steps: 1),
-                           dataset: silo.dataset)
+            return centralMechanism(members: members).map { release(silo: silo.id, mode: p.mode, $0.release, dataset: silo.dataset) }
         case .distributed:
             guard let config = spec.secureAggregation else { return nil }
             let ddg = p.distributedMechanism(members: members, clipNorm: config.clipNorm, dimension: spec.model.parameterCount,
                                              dropoutRate: config.dropoutRate, rotationSeed: [])
             let planned = PrivacyConfig.plannedShares(members: members, dropoutRate: config.dropoutRate)
-            return release(silo: silo.id, mode: p.mode, distributedMechanism(ddg, planned: planned, unmasked: min(planned, spec.minSilos)),
+            return release(silo: silo.id, mode: p.mode, ddg.release(planned: planned, unmasked: min(planned, spec.minSilos)),
                            dataset: silo.dataset)
         }
     }
@@ -85,12 +84,6 @@ extension RoundStateMachine {
     /// A silo's DP-SGD in one round: its own sampling rate and multiplier (the plan it calibrates from the
     /// run's parameters and its record count), all of the round's local steps.
     func recordMechanism(_ p: PrivacyConfig, examples: Int) -> Mechanism? {
-        guard let plan = try? RecordPrivacyPlan(privacy: p, examples: examples, training: spec.training, plannedRounds: spec.rounds) else { return nil }
-        return .subsampledGaussian(samplingRate: plan.samplingRate, noiseMultiplier: plan.noiseMultiplier, steps: plan.stepsPerRound)
-    }
-
-    func distributedMechanism(_ ddg: DistributedDiscreteGaussian, planned: Int, unmasked: Int) -> Mechanism {
-        .distributedDiscreteGaussian(clipNorm: ddg.clipNorm, granularity: ddg.granularity, localStddev: ddg.localStddev, beta: ddg.beta,
-                                     dimension: ddg.dimension, sharesPlanned: planned, sharesUnmasked: unmasked)
+        (try? RecordPrivacyPlan(privacy: p, examples: examples, training: spec.training, plannedRounds: spec.rounds))?.release
     }
 }

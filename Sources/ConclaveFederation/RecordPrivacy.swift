@@ -36,6 +36,11 @@ public struct RecordPrivacyPlan: Sendable, Equatable, Codable {
         }
     }
 
+    /// One round's release (every local step) as the ledger records and costs it.
+    public var release: Mechanism {
+        .subsampledGaussian(samplingRate: samplingRate, noiseMultiplier: noiseMultiplier, steps: stepsPerRound)
+    }
+
     /// The silo's ε after it has trained in `rounds` rounds of this run.
     public func spent(afterRounds rounds: Int) -> SiloPrivacy {
         let steps = rounds * stepsPerRound

@@ -29,12 +29,8 @@ extension RoundStateMachine {
         }
     }
 
-    /// The central multiplier achieved this round: z less the lattice rounding's share, and with adaptive
-    /// clipping the combination of the update's z_Δ and the count's σ_b (1/z² = 1/z_Δ² + 1/σ_b²).
     func centralMultiplier(_ p: PrivacyConfig, members: Int) -> Double {
-        let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 1
-        return PrivacyConfig.centralMultiplier(z: p.noiseMultiplier ?? 0, countStddev: centralNoise(members: members).count,
-                                               clipNorm: c, dimension: spec.model.parameterCount)
+        centralMechanism(members: members)?.multiplier ?? 0
     }
 
     /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.

@@ -118,18 +118,12 @@ extension RoundStateMachine {
             return .roundAbandoned(round: open.number, reason: "secure aggregation: \(reason)")
         case .finished(let sum, let survivors):
             do throws(FederationError) {
-                // Central DP: N(0, (σC)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
-                let c = clipNorm ?? spec.secureAggregation?.clipNorm ?? 0
-                let noise = centralNoise(members: open.selected.count)
-                if spec.privacy?.mode == .central, noise.update == nil {
-                    throw FederationError(.failedPrecondition,
-                        "adaptive clipping's count noise leaves no noise for the update; raise privacy.count_noise_stddev above the noise multiplier")
-                }
-                let result = try secure.mean(of: sum, survivors: survivors, noise: noise.update.map { $0 * c },
-                                             countNoise: noise.count)
+                // Central DP: N(0, (z_Δ·C)²) on the sum; each silo's weighted, clipped input has norm ≤ C.
+                var rng = ChaChaDRBG()
+                let result = try secure.mean(of: sum, survivors: survivors, central: centralMechanism(members: open.selected.count), using: &rng)
                 var nextClip: Double?
                 if let adaptive = spec.privacy?.adaptiveClipping, let count = result.count {
-                    nextClip = adaptive.next(clipNorm: c, noisyFraction: count / Double(survivors.count))
+                    nextClip = adaptive.next(clipNorm: clipNorm ?? spec.secureAggregation?.clipNorm ?? 0, noisyFraction: count / Double(survivors.count))
                 }
                 let summary = SecureSummary(unmasked: survivors.count, dropped: open.selected.count - survivors.count,
                                             threshold: secure.threshold)
@@ -142,15 +136,9 @@ extension RoundStateMachine {
         }
     }
 
-    /// Central DP's noise multipliers for this round: the update's (z, or z_Δ with adaptive clipping) and the
-    /// clip-bit count's standard deviation σ_b (adaptive clipping only).
-    /// The clip-bit count's noise σ_b for a round of `members` (central DP with adaptive clipping), as a task tells silos.
-    public func countNoiseStddev(members: Int) -> Double? { centralNoise(members: members).count }
-
-    func centralNoise(members: Int) -> (update: Double?, count: Double?) {
-        guard let p = spec.privacy, p.mode == .central, let z = p.noiseMultiplier else { return (nil, nil) }
-        guard let adaptive = p.adaptiveClipping else { return (z, nil) }
-        let sigmaB = adaptive.countStddev(members: members, noiseMultiplier: z)
-        return (AdaptiveClipping.updateMultiplier(total: z, countStddev: sigmaB), sigmaB)
+    /// Central DP's mechanism for a round of `members` silos at the clip norm in force (nil without central DP).
+    public func centralMechanism(members: Int) -> CentralMechanism? {
+        spec.privacy.flatMap { CentralMechanism(privacy: $0, clipNorm: clipNorm ?? spec.secureAggregation?.clipNorm ?? 1,
+                                                dimension: spec.model.parameterCount, members: members) }
     }
 }

@@ -194,11 +194,11 @@ public struct SecureRound: Sendable {
         }
     }
 
-    /// Σ wₖ·clip(Δₖ) decoded — plus Gaussian noise of the given standard deviation for central DP — and divided
-    /// by the survivors' total weight: the weighted FedAvg mean. With clip bits, also the count of survivors
-    /// within the clip norm, plus noise of `countNoise`.
-    public func mean(of sum: [UInt32], survivors: [String], noise: Double? = nil,
-                     countNoise: Double? = nil) throws(FederationError) -> (mean: [Float], count: Double?) {
+    /// Σ wₖ·clip(Δₖ) decoded — noised by `central` (central DP, from `rng`) — and divided by the survivors'
+    /// total weight: the weighted FedAvg mean. With clip bits, also the (noisy) count of survivors within the
+    /// clip norm.
+    public func mean(of sum: [UInt32], survivors: [String], central: CentralMechanism? = nil,
+                     using rng: inout some RandomNumberGenerator) throws(FederationError) -> (mean: [Float], count: Double?) {
         guard let any = tasks.values.first else { return ([], nil) }
         let totalWeight = survivors.reduce(0.0) { $0 + (tasks[$1]?.weight ?? 0) }
         guard totalWeight > 0 else { throw FederationError(.failedPrecondition, "survivors carry no weight") }
@@ -210,16 +210,10 @@ public struct SecureRound: Sendable {
         let encoding = try any.encoding()
         let updateLength = encoding.encodedLength(any.parameterCount)
         var total = encoding.decode(sum: Array(sum[0..<updateLength]))
-        var rng = ChaChaDRBG()
-        if let noise { GaussianNoise(standardDeviation: noise).add(to: &total, using: &rng) }
-        var count: Double?
-        if any.clipBit {
-            // Each bit travelled as C or 0: the decoded value over C counts the silos within the norm.
-            var bits = encoding.decode(sum: Array(sum[updateLength...])).map { Float(Double($0) / any.clipNorm) }
-            if let countNoise { GaussianNoise(standardDeviation: countNoise).add(to: &bits, using: &rng) }
-            count = Double(bits[0])
-        }
+        // Each bit travelled as C or 0: the decoded value over C counts the silos within the norm.
+        var bits = any.clipBit ? encoding.decode(sum: Array(sum[updateLength...])).map { Float(Double($0) / any.clipNorm) } : []
+        if let central { try central.noise(sum: &total, count: &bits, using: &rng) }
         let scale = Float(1 / totalWeight)
-        return (total.map { $0 * scale }, count)
+        return (total.map { $0 * scale }, bits.first.map(Double.init))
     }
 }

@@ -121,3 +121,11 @@ public struct DistributedDiscreteGaussian: Sendable, Equatable, Codable {
         return RDP.epsilon(rdp: rdp, orders: orders, delta: delta).epsilon
     }
 }
+
+extension DistributedDiscreteGaussian {
+    /// One sum's release as the ledger records and costs it: sized for `planned` shares, holding `unmasked`.
+    public func release(planned: Int, unmasked: Int) -> Mechanism {
+        .distributedDiscreteGaussian(clipNorm: clipNorm, granularity: granularity, localStddev: localStddev, beta: beta,
+                                     dimension: dimension, sharesPlanned: planned, sharesUnmasked: unmasked)
+    }
+}

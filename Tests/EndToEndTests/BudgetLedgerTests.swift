@@ -32,8 +32,7 @@ import Testing
     /// A cap under which four rounds fit and a fifth does not, found with the filter itself, so two runs of two
     /// rounds fit and a third is refused at its first round.
     static func capForFourRounds() throws -> Double {
-        let sigma = PrivacyConfig.centralMultiplier(z: z, countStddev: nil, clipNorm: clip, dimension: 27)
-        let mechanism = Mechanism.subsampledGaussian(samplingRate: 1, noiseMultiplier: sigma, steps: 1)
+        let mechanism = CentralMechanism(z: z, clipNorm: clip, dimension: 27, countStddev: nil).release
         func fits(_ rounds: Int, _ cap: Double) -> Bool {
             guard var f = try? RenyiFilter(epsilonCap: cap, deltaCap: delta) else { return false }
             return (0..<rounds).allSatisfy { _ in if case .charged = f.charge(f.increment(mechanism.rdp)) { true } else { false } }
