@@ -34,20 +34,18 @@ public struct CentralMechanism: Sendable, Equatable {
         return AdaptiveClipping.updateMultiplier(total: z, countStddev: sigmaB)
     }
 
-    /// The multiplier achieved: z less the lattice rounding's share, and with adaptive clipping the combination
-    /// of the update's and the count's (1/z² = 1/z_Δ² + 1/σ_b²).
-    public var multiplier: Double {
-        guard z > 0 else { return 0 }
-        guard let sigmaB = countStddev, let update = updateMultiplier else {
-            return GaussianNoise(standardDeviation: z * clipNorm).effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: dimension)
-        }
-        let u = GaussianNoise(standardDeviation: update * clipNorm).effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: dimension)
-        let b = GaussianNoise(standardDeviation: sigmaB).effectiveNoiseMultiplier(sensitivity: 1, dimension: 1)
-        return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
+    /// One silo's release in one round, as the ledger records and costs it (every parameter, lattice included).
+    public var release: Mechanism {
+        .centralGaussian(noiseMultiplier: z, clipNorm: clipNorm, dimension: dimension, countStddev: countStddev,
+                         resolutionBits: Self.resolutionBits)
     }
 
-    /// One silo's release in one round, as the ledger records and costs it.
-    public var release: Mechanism { .subsampledGaussian(samplingRate: 1, noiseMultiplier: multiplier, steps: 1) }
+    /// The multiplier achieved: z less the lattice rounding's share, and with adaptive clipping the combination
+    /// of the update's and the count's (1/z² = 1/z_Δ² + 1/σ_b²).
+    public var multiplier: Double { release.effectiveMultiplier }
+
+    /// The noise lattice's resolution (`GaussianNoise`'s default): 2^−20 of σ.
+    public static let resolutionBits = 20
 
     /// Noises the decoded sum (N(0, (z_Δ·C)²) per value on a lattice) and, with adaptive clipping, the count.
     public func noise(sum: inout [Float], count: inout [Float], using rng: inout some RandomNumberGenerator) throws(FederationError) {
@@ -55,7 +53,7 @@ public struct CentralMechanism: Sendable, Equatable {
             throw FederationError(.failedPrecondition,
                 "adaptive clipping's count noise leaves no noise for the update; raise privacy.count_noise_stddev above the noise multiplier")
         }
-        GaussianNoise(standardDeviation: update * clipNorm).add(to: &sum, using: &rng)
-        if let sigmaB = countStddev, !count.isEmpty { GaussianNoise(standardDeviation: sigmaB).add(to: &count, using: &rng) }
+        GaussianNoise(standardDeviation: update * clipNorm, resolutionBits: Self.resolutionBits).add(to: &sum, using: &rng)
+        if let sigmaB = countStddev, !count.isEmpty { GaussianNoise(standardDeviation: sigmaB, resolutionBits: Self.resolutionBits).add(to: &count, using: &rng) }
     }
 }

@@ -23,6 +23,10 @@ public enum Mechanism: Codable, Sendable, Equatable {
     /// `steps` compositions of the Poisson-subsampled Gaussian mechanism: DP-SGD inside a silo (record unit;
     /// q = expected batch / records) or the Gaussian sum of DP-FedAvg (silo unit; q = 1 per round).
     case subsampledGaussian(samplingRate: Double, noiseMultiplier: Double, steps: Int)
+    /// One central DP-FedAvg sum: noise multiplier z on inputs clipped to `clipNorm`, `dimension` values
+    /// rounded to the noise lattice (2^−`resolutionBits` of σ; the rounding adds step·√d to the sensitivity),
+    /// and with adaptive clipping a clip-bit count noised at `countStddev`, paid out of z (z_Δ⁻² = z⁻² − σ_b⁻²).
+    case centralGaussian(noiseMultiplier: Double, clipNorm: Double, dimension: Int, countStddev: Double?, resolutionBits: Int)
     /// One distributed-DP sum (Kairouz, Liu & Steinke 2021): each silo's noise share N_Z(0, localStddev²) on a
     /// grid of step `granularity`, inputs clipped to `clipNorm` and rounded conditionally (β), `dimension`
     /// values; the sum held `sharesUnmasked` shares of the `sharesPlanned` it was sized for.
@@ -34,6 +38,8 @@ public enum Mechanism: Codable, Sendable, Equatable {
         switch self {
         case .subsampledGaussian(let q, let sigma, let steps):
             Double(steps) * RDP.subsampledGaussian(samplingRate: q, noiseMultiplier: sigma, order: order)
+        case .centralGaussian:
+            RDP.subsampledGaussian(samplingRate: 1, noiseMultiplier: effectiveMultiplier, order: order)
         case .distributedDiscreteGaussian(_, _, _, _, _, _, let unmasked):
             distributed.map { $0.rdp(order: order, shares: unmasked) } ?? .infinity
         }
@@ -46,9 +52,35 @@ public enum Mechanism: Codable, Sendable, Equatable {
                                            rotationSeed: Array(repeating: 0, count: 32), dimension: d)
     }
 
+    /// The Gaussian multiplier a release achieves: for a central sum, z less the lattice rounding's share and,
+    /// with a count, the combination 1/z² = 1/z_Δ² + 1/σ_b² of the update's and the count's.
+    public var effectiveMultiplier: Double {
+        switch self {
+        case .subsampledGaussian(_, let sigma, _):
+            return sigma
+        case .centralGaussian(let z, let c, let d, let sigmaB, let bits):
+            guard z > 0, c > 0, d >= 1, bits >= 1 else { return 0 }
+            let effective = { (sigma: Double, sensitivity: Double, n: Int) in
+                GaussianNoise(standardDeviation: sigma, resolutionBits: bits).effectiveNoiseMultiplier(sensitivity: sensitivity, dimension: n)
+            }
+            guard let sigmaB, sigmaB > 0 else { return effective(z * c, c, d) }
+            let rest = 1 / (z * z) - 1 / (sigmaB * sigmaB)
+            guard rest > 0 else { return 0 }
+            let u = effective(c / rest.squareRoot(), c, d), b = effective(sigmaB, 1, 1)
+            return 1 / (1 / (u * u) + 1 / (b * b)).squareRoot()
+        case .distributedDiscreteGaussian(let c, _, let stddev, _, _, _, let unmasked):
+            return stddev * Double(unmasked).squareRoot() / c
+        }
+    }
+
     /// Checks the parameters are ones the accountant covers.
     public func validate() throws(PrivacyError) {
         switch self {
+        case .centralGaussian(let z, let c, let d, let sigmaB, let bits):
+            guard z > 0, z.isFinite, c > 0, c.isFinite, d >= 1, (1...40).contains(bits) else {
+                throw PrivacyError("central release parameters out of range (z \(z), clip norm \(c), dimension \(d), lattice bits \(bits))")
+            }
+            if let sigmaB { guard sigmaB > z, sigmaB.isFinite else { throw PrivacyError("the count's noise σ_b = \(sigmaB) leaves no noise for the update (z = \(z))") } }
         case .subsampledGaussian(let q, let sigma, let steps):
             guard q > 0, q <= 1 else { throw PrivacyError("sampling rate must be in (0, 1], got \(q)") }
             guard sigma > 0, sigma.isFinite else { throw PrivacyError("noise multiplier must be positive, got \(sigma)") }
@@ -63,6 +95,7 @@ public enum Mechanism: Codable, Sendable, Equatable {
     public var name: String {
         switch self {
         case .subsampledGaussian: "subsampled-gaussian"
+        case .centralGaussian: "central-gaussian"
         case .distributedDiscreteGaussian: "distributed-discrete-gaussian"
         }
     }
@@ -74,8 +107,13 @@ public enum Mechanism: Codable, Sendable, Equatable {
         switch self {
         case .subsampledGaussian(let q, let sigma, let steps):
             return ["noise_multiplier": sigma, "sampling_rate": q, "steps": Double(steps)]
+        case .centralGaussian(let z, let c, let d, let sigmaB, let bits):
+            var p = ["noise_multiplier": effectiveMultiplier, "sampling_rate": 1, "steps": 1, "z": z, "clip_norm": c,
+                     "dimension": Double(d), "lattice_bits": Double(bits)]
+            if let sigmaB { p["count_stddev"] = sigmaB }
+            return p
         case .distributedDiscreteGaussian(let c, let gamma, let stddev, let beta, let d, let planned, let unmasked):
-            return ["noise_multiplier": stddev * Double(unmasked).squareRoot() / c, "sampling_rate": 1, "steps": 1,
+            return ["noise_multiplier": effectiveMultiplier, "sampling_rate": 1, "steps": 1,
                     "clip_norm": c, "granularity": gamma, "local_stddev": stddev, "beta": beta, "dimension": Double(d),
                     "shares_planned": Double(planned), "shares_unmasked": Double(unmasked)]
         }

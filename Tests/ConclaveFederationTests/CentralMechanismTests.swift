@@ -20,8 +20,10 @@ import Testing
         #expect(silo.release == coordinator.release)
         // With adaptive clipping the combination is still (a hair under, for the lattices) z.
         #expect(coordinator.countStddev != nil && coordinator.multiplier < 1.2 && coordinator.multiplier > 1.2 * 0.999)
-        guard case .subsampledGaussian(let q, let sigma, let steps) = coordinator.release else { Issue.record("not Gaussian"); return }
-        #expect(q == 1 && steps == 1 && sigma == coordinator.multiplier)
+        // The ledger costs it as one Gaussian release at that multiplier, and says so in its parameters.
+        let p = coordinator.release.parameters
+        #expect(p["noise_multiplier"] == coordinator.multiplier && p["sampling_rate"] == 1 && p["steps"] == 1 && p["z"] == 1.2)
+        #expect(coordinator.release.rdp(order: 8) == RDP.subsampledGaussian(samplingRate: 1, noiseMultiplier: coordinator.multiplier, order: 8))
     }
 
     @Test func theNoiseComesFromTheInjectedSourceAtZDeltaTimesC() throws {

@@ -177,9 +177,9 @@ import Testing
         var edited = list
         var entry = edited[target2]["entry"] as! [String: Any]
         var mechanism = entry["mechanism"] as! [String: Any]
-        var gaussian = mechanism["subsampledGaussian"] as! [String: Any]
+        var gaussian = try #require(mechanism["centralGaussian"] as? [String: Any])
         gaussian["noiseMultiplier"] = 20.0
-        mechanism["subsampledGaussian"] = gaussian
+        mechanism["centralGaussian"] = gaussian
         entry["mechanism"] = mechanism
         edited[target2]["entry"] = entry
         for (name, entries) in [("edited", edited), ("deleted", Array(list.dropFirst(3)))] {
