@@ -145,7 +145,10 @@ extension DemoCommand {
     /// The budgets and `budget verify` after the run, once every silo co-signed its charges (it does while it
     /// waits, within seconds).
     func ledgerSummary(_ setup: DemoSetup, target: CoordinatorOption, say: (String) -> Void) async throws -> [String] {
-        guard let officer = setup.officerIdentity else { return [] }
+        guard let officer = setup.officerIdentity else {
+            return setup.insecure && setup.privacy != .none
+                ? ["privacy ledger: not used with --insecure (no privacy officer can sign budgets over plaintext)"] : []
+        }
         let reader = try CoordinatorOption.parse(["--coordinator", target.coordinator ?? "", "--identity", officer])
         var export = try await fetchExport(reader)
         for _ in 0..<100 {
