@@ -43,6 +43,17 @@ import Testing
         return cap
     }
 
+    /// Enrols privacy officer "po" (with its ledger signing key) and returns its identity directory.
+    func enrolOfficer(_ cluster: Cluster) throws -> String {
+        let officer = "\(cluster.dir)/officer"
+        _ = try cluster.waitFor("the coordinator", timeout: 30) { () -> Bool? in
+            try cluster.cli(["user", "add", "po", "--role", "privacy-officer", "--out", "\(cluster.dir)/po.json", "--coordinator", cluster.address]).status == 0 ? true : nil
+        }
+        let enrolled = try cluster.cli(["user", "enroll", "--bundle", "\(cluster.dir)/po.json", "--identity", officer])
+        try #require(enrolled.status == 0, "\(enrolled.err)")
+        return officer
+    }
+
     func startRun(_ cluster: Cluster, _ name: String) throws -> String {
         try cluster.write("\(name).toml", "name = \"\(name)\"\n" + Self.spec)
         let started = try cluster.waitFor("the coordinator to take run \(name)", timeout: 30) {
@@ -69,12 +80,7 @@ import Testing
         for i in 0..<2 { try cluster.writeBlobSilo(i) }
 
         // A privacy officer, enrolled with a ledger signing key.
-        let officer = "\(cluster.dir)/officer"
-        _ = try cluster.waitFor("the coordinator", timeout: 30) { () -> Bool? in
-            try cluster.cli(["user", "add", "po", "--role", "privacy-officer", "--out", "\(cluster.dir)/po.json", "--coordinator", cluster.address]).status == 0 ? true : nil
-        }
-        let enrolled = try cluster.cli(["user", "enroll", "--bundle", "\(cluster.dir)/po.json", "--identity", officer])
-        try #require(enrolled.status == 0, "\(enrolled.err)")
+        let officer = try enrolOfficer(cluster)
         let asOfficer = ["CONCLAVE_IDENTITY": officer]
         let target = ["--coordinator", cluster.address]
         let register = { (silo: String) in
@@ -210,11 +216,7 @@ import Testing
         defer { cluster.stopAll() }
         try cluster.startCoordinator(environment: ["CONCLAVE_TEST_CRASH_AT": "ledger-charged"], requireBudgets: true)
         for i in 0..<2 { try cluster.writeBlobSilo(i) }
-        let officer = "\(cluster.dir)/officer"
-        _ = try cluster.waitFor("the coordinator", timeout: 30) { () -> Bool? in
-            try cluster.cli(["user", "add", "po", "--role", "privacy-officer", "--out", "\(cluster.dir)/po.json", "--coordinator", cluster.address]).status == 0 ? true : nil
-        }
-        try #require(try cluster.cli(["user", "enroll", "--bundle", "\(cluster.dir)/po.json", "--identity", officer]).status == 0)
+        let officer = try enrolOfficer(cluster)
         let target = ["--coordinator", cluster.address]
         for silo in ["silo-0", "silo-1"] {
             let r = try cluster.cli(["budget", "register", "--silo", silo, "--dataset", "default", "--unit", "silo", "--epsilon", "50",
