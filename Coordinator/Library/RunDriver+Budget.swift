@@ -83,6 +83,7 @@ extension RunDriver {
             throw FederationError(.unavailable, "cannot store entry \(entry.seq): \(error.message)")
         }
         ledger = next
+        machine?.readmit(entry.budget.silo)  // a new or raised cap: the silo is priced again at its next poll
         logger.notice("privacy budget \(entry.kind.rawValue)", metadata: ["budget": "\(entry.budget)", "epsilon": "\(entry.epsilonCap ?? 0)",
                                                                          "delta": "\(entry.deltaCap ?? 0)", "officer": "\(actor)", "seq": "\(entry.seq)"])
         return entry.seq

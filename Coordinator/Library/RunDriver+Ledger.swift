@@ -84,9 +84,12 @@ extension RunDriver {
         }
     }
 
-    private func leaveOut(_ silo: String, _ reason: String) {
+    func leaveOut(_ silo: String, _ reason: String) {
         guard let m = machine else { return }
         machine!.leaveOut(silo, reason: reason)
+        // Shown by `run status` while the run waits (or until it ends budget-exhausted).
+        let all = machine!.unaffordable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        try? store.setStatus(run: m.runID, "running", message: "left out for their privacy budgets: \(all)")
         logger.notice("silo left out of the run for its privacy budget", metadata: ["run": "\(m.runID)", "silo": "\(silo)", "reason": "\(reason)"])
     }
 

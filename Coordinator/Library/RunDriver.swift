@@ -346,7 +346,7 @@ public actor RunDriver {
         let event = try machine!.decline(from: silo, runID: runID, round: round, reason: reason, now: WallClock.now())
         if reason == .privacyBudget {
             // The silo's own filter refused: it would refuse every later round too.
-            machine!.leaveOut(silo.id, reason: "the silo's own privacy budget refused round \(round): \(WireCheck.preview(detail, limit: 300))")
+            leaveOut(silo.id, "the silo's own privacy budget refused round \(round): \(WireCheck.preview(detail, limit: 300))")
         }
         logAttempt([.with { $0.silo = silo.id; $0.declined = true }])
         metrics.declined(reason)

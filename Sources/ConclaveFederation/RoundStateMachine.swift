@@ -230,6 +230,12 @@ public struct RoundStateMachine: Sendable {
         unaffordable[silo] = reason
     }
 
+    /// A silo whose budget was amended (or registered) may be priced again.
+    public mutating func readmit(_ silo: String) {
+        unaffordable[silo] = nil
+        allLeftOutSince = nil
+    }
+
     /// True when every live silo is left out for its budget and either enough of them are here to have made a
     /// round or they have been alone for a liveness window (every connected silo had its chance to poll): no
     /// round of this run can be afforded by the silos that are here (the run ends `budget-exhausted`).
