@@ -25,7 +25,7 @@ public struct BudgetService: Conclave_V1_Budget.SimpleServiceProtocol {
     public func draft(request: Conclave_V1_BudgetDraftRequest, context: ServerContext) async throws -> Conclave_V1_BudgetDraftReply {
         let actor = try officer(context)
         guard let kind = LedgerEntry.Kind(rawValue: request.kind), kind == .registration || kind == .amendment else {
-            throw RPCError(code: .invalidArgument, message: "kind must be 'registration' or 'amendment', got '\(WireCheck.preview(request.kind))'")
+            throw RPCError(code: .invalidArgument, message: "kind must be 'registration' or 'amendment', got \(WireCheck.preview(request.kind))")
         }
         do {
             let entry = try await driver.draftBudgetEntry(kind: kind, budget: BudgetKey(silo: request.silo, dataset: request.dataset, unit: request.unit),
@@ -78,7 +78,7 @@ public struct WitnessService: Conclave_V1_Witness.SimpleServiceProtocol {
     private func check(_ silo: String, _ context: ServerContext) throws {
         do { _ = try WireCheck.name(silo, "silo id") } catch { throw error.rpcError }
         if let identity = context.peerIdentity, identity.name != silo {
-            throw RPCError(code: .permissionDenied, message: "silo '\(identity.name)' cannot act for silo '\(WireCheck.preview(silo))'")
+            throw RPCError(code: .permissionDenied, message: "silo '\(identity.name)' cannot act for silo \(WireCheck.preview(silo))")
         }
     }
 

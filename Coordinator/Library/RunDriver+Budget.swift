@@ -20,7 +20,7 @@ extension RunDriver {
             try WireCheck.name(name, what)
         }
         guard ["record", "silo"].contains(budget.unit) else {
-            throw FederationError(.invalidArgument, "unit must be 'record' (one record of the dataset) or 'silo' (the silo's whole contribution), got '\(WireCheck.preview(budget.unit))'")
+            throw FederationError(.invalidArgument, "unit must be 'record' (one record of the dataset) or 'silo' (the silo's whole contribution), got \(WireCheck.preview(budget.unit))")
         }
         var copy = ledger
         let signer: PrivacyLedger.Signer = { _ in [:] }

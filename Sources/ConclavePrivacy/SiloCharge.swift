@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A silo's own record of one release of its data, made and signed (with its identity key) before the data
 /// leaves: the silo's ledger is these, and its filter is replayed from them. The silo computes the mechanism

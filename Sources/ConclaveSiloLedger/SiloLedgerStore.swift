@@ -1,5 +1,8 @@
 public import ConclavePrivacy
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GRDB
 
 /// A silo's own privacy ledger, in its own SQLite file (`[silo] privacy_ledger`): the charges it signed before
@@ -17,6 +20,10 @@ public final class SiloLedgerStore: Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var config = Configuration()
             config.busyMode = .timeout(10)
+            // Two processes opening a new ledger at once would both create its tables: one migrates at a time.
+            let lock = open(path + ".lock", O_CREAT | O_RDWR, 0o600)
+            if lock >= 0 { flock(lock, LOCK_EX) }
+            defer { if lock >= 0 { flock(lock, LOCK_UN); close(lock) } }
             db = try DatabaseQueue(path: path, configuration: config)
             try Self.migrator.migrate(db)
         } catch {

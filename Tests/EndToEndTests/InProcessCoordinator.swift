@@ -71,6 +71,17 @@ enum InProcessCoordinator {
         logger: Logger,
         _ body: @Sendable (RunDriver, String, [String: Conclave_V1_Federation.Client<HTTP2ClientTransport.Posix>]) async throws -> T
     ) async throws -> T {
+        try await withMutualTLSClients(spec: spec, directory: directory, silos: silos, logger: logger) { driver, runID, clients in
+            try await body(driver, runID, clients.mapValues { Conclave_V1_Federation.Client(wrapping: $0) })
+        }
+    }
+
+    /// As `withMutualTLS`, handing `body` each silo's raw client (for any service).
+    static func withMutualTLSClients<T: Sendable>(
+        spec: String, directory: String = Fixtures.temporaryDirectory("conclave-coordinator"), silos: [(id: String, key: [UInt8])],
+        logger: Logger,
+        _ body: @Sendable (RunDriver, String, [String: GRPCClient<HTTP2ClientTransport.Posix>]) async throws -> T
+    ) async throws -> T {
         let ca = try FederationSetup.create(federation: "test", dir: directory + "/pki", hosts: ["127.0.0.1"], operator: "admin", days: 1).ca
         let config = try CoordinatorConfig.parse("""
             [server]
@@ -117,7 +128,7 @@ enum InProcessCoordinator {
             }
             let result: T
             do {
-                result = try await body(driver, runID, clients.mapValues { Conclave_V1_Federation.Client(wrapping: $0) })
+                result = try await body(driver, runID, clients)
             } catch {
                 for client in clients.values { client.beginGracefulShutdown() }
                 stopContinuation.finish()

@@ -7,6 +7,10 @@ import ConclaveTesting
 import Foundation
 import Logging
 import Testing
+import ConclaveWire
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SwiftProtobuf
 
 /// What officers and silos send the ledger is checked before anything is stored: a forged, edited, stale or
 /// misattributed entry, a co-signature that does not verify or is on another silo's entry, a size beyond the
@@ -104,5 +108,41 @@ import Testing
         try await d.witnessCosign(silo: "s1", size: 2, checkpointSignature: s1.sign(body), entrySignatures: [0: s1.sign(mine)])
         #expect(try d.store.ledgerCheckpoints().first?.signatures.keys.sorted() == ["coordinator", "silo/s1"])
         #expect(try d.store.ledgerEntries()[0].signatures["silo/s1"] != nil && d.store.ledgerEntries()[1].signatures["silo/s1"] == nil)
+    }
+
+    /// Over mutual TLS a silo witnesses only as itself: asking for another silo's entries or co-signing as
+    /// another silo is refused by name, before the driver is asked.
+    @Test func aSiloWitnessesOnlyAsItself() async throws {
+        let keys = ["s1": Ed25519KeyPair(), "s2": Ed25519KeyPair()]
+        let spec = """
+            name = "w"
+            rounds = 1
+            min_silos = 2
+            [model]
+            architecture = "logreg"
+            input_features = 8
+            num_classes = 3
+            [training]
+            learning_rate = 0.1
+            """
+        try await InProcessCoordinator.withMutualTLSClients(spec: spec, silos: keys.map { ($0.key, $0.value.publicKey) },
+                                                           logger: Logger(label: "test")) { _, _, clients in
+            let witness = Conclave_V1_Witness.Client(wrapping: clients["s1"]!)
+            do {
+                _ = try await witness.sync(.with { $0.siloID = "s2" })
+                Issue.record("silo s1 read silo s2's entries")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied && error.message.contains("cannot act for silo 's2'"), "\(error)")
+            }
+            do {
+                _ = try await witness.cosign(.with { $0.siloID = "s2"; $0.size = 0 })
+                Issue.record("silo s1 co-signed as silo s2")
+            } catch let error as RPCError {
+                #expect(error.code == .permissionDenied, "\(error)")
+            }
+            // As itself it is answered (an empty ledger: a checkpoint of size 0).
+            let own = try await witness.sync(.with { $0.siloID = "s1" })
+            #expect(own.entries.isEmpty && own.coordinatorKey.count == 32)
+        }
     }
 }

@@ -90,4 +90,15 @@ import Testing
             #expect(error.message.contains(path) && error.message.contains("do not delete it"))
         }
     }
+
+    /// Several processes may open a new ledger at once (two agents misconfigured with one id, a CLI beside the
+    /// agent): the tables are created once, and every opener gets a working ledger.
+    @Test func concurrentOpenersOfANewLedgerAllSucceed() async throws {
+        let path = Fixtures.temporaryDirectory("conclave-ledger") + "/shared.sqlite"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 { group.addTask { _ = try SiloLedgerStore(path: path) } }
+            try await group.waitForAll()
+        }
+        #expect(try SiloLedgerStore(path: path).charges().isEmpty)
+    }
 }

@@ -82,10 +82,10 @@ public final class IdentityAuthority: Sendable {
 
     func identity(role: String, name: String) throws(RPCError) -> PeerIdentity {
         guard let r = PeerIdentity.Role(rawValue: role), r != .coordinator else {
-            throw RPCError(code: .invalidArgument, message: "role must be silo, operator or privacy-officer, got '\(WireCheck.preview(role))'")
+            throw RPCError(code: .invalidArgument, message: "role must be silo, operator or privacy-officer, got \(WireCheck.preview(role))")
         }
         guard PeerIdentity.isValidName(name) else {
-            throw RPCError(code: .invalidArgument, message: "name '\(WireCheck.preview(name))' must be 1–128 letters, digits, '-', '_' or '.'")
+            throw RPCError(code: .invalidArgument, message: "name \(WireCheck.preview(name)) must be 1–128 letters, digits, '-', '_' or '.'")
         }
         return PeerIdentity(federation: pki.ca.federation, role: r, name: name)
     }
