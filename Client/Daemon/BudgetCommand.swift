@@ -21,7 +21,7 @@ struct Budget: AsyncParsableCommand {
             let settings = try loadSettings(config)
             let views: [SiloBudgetView]
             do { views = try SiloBudgetView.read(path: settings.privacyLedgerPath, maxEpsilon: settings.maxEpsilon) } catch {
-                throw ValidationError("\(error)")
+                throw fail("\(error)")
             }
             if json {
                 let budgets = views.map { v -> [String: Any] in
@@ -65,11 +65,17 @@ struct Budget: AsyncParsableCommand {
             do {
                 checks = try SiloLedgerAudit.verify(path: settings.privacyLedgerPath, siloID: settings.siloID, publicKey: key.publicKey,
                                                     maxEpsilon: settings.maxEpsilon, against: export)
-            } catch { throw ValidationError("\(error)") }
+            } catch { throw fail("\(error)") }
             for check in checks { print("\(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
             if !checks.allSatisfy(\.passed) { throw ExitCode.failure }
         }
     }
+}
+
+/// A run-time failure (not a usage error): one line on standard error, exit status 1.
+private func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    return ExitCode.failure
 }
 
 private func loadSettings(_ path: String) throws -> SiloConfig {

@@ -125,6 +125,9 @@ public struct SiloBudgetView: Sendable {
 
     /// Reads a silo's ledger file (the agent need not run).
     public static func read(path: String, maxEpsilon: Double?) throws -> [SiloBudgetView] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SiloLedgerError("no privacy ledger at \(path) yet: the agent makes it at its first release")
+        }
         let store = try SiloLedgerStore(path: path)
         let charges = try store.charges().map(\.charge)
         let adopted = try store.adopted()

@@ -11,6 +11,9 @@ import Foundation
 public enum SiloLedgerAudit {
     public static func verify(path: String, siloID: String, publicKey: [UInt8], maxEpsilon: Double?,
                               against export: LedgerExport?) throws -> [LedgerVerifier.Check] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SiloLedgerError("no privacy ledger at \(path): this silo has released nothing (or the file was removed — restore it)")
+        }
         let store = try SiloLedgerStore(path: path)
         let stored = try store.charges()
         let adopted = try store.adopted()
