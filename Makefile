@@ -29,6 +29,9 @@ demo: build
 test:
 	@$(MAKE) --no-print-directory deps EXTRA_APT_PACKAGES="$(TEST_APT_PACKAGES)"
 	swift build --build-tests
+	@# The tests run on the OpenBLAS kernels Conclave selects (set only where OpenBLAS alone would choose worse).
+	core="$${OPENBLAS_CORETYPE:-$$(.build/debug/conclave blas --coretype)}"; \
+	if [ -n "$$core" ]; then echo "tests run with OPENBLAS_CORETYPE=$$core" >&2; export OPENBLAS_CORETYPE="$$core"; fi; \
 	swift test --skip-build
 
 # The benchmarks of Benchmarks/README.md.

@@ -31,6 +31,8 @@ struct Run: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
+        // Local training runs on the best OpenBLAS kernels for this CPU (may re-execute once).
+        let kernels = BLASKernel.ensureBestKernels()
         let settings: SiloConfig
         do { settings = try SiloConfig.load(path: config) } catch {
             throw ValidationError(error.message)
@@ -38,6 +40,8 @@ struct Run: AsyncParsableCommand {
         LogfmtHandler.bootstrap(level: settings.logLevel)
         var logger = Logger(label: "client")
         logger[metadataKey: "silo"] = "\(settings.siloID)"
+        logger.info("BLAS kernels", metadata: ["blas": "\(kernels)", "threads": "\(settings.threads)"])
+        if let note = settings.threadsNote { logger.warning("thread count adjusted", metadata: ["reason": "\(note)"]) }
         BLAS.setThreads(settings.threads)
         let data = try settings.data.load(classCount: settings.classCount)
         logger.info("data loaded", metadata: ["examples": "\(data.count)", "features": "\(data.featureCount)",

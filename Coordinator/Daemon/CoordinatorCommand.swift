@@ -5,6 +5,7 @@ import ConclaveFederation
 import ConclaveIdentity
 import ConclaveSupport
 import ConclaveStorage
+import ConclaveTensor
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -25,12 +26,15 @@ struct Serve: AsyncParsableCommand {
     var config: String
 
     func run() async throws {
+        // Evaluation and aggregation run on the best OpenBLAS kernels for this CPU (may re-execute once).
+        let kernels = BLASKernel.ensureBestKernels()
         let settings: CoordinatorConfig
         do { settings = try CoordinatorConfig.load(path: config) } catch {
             throw ValidationError(error.message)
         }
         LogfmtHandler.bootstrap(level: settings.logLevel)
         let logger = Logger(label: "coordinator")
+        logger.info("BLAS kernels", metadata: ["blas": "\(kernels)"])
         let driver: RunDriver
         do {
             driver = try RunDriver(config: settings, logger: logger)

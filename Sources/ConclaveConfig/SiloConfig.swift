@@ -1,4 +1,5 @@
 public import ConclaveFederation
+import Foundation
 
 /// `silo.toml`: who the silo is, where the coordinator is, and where its private data lives.
 public struct SiloConfig: Sendable, Equatable {
@@ -22,8 +23,10 @@ public struct SiloConfig: Sendable, Equatable {
     public var data: DataSource
     public var datasetName: String
     public var classCount: Int?
-    /// OpenBLAS threads for local training.
+    /// OpenBLAS threads for local training (1…cores).
     public var threads: Int
+    /// Why `threads` differs from what the file asked (logged by the agent).
+    public var threadsNote: String?
     public var backoffInitialSeconds: Double
     public var backoffMaxSeconds: Double
     public var logLevel: String
@@ -85,9 +88,15 @@ public struct SiloConfig: Sendable, Equatable {
         try dataSection.rejectUnknownKeys()
 
         var threads = 1
+        var threadsNote: String?
         if let training = try root.optionalSection("training") {
-            threads = try training.int("threads", default: 1)
-            guard threads >= 1 else { throw training.invalid("threads", "must be at least 1") }
+            let asked = try training.int("threads", default: 1)
+            // Out of range is not fatal (training still runs): clamped to 1…cores, and the agent says so.
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            threads = min(max(asked, 1), cores)
+            if threads != asked {
+                threadsNote = "\(source): [training] threads = \(asked) is \(asked < 1 ? "below 1" : "more than this machine's \(cores) cores"); using \(threads)"
+            }
             try training.rejectUnknownKeys()
         }
         var initial = 0.5, maximum = 30.0
@@ -107,6 +116,7 @@ public struct SiloConfig: Sendable, Equatable {
                                  logLevel: level)
         config.tlsIdentityPath = tlsIdentity
         config.insecure = insecure
+        config.threadsNote = threadsNote
         return config
     }
 }
