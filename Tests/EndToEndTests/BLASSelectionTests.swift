@@ -12,14 +12,14 @@ import Testing
         defer { cluster.stopAll() }
         guard let best = BLASKernel.best(flags: BLASKernel.cpuFlags()) else { return }  // no AVX: nothing to select
         let pretend = ["CONCLAVE_TEST_BLAS_CORE": "Prescott", "OPENBLAS_CORETYPE": ""]
-        let probe = try cluster.run("conclave", ["blas", "--json"], environment: pretend.filter { !$0.value.isEmpty })
+        let probe = try cluster.run("conclave", ["blas", "--json"], environment: pretend)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(probe.out.utf8)) as? [String: Any], "\(probe.out)\(probe.err)")
         #expect(json["openblas_chose"] as? String == "Prescott" && json["core"] as? String == best, "\(json)")
-        #expect(try cluster.run("conclave", ["blas", "--coretype"], environment: ["CONCLAVE_TEST_BLAS_CORE": "Prescott"]).out == best + "\n")
+        #expect(try cluster.run("conclave", ["blas", "--coretype"], environment: pretend).out == best + "\n")
 
         // An agent: the choice is its first log line; an out-of-range thread count is clamped and said.
         try cluster.writeBlobSilo(0, extra: "[training]\nthreads = 0")
-        try cluster.start("silo0", "conclave-client", ["--config", "\(cluster.dir)/silo0.toml"], environment: ["CONCLAVE_TEST_BLAS_CORE": "Prescott"])
+        try cluster.start("silo0", "conclave-client", ["--config", "\(cluster.dir)/silo0.toml"], environment: pretend)
         let log = try cluster.waitFor("the agent's first lines", timeout: 30) { () -> String? in
             let text = cluster.log("silo0")
             return text.contains("thread count adjusted") ? text : nil

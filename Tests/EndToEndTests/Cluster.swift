@@ -74,6 +74,7 @@ final class Cluster: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"
         env.merge(environment) { $1 }
+        env = env.filter { !$0.value.isEmpty }  // an empty value unsets a variable
         p.environment = env
         let log = "\(dir)/\(name).log"
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
@@ -147,6 +148,7 @@ final class Cluster: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         if tls { env["CONCLAVE_IDENTITY"] = operatorIdentity }
         env.merge(environment) { $1 }
+        env = env.filter { !$0.value.isEmpty }  // an empty value unsets a variable
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
