@@ -6,7 +6,7 @@ APT_PACKAGES := libsodium-dev libopenblas-dev libssl-dev zlib1g-dev libsqlite3-d
 TEST_APT_PACKAGES := chromium
 ARGS ?=
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench bench-peers clean
 
 # Installs the Debian packages that are not there yet (with sudo when not root).
 deps:
@@ -38,6 +38,10 @@ test:
 bench: build
 	.build/release/conclave bench training
 	.build/release/conclave bench aggregation --silos 10 --params 1000000
+
+# Conclave against PyTorch and Opacus on this machine (Benchmarks/peers/README.md); peers in a git-ignored venv.
+bench-peers: build
+	bash Benchmarks/peers/run.sh
 
 clean:
 	rm -rf .build demo-work
