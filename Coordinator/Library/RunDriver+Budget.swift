@@ -133,21 +133,28 @@ extension RunDriver {
             throw FederationError(.failedPrecondition,
                 "silo '\(silo)' co-signed a ledger of \(cosignedSize) entries but the coordinator's holds \(size): the ledger was truncated or forked")
         }
+        // The tree is caught up with the ledger once per new entry; proofs reuse its perfect subtrees.
+        while merkle.count < size { merkle.append(leafHash: MerkleTree.leafHash(ledger.entries[merkle.count].entry.canonicalBytes)) }
         let checkpoint: LedgerCheckpoint
         do {
-            if let last = try store.ledgerCheckpoints().last, last.size == size {
+            if newestCheckpoint == nil { newestCheckpoint = try store.ledgerCheckpoints().last }
+            if let last = newestCheckpoint, last.size == size {
                 checkpoint = last
             } else {
-                checkpoint = ledger.checkpoint(origin: config.ledgerOrigin, sign: ledgerSigner)
-                if size > 0 { try store.appendLedgerCheckpoint(checkpoint) }
+                var made = LedgerCheckpoint(origin: config.ledgerOrigin, size: size, root: merkle.root(0, size))
+                made.signatures = ledgerSigner(made.body)
+                if size > 0 {
+                    try store.appendLedgerCheckpoint(made)
+                    newestCheckpoint = made
+                }
+                checkpoint = made
             }
         } catch {
             throw FederationError(.unavailable, "cannot store a ledger checkpoint: \(error.message)")
         }
-        let leaves = ledger.leafHashes
         let own = ledger.entries[cosignedSize...].filter { $0.entry.budget.silo == silo }
-        return WitnessView(checkpoint: checkpoint, consistency: MerkleTree.consistencyProof(from: cosignedSize, leaves),
-                           entries: own.map { ($0, MerkleTree.inclusionProof(index: $0.entry.seq, leaves)) },
+        return WitnessView(checkpoint: checkpoint, consistency: merkle.consistencyProof(from: cosignedSize, size: size),
+                           entries: own.map { ($0, merkle.inclusionProof(index: $0.entry.seq, size: size)) },
                            coordinatorKey: ledgerKey!.publicKey)
     }
 

@@ -45,6 +45,9 @@ public actor RunDriver {
     var ledgerKey: Ed25519KeyPair?
     /// Set once the stored ledger replayed and its chain verified; until then no DP release is made.
     var ledgerReady = false
+    /// The ledger's Merkle tree, caught up with the entries when a silo witnesses, and the newest checkpoint.
+    var merkle = MerkleLog()
+    var newestCheckpoint: LedgerCheckpoint?
     /// Each silo's priced next release in the active run, by its description (silo id → what it said, release).
     var plannedReleases: [String: (info: SiloInfo, release: PrivacyRelease?)] = [:]
 

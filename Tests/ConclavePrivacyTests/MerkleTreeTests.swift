@@ -90,4 +90,24 @@ import Testing
             }
         }
     }
+
+    /// The incremental log (memoised perfect subtrees) gives exactly the reference tree's roots and proofs, at
+    /// every size, whichever order its queries come in.
+    @Test func theIncrementalLogMatchesTheReferenceTree() {
+        let leaves = (0..<70).map { MerkleTree.leafHash(Array("entry \($0)".utf8)) }
+        var log = MerkleLog()
+        for size in 0...leaves.count {
+            if size > 0 { log.append(leafHash: leaves[size - 1]) }
+            #expect(log.root(0, size) == MerkleTree.root(leaves[0..<size]), "root at \(size)")
+            for index in stride(from: 0, to: size, by: 3) {
+                #expect(log.inclusionProof(index: index, size: size) == MerkleTree.inclusionProof(index: index, leaves[0..<size]), "inclusion \(index)/\(size)")
+            }
+            for old in stride(from: 0, through: size, by: 5) {
+                #expect(log.consistencyProof(from: old, size: size) == MerkleTree.consistencyProof(from: old, leaves[0..<size]), "consistency \(old)→\(size)")
+            }
+        }
+        // Proofs against an older size after the log grew still match (the memo never goes stale).
+        #expect(log.inclusionProof(index: 5, size: 13) == MerkleTree.inclusionProof(index: 5, leaves[0..<13]))
+        #expect(log.consistencyProof(from: 7, size: 33) == MerkleTree.consistencyProof(from: 7, leaves[0..<33]))
+    }
 }
