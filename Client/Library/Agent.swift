@@ -228,7 +228,14 @@ public struct Agent: Sendable {
         // Charge before anything data-dependent leaves: priced from the task's parameters, checked against this
         // silo's own copy of its budget, signed and written durably.
         var charge: SiloCharge?
-        if let (budget, mechanism, delta) = try release(of: task, spec: spec, plan: plan) {
+        let priced: (BudgetKey, Mechanism, Double)?
+        do { priced = try release(of: task, spec: spec, plan: plan) } catch {
+            // A release this silo cannot price is not made: it keeps its data and waits for another task.
+            logger.error("task refused by this silo: its release cannot be priced", metadata: ["run": "\(task.runID)", "round": "\(task.round)", "error": "\(error)"])
+            try await Task.sleep(for: .seconds(config.backoffMaxSeconds))
+            return
+        }
+        if let (budget, mechanism, delta) = priced {
             let outcome: SiloLedger.Outcome
             do {
                 outcome = try await ledger.charge(run: task.runID, round: Int(task.round), budget: budget, mechanism: mechanism,
@@ -374,8 +381,12 @@ extension Agent {
         guard let ddg = secure.distributed else {
             throw FederationError(.invalidArgument, "the distributed-DP task for round \(task.round) carries no noise mechanism")
         }
-        // The shares the noise was sized for: each share is z·C/√s.
-        let planned = max(1, Int((pow(task.noiseMultiplier * ddg.clipNorm / ddg.localStddev, 2)).rounded()))
+        // The shares the noise was sized for: each share is z·C/√s (at most one per member).
+        let shares = (pow(task.noiseMultiplier * ddg.clipNorm / ddg.localStddev, 2)).rounded()
+        guard shares.isFinite, shares >= 1, shares <= Double(secure.members.count) else {
+            throw FederationError(.invalidArgument, "the distributed-DP task for round \(task.round) has a noise share (σ \(ddg.localStddev)) that does not divide z·C among its \(secure.members.count) members")
+        }
+        let planned = Int(shares)
         return (budget, ddg.release(planned: planned, unmasked: max(1, min(secure.threshold, planned))), task.privacyDelta)
     }
 }

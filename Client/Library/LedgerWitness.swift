@@ -11,8 +11,8 @@ import SwiftProtobuf
 /// The silo as a witness of the coordinator's ledger: it fetches the newest checkpoint, checks the
 /// coordinator's signature (key pinned on first sight), the consistency proof from the last checkpoint it
 /// co-signed, and the inclusion of each of its own entries; it compares every charge of its data with its own
-/// ledger; only then it co-signs the checkpoint and its entries and adopts its budgets' registrations and
-/// amendments. Any mismatch is refused, logged and left unsigned.
+/// ledger; only then it co-signs the checkpoint and its entries and keeps them (its budgets' registrations and
+/// amendments set its filters). Any mismatch is refused, logged and left unsigned.
 extension SiloLedger {
     struct WitnessResult: Sendable {
         let size: Int
@@ -44,7 +44,8 @@ extension SiloLedger {
         } else if let last, checkpoint.size == last.size, checkpoint.root != last.root {
             throw FederationError(.failedPrecondition, "two checkpoints of size \(last.size) with different roots: the ledger was forked")
         }
-        guard checkpoint.size > oldSize || last == nil else { return WitnessResult(size: checkpoint.size, cosigned: 0) }
+        // Nothing new (or an empty ledger): nothing to co-sign.
+        guard checkpoint.size > oldSize else { return WitnessResult(size: checkpoint.size, cosigned: 0) }
         let own = try storage { () throws(SiloLedgerError) in try store.charges() }.map(\.charge)
         var entries = [LedgerEntry](), signatures = [UInt64: Data]()
         for item in reply.entries {
@@ -68,8 +69,9 @@ extension SiloLedger {
             $0.entrySignatures = signatures
         })
         try storage { () throws(SiloLedgerError) in
-            try store.witnessed(.init(size: checkpoint.size, root: checkpoint.root, coordinatorKey: key),
-                                adopting: entries.filter { $0.kind == .registration || $0.kind == .amendment })
+            // Every entry of its own is kept (its budgets' registrations and amendments set its filters; its
+            // charges and refusals are what `budget verify --against` compares with a later export).
+            try store.witnessed(.init(size: checkpoint.size, root: checkpoint.root, coordinatorKey: key), adopting: entries)
         }
         return WitnessResult(size: checkpoint.size, cosigned: entries.count)
     }

@@ -5,8 +5,8 @@ import Foundation
 
 /// `conclave-client budget verify`: the silo's own ledger checked on its own (every charge signed by the silo's
 /// key; the filters replay), and — against a coordinator export — compared with the coordinator's: every charge
-/// the coordinator recorded on this silo's data matches one the silo made and costs no more, the budget
-/// entries the silo adopted are in the export unchanged, and the export still holds the checkpoint the silo
+/// the coordinator recorded on this silo's data matches one the silo made and costs no more, every entry of
+/// its own the silo checked and co-signed is in the export unchanged, and the export still holds the checkpoint the silo
 /// co-signed (nothing dropped, edited or forked since).
 public enum SiloLedgerAudit {
     public static func verify(path: String, siloID: String, publicKey: [UInt8], maxEpsilon: Double?,
@@ -32,7 +32,7 @@ public enum SiloLedgerAudit {
         }
         guard let export else { return checks }
         let theirs = export.signedEntries.map(\.entry)
-        checks.append(contentsOf: LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
+        checks.append(contentsOf: export.verify()
             .map { .init(name: "export \($0.name)", passed: $0.passed, detail: $0.detail) })
         checks.append(compareCharges(theirs.filter { $0.budget.silo == siloID && $0.kind == .charge }, stored.map(\.charge)))
         checks.append(compareAdopted(adopted, theirs))
@@ -67,10 +67,10 @@ public enum SiloLedgerAudit {
     static func compareAdopted(_ adopted: [LedgerEntry], _ theirs: [LedgerEntry]) -> LedgerVerifier.Check {
         for e in adopted {
             guard theirs.indices.contains(e.seq), theirs[e.seq].canonicalBytes == e.canonicalBytes else {
-                return .init(name: "budgets agree", passed: false, detail: "entry \(e.seq) (\(e.kind.rawValue) of \(e.budget)) that this silo adopted is missing or different in the export")
+                return .init(name: "co-signed entries agree", passed: false, detail: "entry \(e.seq) (\(e.kind.rawValue) of \(e.budget)) that this silo checked and co-signed is missing or different in the export")
             }
         }
-        return .init(name: "budgets agree", passed: true, detail: "\(adopted.count) registrations and amendments this silo adopted are in the export unchanged")
+        return .init(name: "co-signed entries agree", passed: true, detail: "\(adopted.count) entries of this silo's that it checked and co-signed are in the export unchanged")
     }
 
     static func compareCheckpoint(_ witnessed: SiloLedgerStore.Witnessed?, _ theirs: [LedgerEntry]) -> LedgerVerifier.Check {

@@ -46,8 +46,12 @@ public struct BudgetService: Conclave_V1_Budget.SimpleServiceProtocol {
     public func export(request: Conclave_V1_LedgerExportRequest, context: ServerContext) async throws -> Conclave_V1_LedgerExportReply {
         do {
             let export = try await driver.ledgerExport()
-            return .with { $0.exportJson = (try? export.encoded()) ?? Data() }
-        } catch { throw error.rpcError }
+            let json: Data
+            do { json = try export.encoded() } catch {
+                throw RPCError(code: .internalError, message: "the privacy ledger cannot be encoded for export: \(error)")
+            }
+            return .with { $0.exportJson = json }
+        } catch let error as FederationError { throw error.rpcError }
     }
 }
 

@@ -73,10 +73,17 @@ extension RunDriver {
         guard abs(entry.time - WallClock.now()) < 600 else {
             throw FederationError(.invalidArgument, "entry \(entry.seq) was drafted more than 10 minutes ago; draft it again")
         }
+        // Only what the coordinator itself drafts is taken: the same entry drafted now (but for its time).
+        var expected = try draftBudgetEntry(kind: entry.kind, budget: entry.budget, epsilon: entry.epsilonCap ?? .nan,
+                                            delta: entry.deltaCap ?? .nan, reason: entry.reason ?? "", actor: actor)
+        expected.time = entry.time
+        guard expected == entry else {
+            throw FederationError(.invalidArgument, "entry \(entry.seq) is not the entry the coordinator drafts for that request; send the drafted bytes unchanged")
+        }
         var signed = SignedEntry(entry: entry, signatures: ledgerSigner(bytes))
         signed.signatures["privacy-officer/\(actor)"] = signature
-        let next: PrivacyLedger
-        do { next = try PrivacyLedger(replaying: ledger.entries + [signed]) } catch {
+        var next = ledger
+        do { try next.append(signed) } catch {
             throw FederationError(.invalidArgument, "entry \(entry.seq): \(error.message)")
         }
         do { try store.appendLedger([signed]) } catch {
@@ -165,9 +172,9 @@ extension RunDriver {
         let stored: [UInt8]?
         do { stored = try store.identityKey(silo: silo) } catch { throw FederationError(.unavailable, error.message) }
         guard let key = stored else { throw FederationError(.failedPrecondition, "silo '\(silo)' has no identity key on record") }
-        let checkpoints: [LedgerCheckpoint]
-        do { checkpoints = try store.ledgerCheckpoints() } catch { throw FederationError(.unavailable, error.message) }
-        guard let checkpoint = checkpoints.first(where: { $0.size == size }) else {
+        let found: LedgerCheckpoint?
+        do { found = try store.ledgerCheckpoint(size: size) } catch { throw FederationError(.unavailable, error.message) }
+        guard let checkpoint = found else {
             throw FederationError(.notFound, "no checkpoint of size \(size) to co-sign")
         }
         guard Ed25519.verify(signature: checkpointSignature, message: checkpoint.body, publicKey: key) else {
@@ -206,7 +213,7 @@ extension RunDriver {
         if let allowed = config.allowedSilos {
             silos = allowed.sorted().map { id in known.first { $0.id == id } ?? .init(id: id, dataset: "", examples: 0) }
         }
-        let machine = RoundStateMachine(runID: "plan", spec: spec, globalWeights: Array(repeating: 0, count: spec.model.parameterCount))
+        var machine = RoundStateMachine(runID: "plan", spec: spec, globalWeights: Array(repeating: 0, count: spec.model.parameterCount))
         var lines = [BudgetPlanLine]()
         for silo in silos {
             let info = SiloInfo(id: silo.id, examples: silo.examples, features: spec.model.inputFeatures,

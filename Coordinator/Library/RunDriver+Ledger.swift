@@ -59,12 +59,7 @@ extension RunDriver {
             machine!.leaveOut(silo.id, reason: error.message)
             return
         }
-        let release: PrivacyRelease?
-        if let cached = plannedReleases[silo.id], cached.info == silo { release = cached.release } else {
-            release = m.plannedRelease(for: silo)
-            plannedReleases[silo.id] = (silo, release)
-        }
-        guard let release else { return }
+        guard let release = machine!.plannedRelease(for: silo) else { return }
         guard let filter = ledger.filters[release.budget] else {
             if config.requireBudgets {
                 leaveOut(silo.id, "no privacy budget is registered for \(release.budget) (a privacy officer registers one: conclave budget register --silo \(release.silo) --dataset \(release.dataset) --unit \(release.unit) --epsilon E --delta D)")
@@ -105,7 +100,6 @@ extension RunDriver {
         logger.notice("run ended: budget exhausted", metadata: ["run": "\(m.runID)", "rounds": "\(m.completedRounds)", "reason": "\(message)"])
         machine = nil
         evaluation = nil
-        plannedReleases = [:]
         resume()
     }
 
@@ -122,8 +116,15 @@ extension RunDriver {
                 if config.requireBudgets { reasons[release.silo] = "no privacy budget is registered for \(release.budget)" }
                 continue
             }
-            let (entry, fits) = try next.charge(release.budget, mechanism: release.mechanism, run: runID, round: round,
+            let entry: SignedEntry, fits: Bool
+            do {
+                (entry, fits) = try next.charge(release.budget, mechanism: release.mechanism, run: runID, round: round,
                                                 modelSHA256: modelSHA256, time: now, sign: ledgerSigner)
+            } catch {
+                // A release the ledger cannot price is never released (and nothing can be recorded of it).
+                reasons[release.silo] = "the release of \(release.budget) in round \(round) cannot be priced: \(error.message)"
+                continue
+            }
             if fits { charged.append(entry) } else {
                 refused.append(entry)
                 reasons[release.silo] = "the privacy budget \(release.budget) cannot afford round \(round): \(entry.entry.reason ?? "spent")"
@@ -134,8 +135,10 @@ extension RunDriver {
             var refusals = ledger
             var entries = [SignedEntry]()
             for r in refused {
-                let (entry, _) = try refusals.charge(r.entry.budget, mechanism: r.entry.mechanism!, run: runID, round: round,
-                                                     modelSHA256: nil, time: now, sign: ledgerSigner)
+                // Re-drafted on the ledger without this round's charges, so the refusals chain on it.
+                let (entry, charged) = try refusals.charge(r.entry.budget, mechanism: r.entry.mechanism!, run: runID, round: round,
+                                                           modelSHA256: nil, time: now, sign: ledgerSigner)
+                guard !charged else { throw FederationError(.failedPrecondition, "refusal of \(r.entry.budget) became a charge when re-drafted") }
                 entries.append(entry)
             }
             throw LedgerRefusal(entries: entries, reasons: reasons)
@@ -146,8 +149,10 @@ extension RunDriver {
     /// A round refused at commit: its refusals recorded, its silos left out, the round dropped unreleased.
     func refuseRound(_ refusal: LedgerRefusal, round: Int) {
         do {
+            var next = ledger
+            for entry in refusal.entries { try next.append(entry) }
             try store.appendLedger(refusal.entries)
-            ledger = try PrivacyLedger(replaying: ledger.entries + refusal.entries)
+            ledger = next
         } catch {
             logger.error("cannot record the ledger's refusals", metadata: ["round": "\(round)", "error": "\(error)"])
         }

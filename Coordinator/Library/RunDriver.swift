@@ -48,8 +48,6 @@ public actor RunDriver {
     /// The ledger's Merkle tree, caught up with the entries when a silo witnesses, and the newest checkpoint.
     var merkle = MerkleLog()
     var newestCheckpoint: LedgerCheckpoint?
-    /// Each silo's priced next release in the active run, by its description (silo id → what it said, release).
-    var plannedReleases: [String: (info: SiloInfo, release: PrivacyRelease?)] = [:]
 
     /// Whether secure attempts are logged durably (always, but for the benchmark that measures their cost).
     nonisolated let durableAttempts: Bool
@@ -116,7 +114,6 @@ public actor RunDriver {
         let discarded = try store.discardedRounds(run: record.id)
         let shares = discarded.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } }
             + history.compactMap { r in r.unmasked.map { (members: $0 + (r.dropped ?? 0), shares: $0) } }
-        plannedReleases = [:]
         machine = RoundStateMachine(runID: record.id, spec: spec, globalWeights: weights,
                                     completedRounds: record.completedRounds, serverOptimizer: optimizer,
                                     allowedSilos: config.allowedSilos, livenessSeconds: config.livenessSeconds,
@@ -144,7 +141,7 @@ public actor RunDriver {
         }
         if let p = spec.privacy, p.mode != .record {
             // A release the ledger cannot price may not start (record mode is priced per silo, from its records).
-            let probe = RoundStateMachine(runID: "probe", spec: spec, globalWeights: Array(repeating: 0, count: spec.model.parameterCount))
+            var probe = RoundStateMachine(runID: "probe", spec: spec, globalWeights: Array(repeating: 0, count: spec.model.parameterCount))
             let release = probe.plannedRelease(for: SiloInfo(id: "probe", examples: 1, features: spec.model.inputFeatures,
                                                              classes: spec.model.classCount))
             do throws(PrivacyError) {

@@ -12,31 +12,34 @@ public enum AdminClient {
                                        transportSecurity: identity.map(ClientTLS.mutual) ?? .plaintext)
     }
 
+    /// One connection to the coordinator's main port, as the caller's identity, wrapped as the service's client.
+    static func connected<T: Sendable, Service: Sendable>(
+        _ address: HostPort, _ identity: IdentityDirectory?,
+        _ wrap: @Sendable @escaping (GRPCClient<HTTP2ClientTransport.Posix>) -> Service,
+        _ body: @Sendable @escaping (Service) async throws -> T
+    ) async throws -> T {
+        try await withGRPCClient(transport: try transport(address, identity)) { client in try await body(wrap(client)) }
+    }
+
     public static func with<T: Sendable>(
         _ address: HostPort, identity: IdentityDirectory? = nil,
         _ body: @Sendable @escaping (Conclave_V1_Admin.Client<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        try await withGRPCClient(transport: try transport(address, identity)) { client in
-            try await body(Conclave_V1_Admin.Client(wrapping: client))
-        }
+        try await connected(address, identity, { Conclave_V1_Admin.Client(wrapping: $0) }, body)
     }
 
     public static func withIdentity<T: Sendable>(
         _ address: HostPort, identity: IdentityDirectory?,
         _ body: @Sendable @escaping (Conclave_V1_Identity.Client<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        try await withGRPCClient(transport: try transport(address, identity)) { client in
-            try await body(Conclave_V1_Identity.Client(wrapping: client))
-        }
+        try await connected(address, identity, { Conclave_V1_Identity.Client(wrapping: $0) }, body)
     }
 
     public static func withBudget<T: Sendable>(
         _ address: HostPort, identity: IdentityDirectory?,
         _ body: @Sendable @escaping (Conclave_V1_Budget.Client<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
-        try await withGRPCClient(transport: try transport(address, identity)) { client in
-            try await body(Conclave_V1_Budget.Client(wrapping: client))
-        }
+        try await connected(address, identity, { Conclave_V1_Budget.Client(wrapping: $0) }, body)
     }
 
     /// Enrolment, on the enrolment listener, pinned to the bundle's CA (the caller has no certificate yet).

@@ -207,7 +207,7 @@ struct BudgetCommand: AsyncParsableCommand {
             } else {
                 export = try await fetchExport(target)
             }
-            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
+            let checks = export.verify()
             let passed = checks.allSatisfy(\.passed)
             if json {
                 printJSON(["passed": passed, "entries": export.entries.count, "origin": export.origin,
@@ -248,7 +248,7 @@ extension BudgetCommand {
             } else {
                 export = try await fetchExport(target)
             }
-            let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
+            let checks = export.verify()
             let html = try BudgetReport.html(export: export, checks: checks, silo: silo, dataset: dataset, now: Date())
             do { try Data(html.utf8).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
                 throw CLIError("cannot write \(out): \(error.localizedDescription)")

@@ -60,7 +60,7 @@ enum BudgetReport {
             let cosigned = signers.contains("silo/\(e.budget.silo)")
             h += "<tr><td class=\"n\">\(e.seq)</td><td>\(esc(iso(Date(timeIntervalSince1970: e.time))))</td><td>\(esc(e.run ?? ""))</td><td class=\"n\">\(e.round ?? 0)</td>"
                 + "<td>\(esc(e.budget.description))</td><td>\(esc(e.mechanism?.name ?? ""))</td><td class=\"n\">\(f(p["noise_multiplier"] ?? 0))</td>"
-                + "<td class=\"n\">\(f(p["sampling_rate"] ?? 0))</td><td class=\"n\">\(Int(p["steps"] ?? 0))</td><td class=\"n\">\(f(history[e.seq] ?? 0))</td>"
+                + "<td class=\"n\">\(f(p["sampling_rate"] ?? 0))</td><td class=\"n\">\(String(format: "%.0f", p["steps"] ?? 0))</td><td class=\"n\">\(f(history[e.seq] ?? 0))</td>"
                 + "<td class=\"n\">\(f(e.epsilonCumulative ?? 0))</td><td><code>\(esc(String((e.modelSHA256 ?? "").prefix(12))))</code></td>"
                 + "<td class=\"\(cosigned ? "ok" : "fail")\">coordinator\(cosigned ? " + silo" : " (silo co-signature missing)")</td></tr>\n"
         }

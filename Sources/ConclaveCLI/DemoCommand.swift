@@ -36,6 +36,7 @@ struct DemoCommand: AsyncParsableCommand {
     var insecure = false
 
     func validate() throws {
+        guard budget > 0, budget.isFinite else { throw ValidationError("--budget must be a positive ε, got \(budget)") }
         guard silos >= 1, silos <= 64 else { throw ValidationError("--silos must be between 1 and 64") }
         guard silos >= 2 || !secureAggregation else {
             throw ValidationError("secure aggregation needs at least 2 silos; use --silos 2 or more, or --no-secure-aggregation")
@@ -162,7 +163,7 @@ extension DemoCommand {
             lines.append(String(format: "  %@: cap ε ≤ %g at δ = %g, spent ε %.3f, remaining %.3f, %d releases in %d run(s), %@",
                                 b.budget.description, b.epsilonCap, b.deltaCap, b.epsilonSpent, b.epsilonRemaining, b.releases, b.runs.count, b.status))
         }
-        let checks = LedgerVerifier.verify(entries: export.signedEntries, checkpoints: export.ledgerCheckpoints, keys: export.publicKeys, rounds: export.rounds)
+        let checks = export.verify()
         lines.append("ledger (conclave budget verify): \(checks.allSatisfy(\.passed) ? "verified" : "FAILED")")
         for check in checks { lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
         return lines

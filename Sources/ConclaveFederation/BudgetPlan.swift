@@ -45,7 +45,8 @@ public struct BudgetPlanLine: Codable, Sendable, Equatable {
         var after = f.epsilonSpent
         // Every round costs the same: the count is arithmetic, checked by charging (the filter's own rule).
         if increment.atOrder > 0 {
-            count = max(0, min(limit, Int(((f.bound - f.spent) / increment.atOrder).rounded(.down)) + 1))
+            let estimate = ((f.bound - f.spent) / increment.atOrder).rounded(.down)
+            count = estimate.isFinite && estimate < Double(limit) ? max(0, Int(estimate) + 1) : limit
             var probe = f
             var admitted = 0
             while admitted < count, case .charged = probe.charge(increment) { admitted += 1 }

@@ -92,7 +92,7 @@ public struct PrivacyConfig: Sendable, Equatable, Codable {
     /// (a hair below σ: rounding to its lattice adds step·√d to the sensitivity).
     public func effectiveNoiseMultiplier(clipNorm: Double, dimension: Int) -> Double {
         guard let sigma = noiseMultiplier else { return 0 }
-        return GaussianNoise(standardDeviation: sigma * clipNorm).effectiveNoiseMultiplier(sensitivity: clipNorm, dimension: dimension)
+        return CentralMechanism(z: sigma, clipNorm: clipNorm, dimension: dimension, countStddev: nil).multiplier
     }
 }
 

@@ -29,18 +29,14 @@ public struct PrivacyRelease: Sendable, Equatable, Codable {
 /// the coordinator knows of the silo, never from a cost a silo reports.
 extension RoundStateMachine {
     /// The releases of a round that closed with these contributions: every silo whose data is in the model.
-    func releases(_ open: OpenRound, contributions: [Contribution], secure: SecureSummary?) -> [PrivacyRelease] {
+    mutating func releases(_ open: OpenRound, contributions: [Contribution], secure: SecureSummary?) -> [PrivacyRelease] {
         guard let p = spec.privacy else { return [] }
         return contributions.compactMap { c in
             let mechanism: Mechanism?
             switch p.mode {
             case .record:
-                // The silo's own multiplier and rate (checked against its plan on submit), all its local steps.
-                mechanism = c.privacy.map { r in
-                    .subsampledGaussian(samplingRate: r.samplingRate, noiseMultiplier: r.noiseMultiplier,
-                                        steps: PrivateTrainer.steps(batchSize: spec.training.batchSize, examples: Int(c.examples),
-                                                                    epochs: spec.training.localEpochs))
-                }
+                // The plan the coordinator makes for the silo's records (its report was checked against it).
+                mechanism = recordPlan(p, silo: c.silo, examples: Int(known[c.silo]?.examples ?? c.examples))?.release
             case .central:
                 mechanism = centralMechanism(members: open.selected.count)?.release
             case .distributed:
@@ -58,12 +54,12 @@ extension RoundStateMachine {
 
     /// What the next round would release of this silo's data, priced before it is selected. Conservative where
     /// the round's outcome is not known yet: a distributed sum is priced as if only `minSilos` shares survive.
-    public func plannedRelease(for silo: SiloInfo) -> PrivacyRelease? {
+    public mutating func plannedRelease(for silo: SiloInfo) -> PrivacyRelease? {
         guard let p = spec.privacy else { return nil }
         let members = max(spec.minSilos, spec.silosPerRound ?? spec.minSilos)
         switch p.mode {
         case .record:
-            return recordMechanism(p, examples: Int(silo.examples)).map { release(silo: silo.id, mode: p.mode, $0, dataset: silo.dataset) }
+            return recordPlan(p, silo: silo.id, examples: Int(silo.examples)).map { release(silo: silo.id, mode: p.mode, $0.release, dataset: silo.dataset) }
         case .central:
             return centralMechanism(members: members).map { release(silo: silo.id, mode: p.mode, $0.release, dataset: silo.dataset) }
         case .distributed:
@@ -81,9 +77,12 @@ extension RoundStateMachine {
                        unit: PrivacyRelease.unit(for: mode), mechanism: mechanism)
     }
 
-    /// A silo's DP-SGD in one round: its own sampling rate and multiplier (the plan it calibrates from the
-    /// run's parameters and its record count), all of the round's local steps.
-    func recordMechanism(_ p: PrivacyConfig, examples: Int) -> Mechanism? {
-        (try? RecordPrivacyPlan(privacy: p, examples: examples, training: spec.training, plannedRounds: spec.rounds))?.release
+    /// A silo's DP-SGD plan for this run (its sampling rate, multiplier and steps per round), as the silo
+    /// calibrates it from the run's parameters and its record count: made once per silo and count.
+    mutating func recordPlan(_ p: PrivacyConfig, silo: String, examples: Int) -> RecordPrivacyPlan? {
+        if let cached = recordPlans[silo], cached.examples == examples { return cached.plan }
+        let plan = try? RecordPrivacyPlan(privacy: p, examples: examples, training: spec.training, plannedRounds: spec.rounds)
+        recordPlans[silo] = (examples, plan)
+        return plan
     }
 }

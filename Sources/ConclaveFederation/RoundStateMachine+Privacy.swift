@@ -33,8 +33,9 @@ extension RoundStateMachine {
         centralMechanism(members: members)?.multiplier ?? 0
     }
 
-    /// A record-mode run counts only updates whose silo says what they cost; other runs take no report.
-    func checkPrivacyReport(_ report: SiloPrivacy?, from silo: String) throws(FederationError) {
+    /// A record-mode run counts only updates whose silo says what they cost, with the multiplier and sampling
+    /// rate of the plan the run's parameters give its records; other runs take no report.
+    mutating func checkPrivacyReport(_ report: SiloPrivacy?, from silo: String) throws(FederationError) {
         let record = spec.privacy?.mode == .record
         if record, report == nil {
             throw FederationError(.invalidArgument,
@@ -47,6 +48,15 @@ extension RoundStateMachine {
             guard report.epsilon >= 0, report.epsilon.isFinite, report.delta > 0, report.delta < 1, report.steps >= 0 else {
                 throw FederationError(.invalidArgument,
                     "silo '\(silo)' sent an invalid privacy report (ε \(report.epsilon), δ \(report.delta), \(report.steps) steps)")
+            }
+            guard let p = spec.privacy, let examples = known[silo]?.examples,
+                  let plan = recordPlan(p, silo: silo, examples: Int(examples)) else {
+                throw FederationError(.failedPrecondition, "silo '\(silo)''s DP-SGD cannot be planned for run '\(runID)' (its records were not described, or the run's privacy does not calibrate)")
+            }
+            let close = { (a: Double, b: Double) in abs(a - b) <= 1e-9 * max(abs(a), abs(b)) }
+            guard close(report.noiseMultiplier, plan.noiseMultiplier), close(report.samplingRate, plan.samplingRate) else {
+                throw FederationError(.invalidArgument,
+                    "silo '\(silo)' reports noise multiplier \(report.noiseMultiplier) and sampling rate \(report.samplingRate), but run '\(runID)' plans \(plan.noiseMultiplier) and \(plan.samplingRate) for its \(examples) records")
             }
         }
     }

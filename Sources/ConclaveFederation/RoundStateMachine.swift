@@ -28,6 +28,9 @@ public struct RoundStateMachine: Sendable {
     /// Silos whose privacy budget cannot afford another round of this run, with the reason: never selected.
     public private(set) var unaffordable: [String: String] = [:]
     var allLeftOutSince: Double?
+    /// Record mode: each silo's DP-SGD plan for this run, by the record count it was made for (calibrated once;
+    /// the silo calibrates the same from the same parameters).
+    var recordPlans: [String: (examples: Int, plan: RecordPrivacyPlan?)] = [:]
     /// Releases of rounds an operator discarded when resuming from an earlier checkpoint: they happened, so
     /// central DP's accounting counts them on top of the round numbers.
     public let discardedReleases: Int

@@ -73,8 +73,16 @@ public enum Mechanism: Codable, Sendable, Equatable {
         }
     }
 
-    /// Checks the parameters are ones the accountant covers.
+    /// Checks the parameters are ones the accountant covers, and that the cost is a finite number at every order
+    /// a filter may pin or display (a ledger entry stores it; JSON has no infinity).
     public func validate() throws(PrivacyError) {
+        try validateParameters()
+        for order in RDP.defaultOrders + RenyiFilter.displayOrders where !(rdp(order: order).isFinite && rdp(order: order) >= 0) {
+            throw PrivacyError("the release's RDP at order \(order) is not a finite number: its noise is too small to account")
+        }
+    }
+
+    private func validateParameters() throws(PrivacyError) {
         switch self {
         case .centralGaussian(let z, let c, let d, let sigmaB, let bits):
             guard z > 0, z.isFinite, c > 0, c.isFinite, d >= 1, (1...40).contains(bits) else {

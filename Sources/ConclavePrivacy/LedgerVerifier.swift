@@ -136,6 +136,9 @@ public enum LedgerVerifier {
                     return Check(name: "checkpoints", passed: false, detail: "checkpoint of size \(c.size): the co-signature of \(signer) does not verify")
                 }
             }
+            guard c.size >= 0 else {
+                return Check(name: "checkpoints", passed: false, detail: "a checkpoint claims a negative size (\(c.size))")
+            }
             guard c.size <= entries.count else {
                 return Check(name: "checkpoints", passed: false, detail: "checkpoint of size \(c.size) was signed but the ledger holds \(entries.count) entries: it was truncated")
             }
@@ -151,5 +154,12 @@ extension PrivacyLedger {
     /// The verifier's replay appends what it applied, so hashes and sequence stay aligned.
     mutating func appendForReplay(_ signed: SignedEntry) {
         entries.append(signed)
+    }
+}
+
+extension LedgerExport {
+    /// Every check of `LedgerVerifier` on this export (its entries, checkpoints, keys and rounds).
+    public func verify() -> [LedgerVerifier.Check] {
+        LedgerVerifier.verify(entries: signedEntries, checkpoints: ledgerCheckpoints, keys: publicKeys, rounds: rounds)
     }
 }

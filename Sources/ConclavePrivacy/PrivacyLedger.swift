@@ -81,6 +81,16 @@ public struct PrivacyLedger: Sendable {
         return (signed, entry.kind == .charge)
     }
 
+    /// Appends an entry made elsewhere (an officer's signed registration, refusals drafted on a copy) if it
+    /// continues the ledger and fits its state; otherwise changes nothing.
+    public mutating func append(_ signed: SignedEntry) throws(PrivacyError) {
+        guard signed.entry.seq == entries.count, signed.entry.previous == lastHash else {
+            throw PrivacyError("entry \(signed.entry.seq) does not continue the ledger of \(entries.count) entries")
+        }
+        try apply(signed.entry)
+        entries.append(signed)
+    }
+
     /// Adds a co-signature (a silo's on its charge) to an entry already in the ledger.
     public mutating func cosign(seq: Int, signer: String, signature: [UInt8]) {
         guard entries.indices.contains(seq) else { return }

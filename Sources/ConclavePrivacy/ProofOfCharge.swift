@@ -45,9 +45,13 @@ public struct ProofOfCharge: Codable, Sendable, Equatable {
         }.keys.sorted()
         checks.append(.init(name: "checkpoint", passed: signers.contains("coordinator"),
                             detail: signers.contains("coordinator") ? "size \(c.size), signed by \(signers.joined(separator: ", "))" : "the coordinator's signature on the checkpoint does not verify"))
+        guard c.size >= 0, !entries.isEmpty else {
+            checks.append(.init(name: "entries", passed: false, detail: "the proof holds no charge, or a checkpoint of negative size"))
+            return checks
+        }
         for item in entries {
             let e = item.entry
-            guard e.kind == .charge, e.run == run, e.round == round else {
+            guard e.seq >= 0, e.kind == .charge, e.run == run, e.round == round else {
                 checks.append(.init(name: "entries", passed: false, detail: "entry \(e.seq) is not a charge of run \(run) round \(round)"))
                 return checks
             }

@@ -95,6 +95,13 @@ public struct RenyiFilter: Sendable, Equatable, Codable {
         return .charged(spentAfter: spent)
     }
 
+    /// Records a release that was already made (replaying a ledger), whether or not it still fits: a lowered
+    /// cap must not make past spending vanish.
+    mutating func record(_ increment: Increment) {
+        spent += increment.atOrder
+        for i in spentByOrder.indices where i < increment.byOrder.count { spentByOrder[i] += increment.byOrder[i] }
+    }
+
     /// The accounting value: ε at δ_cap of what was spent, the best over α* and the display orders (shown
     /// beside the guarantee, which is the cap; it is a DP statement only for a history fixed in advance).
     public var epsilonSpent: Double {

@@ -75,7 +75,7 @@ public struct SiloFilters: Sendable {
     public mutating func apply(_ charge: SiloCharge) {
         let k = charge.budget
         if var f = registered[k] {
-            _ = f.charge(f.increment(charge.mechanism.rdp))
+            f.record(f.increment(charge.mechanism.rdp))
             registered[k] = f
         } else {
             var spent = spentWithoutBudget[k] ?? (Array(repeating: 0, count: RDP.defaultOrders.count), charge.delta)
@@ -83,7 +83,7 @@ public struct SiloFilters: Sendable {
             spentWithoutBudget[k] = spent
         }
         if let cap = maxEpsilon, var f = local[k] ?? (try? RenyiFilter(epsilonCap: cap, deltaCap: registered[k]?.deltaCap ?? charge.delta)) {
-            _ = f.charge(f.increment(charge.mechanism.rdp))
+            f.record(f.increment(charge.mechanism.rdp))
             local[k] = f
         }
     }

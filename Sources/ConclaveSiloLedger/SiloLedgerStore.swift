@@ -6,8 +6,8 @@ import Glibc
 import GRDB
 
 /// A silo's own privacy ledger, in its own SQLite file (`[silo] privacy_ledger`): the charges it signed before
-/// each release left, the budget entries it adopted from the coordinator's ledger after checking their
-/// inclusion, the last checkpoint it co-signed (and the coordinator key it pinned), the runs it planned, and
+/// each release left, its own entries of the coordinator's ledger (registrations, amendments, charges,
+/// refusals) that it checked were included and co-signed, the last checkpoint it co-signed (and the coordinator key it pinned), the runs it planned, and
 /// which releases began to leave. Append-only (triggers), like the coordinator's.
 public final class SiloLedgerStore: Sendable {
     let db: DatabaseQueue

@@ -92,6 +92,20 @@ extension CoordinatorStore {
         }
     }
 
+    /// The checkpoint of one size, with its co-signatures (nil if none was made at that size).
+    public func ledgerCheckpoint(size: Int) throws(StorageError) -> LedgerCheckpoint? {
+        try wrapLedger("read the checkpoint of size \(size)") {
+            try db.read { db in
+                guard let data = try Data.fetchOne(db, sql: "SELECT checkpoint FROM ledger_checkpoints WHERE size = ?", arguments: [size]) else { return nil }
+                var checkpoint = try JSONDecoder().decode(LedgerCheckpoint.self, from: data)
+                for row in try Row.fetchAll(db, sql: "SELECT signer, signature FROM ledger_checkpoint_cosignatures WHERE size = ?", arguments: [size]) {
+                    if checkpoint.signatures[row["signer"]] == nil { checkpoint.signatures[row["signer"]] = Array(row["signature"] as Data) }
+                }
+                return checkpoint
+            }
+        }
+    }
+
     /// Every silo's enrolled (or first-used) Ed25519 identity key: what checks its co-signatures.
     public func siloIdentityKeys() throws(StorageError) -> [String: [UInt8]] {
         try wrapLedger("read the silos' keys") {

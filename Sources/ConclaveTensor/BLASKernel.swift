@@ -6,7 +6,7 @@ import Glibc
 
 /// Which OpenBLAS kernels this process runs, and the right ones for the CPU. Distribution builds of OpenBLAS
 /// pick a kernel family from the CPUID model number, and fall back to old SSE kernels (Prescott) on CPUs they do
-/// not know — common on cloud VMs — running sgemm 3–4× slower than the CPU can. OpenBLAS reads
+/// not know — common on cloud VMs — whose sgemm is several times slower than the CPU can run. OpenBLAS reads
 /// `OPENBLAS_CORETYPE` only when it loads, so a process that finds a worse family than its CPU supports
 /// re-executes itself once with the variable set. A variable the user set is never overridden.
 public enum BLASKernel {

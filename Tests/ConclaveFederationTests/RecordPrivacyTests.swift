@@ -62,7 +62,8 @@ import Testing
     }
 
     @Test func theCoordinatorCountsOnlyReportedUpdatesInRecordMode() throws {
-        let silo = SiloInfo(id: "a", examples: 10, features: 8, classes: 3)
+        // 1,000 records at batch 100: the run's plan is q = 0.1, σ = 1, 10 steps a round.
+        let silo = SiloInfo(id: "a", examples: 1000, features: 8, classes: 3)
         let update = [Float](repeating: 0, count: Self.model.parameterCount)
         let record = try RunSpec(name: "r", model: Self.model, rounds: 1, training: Self.training, minSilos: 1,
                                  privacy: PrivacyConfig(mode: .record, noiseMultiplier: 1))
@@ -75,12 +76,21 @@ import Testing
         #expect(throws: FederationError.self) {
             try machine.submit(from: silo, runID: "run", round: 1, update: update, trainLoss: 1, trainSeconds: 1, privacy: bad, now: 1)
         }
+        // A report that claims more noise (or a lower rate) than the run's plan gives its records is refused:
+        // the ledger charges what the plan releases, not what a silo says.
+        for (sigma, q) in [(2.0, 0.1), (1.0, 0.05)] {
+            let lying = SiloPrivacy(epsilon: 0.7, delta: 1e-5, noiseMultiplier: sigma, samplingRate: q, steps: 10)
+            #expect(throws: FederationError.self) {
+                try machine.submit(from: silo, runID: "run", round: 1, update: update, trainLoss: 1, trainSeconds: 1, privacy: lying, now: 1)
+            }
+        }
         let good = SiloPrivacy(epsilon: 0.7, delta: 1e-5, noiseMultiplier: 1, samplingRate: 0.1, steps: 10)
         let event = try machine.submit(from: silo, runID: "run", round: 1, update: update, trainLoss: 1, trainSeconds: 1,
                                        privacy: good, now: 1)
         guard case .roundClosed(let closed) = event else { Issue.record("round did not close"); return }
         #expect(closed.contributions.first?.privacy == good)
         #expect(closed.privacy?.epsilon == 0.7)
+        #expect(closed.releases.map(\.mechanism) == [.subsampledGaussian(samplingRate: 0.1, noiseMultiplier: 1, steps: 10)])
 
         // A run without record privacy refuses a report (the silo is confused about what it joined).
         let plain = try RunSpec(name: "p", model: Self.model, rounds: 1, training: Self.training, minSilos: 1)

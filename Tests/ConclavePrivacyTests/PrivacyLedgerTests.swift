@@ -187,4 +187,44 @@ import Testing
         let checks = LedgerVerifier.verify(entries: ledger.entries, checkpoints: checkpoints, keys: k.publicKeys)
         #expect(checks.allSatisfy { $0.passed }, "\(checks)")
     }
+
+    /// Hostile or degenerate input never traps and never enters the ledger: a release whose cost is not a finite
+    /// number (too little noise), a checkpoint of negative size in an export, a proof of charge with one.
+    @Test func degenerateReleasesAndNegativeSizesAreRefusedNotTrapped() throws {
+        var ledger = PrivacyLedger()
+        let k = Keys()
+        _ = try ledger.register(a, epsilon: 2, delta: 1e-5, actor: "alice", time: 1) { ["coordinator": k.coordinator.sign($0)] }
+        #expect(throws: PrivacyError.self) {
+            _ = try ledger.charge(a, mechanism: .subsampledGaussian(samplingRate: 1, noiseMultiplier: 1e-160, steps: 1), run: "r", round: 1,
+                                  modelSHA256: nil, time: 2) { ["coordinator": k.coordinator.sign($0)] }
+        }
+        #expect(ledger.entries.count == 1)
+        let (honest, checkpoints) = try honestLedger(k)
+        var negative = checkpoints[0]
+        negative.size = -3
+        negative.signatures = ["coordinator": k.coordinator.sign(negative.body)]
+        let check = LedgerVerifier.verify(entries: honest.entries, checkpoints: [negative], keys: k.publicKeys).first { !$0.passed }
+        #expect(check?.detail.contains("negative") == true, "\(String(describing: check))")
+        let export = LedgerExport(origin: "o", entries: honest.entries, checkpoints: checkpoints, keys: k.publicKeys)
+        var proof = try ProofOfCharge.make(run: "run-1", round: 1, export: export)
+        #expect(proof.verify().allSatisfy { $0.passed }, "\(proof.verify())")
+        proof.checkpoint.size = -1
+        #expect(proof.verify().contains { !$0.passed })
+    }
+
+    /// A silo's own filters keep every release it made even when a later amendment lowers the cap below what
+    /// was spent: nothing more is admitted, nothing already spent vanishes.
+    @Test func aLoweredCapKeepsWhatTheSiloSpent() throws {
+        var ledger = PrivacyLedger()
+        let none: PrivacyLedger.Signer = { _ in [:] }
+        _ = try ledger.register(a, epsilon: 8, delta: 1e-5, actor: "alice", time: 1, sign: none)
+        let mechanism = Mechanism.subsampledGaussian(samplingRate: 1, noiseMultiplier: 2, steps: 1)
+        let charges = (1...4).map { SiloCharge(run: "r", round: $0, release: 0, budget: a, mechanism: mechanism, delta: 1e-5, time: Double($0)) }
+        let before = try SiloFilters(adopted: ledger.entries.map(\.entry), charges: charges, maxEpsilon: nil)
+        _ = try ledger.amend(a, epsilon: 5, reason: "lowered", actor: "alice", time: 9, sign: none)
+        let after = try SiloFilters(adopted: ledger.entries.map(\.entry), charges: charges, maxEpsilon: nil)
+        #expect(after.registered[a]!.spent == before.registered[a]!.spent && after.registered[a]!.spent > 0)
+        let next = SiloCharge(run: "r", round: 5, release: 0, budget: a, mechanism: mechanism, delta: 1e-5, time: 10)
+        #expect(after.refusal(next) != nil && before.refusal(next) == nil)
+    }
 }

@@ -49,6 +49,16 @@ import SwiftProtobuf
         await refused(.invalidArgument, "canonical") {
             _ = try await d.appendOfficerEntry(Array(bytes.dropLast()), signature: officer.sign(bytes), actor: "po", officerKey: officer.publicKey)
         }
+        // Signed by the officer but not what the coordinator drafts: another filter order, a smuggled field.
+        var reordered = draft
+        reordered.order = 1.5
+        var smuggled = draft
+        smuggled.run = "run-x"
+        for crafted in [reordered, smuggled] {
+            await refused(.invalidArgument, "not the entry the coordinator drafts") {
+                _ = try await d.appendOfficerEntry(crafted.canonicalBytes, signature: officer.sign(crafted.canonicalBytes), actor: "po", officerKey: officer.publicKey)
+            }
+        }
         await refused(.failedPrecondition, "no signing key") {
             _ = try await d.appendOfficerEntry(bytes, signature: officer.sign(bytes), actor: "po", officerKey: nil)
         }
