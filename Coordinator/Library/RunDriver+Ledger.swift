@@ -44,6 +44,9 @@ extension RunDriver {
         return key
     }
 
+    /// Test-only: shows that a silo refuses on its own when the coordinator does not check (never set in use).
+    static let bypassBudgetCheck = ProcessInfo.processInfo.environment["CONCLAVE_TEST_BYPASS_BUDGET_CHECK"] == "1"
+
     var ledgerSigner: PrivacyLedger.Signer {
         let key = ledgerKey!
         return { ["coordinator": key.sign($0)] }
@@ -52,8 +55,7 @@ extension RunDriver {
     /// Before a round opens: a silo whose budget cannot afford the round's release (or, with
     /// `require_budgets`, has none) is left out of the run, once, with the refusal in the ledger.
     func gateBudget(_ silo: SiloInfo, now: Double) {
-        // Test-only: shows that a silo refuses on its own when the coordinator does not check (never set in use).
-        if ProcessInfo.processInfo.environment["CONCLAVE_TEST_BYPASS_BUDGET_CHECK"] == "1" { return }
+        if Self.bypassBudgetCheck { return }
         guard let m = machine, m.spec.privacy != nil, m.openRoundNumber == nil, !m.isFinished, m.unaffordable[silo.id] == nil else { return }
         do { try openLedger() } catch {
             machine!.leaveOut(silo.id, reason: error.message)
