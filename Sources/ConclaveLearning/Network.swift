@@ -1,16 +1,33 @@
 import ConclaveTensor
 
+/// Per-layer activation and delta buffers for one batch size, at stable addresses (the passes hand them to
+/// BLAS and to each other as pointers). Owned by one `Network`.
+final class NetworkScratch {
+    let capacity: Int
+    /// acts[l+1] is layer l's output (pre-softmax at the top); acts[0] is unused (the batch is read in place).
+    let acts: [UnsafeMutablePointer<Float>]
+    let deltas: [UnsafeMutablePointer<Float>]
+
+    init(widths: [Int], batch: Int) {
+        capacity = batch
+        acts = widths.map { .allocate(capacity: max(1, batch * $0)) }
+        deltas = widths.map { .allocate(capacity: max(1, batch * $0)) }
+    }
+
+    deinit {
+        acts.forEach { $0.deallocate() }
+        deltas.forEach { $0.deallocate() }
+    }
+}
+
 /// Forward and backward passes of a `ModelSpec` over a flat parameter vector, on OpenBLAS.
-/// Holds scratch buffers sized for one batch, so it is reused across steps rather than shared.
+/// Holds scratch buffers sized for one batch, so it is reused across steps rather than shared (a copy shares
+/// the scratch: use one `Network` per thread of training).
 public struct Network {
     public let spec: ModelSpec
     private let layers: [(inputs: Int, outputs: Int)]
     private let offsets: [(weight: Int, bias: Int)]
-    private var capacity = 0
-    /// Activations per layer: acts[l+1] is layer l's output (pre-softmax at the top). acts[0] stays empty:
-    /// the first layer reads the caller's batch in place.
-    var acts: [[Float]] = []
-    var deltas: [[Float]] = []
+    private var scratch: NetworkScratch?
 
     public init(spec: ModelSpec) {
         self.spec = spec
@@ -19,32 +36,31 @@ public struct Network {
     }
 
     private mutating func reserve(batch: Int) {
-        guard batch > capacity else { return }
-        capacity = batch
-        acts = spec.widths.enumerated().map { [Float](repeating: 0, count: $0.offset == 0 ? 0 : batch * $0.element) }
-        deltas = spec.widths.enumerated().map { [Float](repeating: 0, count: $0.offset == 0 ? 0 : batch * $0.element) }
+        guard batch > (scratch?.capacity ?? 0) else { return }
+        scratch = NetworkScratch(widths: spec.widths, batch: batch)
     }
 
-    /// Computes logits for `batch` rows of `x` into acts.last; returns nothing, read with `logits`.
+    /// Layer l's input for the last forward pass: the caller's batch for l = 0.
+    func activations(_ l: Int, input x: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        l == 0 ? x : UnsafePointer(scratch!.acts[l])
+    }
+
+    /// δ of layer l's output (l ≥ 1), as the last backward pass left it.
+    func deltaPointer(_ l: Int) -> UnsafeMutablePointer<Float> { scratch!.deltas[l] }
+
+    /// Computes logits for `batch` rows of `x` into the top activations.
     mutating func forward(params: UnsafePointer<Float>, x: UnsafePointer<Float>, batch: Int) {
         reserve(batch: batch)
         for (l, layer) in layers.enumerated() {
-            let isLast = l == layers.count - 1
-            let input = acts[l]
-            acts[l + 1].withUnsafeMutableBufferPointer { outBuf in
-                input.withUnsafeBufferPointer { inBuf in
-                    let inputs = l == 0 ? x : UnsafePointer(inBuf.baseAddress!)
-                    let out = outBuf.baseAddress!
-                    let bias = params + offsets[l].bias
-                    // Seed every row with the bias, then Z += A · Wᵀ.
-                    for r in 0..<batch { (out + r * layer.outputs).update(from: bias, count: layer.outputs) }
-                    BLAS.gemm(transB: true, m: batch, n: layer.outputs, k: layer.inputs,
-                              a: inputs, lda: layer.inputs, b: params + offsets[l].weight,
-                              ldb: layer.inputs, beta: 1, c: out, ldc: layer.outputs)
-                    if !isLast {
-                        for i in 0..<(batch * layer.outputs) { out[i] = max(out[i], 0) }  // branch-free: vectorises
-                    }
-                }
+            let out = scratch!.acts[l + 1]
+            let bias = params + offsets[l].bias
+            // Seed every row with the bias, then Z += A · Wᵀ.
+            for r in 0..<batch { (out + r * layer.outputs).update(from: bias, count: layer.outputs) }
+            BLAS.gemm(transB: true, m: batch, n: layer.outputs, k: layer.inputs,
+                      a: activations(l, input: x), lda: layer.inputs, b: params + offsets[l].weight,
+                      ldb: layer.inputs, beta: 1, c: out, ldc: layer.outputs)
+            if l < layers.count - 1 {
+                Elementwise.relu(out, count: batch * layer.outputs)
             }
         }
     }
@@ -52,16 +68,13 @@ public struct Network {
     /// δ_top = (softmax(z) − onehot(y)) / divisor for every row of the last forward pass; returns the summed loss.
     mutating func outputDeltas(labels: UnsafePointer<Int32>, batch: Int, divisor: Float) -> Float {
         let top = layers.count, classes = spec.classCount
+        let z = scratch!.acts[top], d = scratch!.deltas[top]
         var loss: Float = 0
-        acts[top].withUnsafeBufferPointer { z in
-            deltas[top].withUnsafeMutableBufferPointer { d in
-                for r in 0..<batch {
-                    let zr = z.baseAddress! + r * classes, dr = d.baseAddress! + r * classes
-                    loss += Network.softmax(zr, into: dr, count: classes, label: Int(labels[r]))
-                    dr[Int(labels[r])] -= 1
-                    if divisor != 1 { for c in 0..<classes { dr[c] /= divisor } }
-                }
-            }
+        for r in 0..<batch {
+            let zr = z + r * classes, dr = d + r * classes
+            loss += Network.softmax(zr, into: dr, count: classes, label: Int(labels[r]))
+            dr[Int(labels[r])] -= 1
+            if divisor != 1 { for c in 0..<classes { dr[c] /= divisor } }
         }
         return loss
     }
@@ -77,32 +90,23 @@ public struct Network {
         let loss = outputDeltas(labels: labels, batch: batch, divisor: Float(batch))
         for l in stride(from: top - 1, through: 0, by: -1) {
             let layer = layers[l]
-            let a = acts[l]
-            let delta = deltas[l + 1]
-            delta.withUnsafeBufferPointer { dBuf in
-                a.withUnsafeBufferPointer { aBuf in
-                    let d = dBuf.baseAddress!
-                    // dW = δᵀ · A   (outputs × inputs)
-                    BLAS.gemm(transA: true, m: layer.outputs, n: layer.inputs, k: batch,
-                              a: d, lda: layer.outputs, b: l == 0 ? x : aBuf.baseAddress!, ldb: layer.inputs,
-                              beta: decay, c: grad + offsets[l].weight, ldc: layer.inputs)
-                    // db = column sums of δ
-                    let db = grad + offsets[l].bias
-                    for o in 0..<layer.outputs { db[o] *= decay }
-                    for r in 0..<batch {
-                        let row = d + r * layer.outputs
-                        for o in 0..<layer.outputs { db[o] += row[o] }
-                    }
-                    guard l > 0 else { return }
-                    // δ_prev = (δ · W) ⊙ [a > 0]
-                    deltas[l].withUnsafeMutableBufferPointer { prev in
-                        let p = prev.baseAddress!
-                        BLAS.gemm(m: batch, n: layer.inputs, k: layer.outputs, a: d, lda: layer.outputs,
-                                  b: params + offsets[l].weight, ldb: layer.inputs, c: p, ldc: layer.inputs)
-                        for i in 0..<(batch * layer.inputs) { p[i] = aBuf[i] > 0 ? p[i] : 0 }
-                    }
-                }
+            let a = activations(l, input: x), d = UnsafePointer(deltaPointer(l + 1))
+            // dW = δᵀ · A   (outputs × inputs)
+            BLAS.gemm(transA: true, m: layer.outputs, n: layer.inputs, k: batch, a: d, lda: layer.outputs,
+                      b: a, ldb: layer.inputs, beta: decay, c: grad + offsets[l].weight, ldc: layer.inputs)
+            // db = column sums of δ
+            let db = grad + offsets[l].bias
+            for o in 0..<layer.outputs { db[o] *= decay }
+            for r in 0..<batch {
+                let row = d + r * layer.outputs
+                for o in 0..<layer.outputs { db[o] += row[o] }
             }
+            guard l > 0 else { continue }
+            // δ_prev = (δ · W) ⊙ [a > 0]
+            let p = deltaPointer(l)
+            BLAS.gemm(m: batch, n: layer.inputs, k: layer.outputs, a: d, lda: layer.outputs,
+                      b: params + offsets[l].weight, ldb: layer.inputs, c: p, ldc: layer.inputs)
+            Elementwise.reluMask(p, by: a, count: batch * layer.inputs)
         }
         return loss / Float(batch)
     }
@@ -125,19 +129,17 @@ public struct Network {
     public mutating func evaluate(params: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                   labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
         forward(params: params, x: x, batch: batch)
-        let classes = spec.classCount
+        let classes = spec.classCount, z = UnsafePointer(scratch!.acts[layers.count])
         var loss: Float = 0
         var correct = 0
         var p = [Float](repeating: 0, count: classes)
-        acts[layers.count].withUnsafeBufferPointer { z in
-            p.withUnsafeMutableBufferPointer { pb in
-                for r in 0..<batch {
-                    let zr = z.baseAddress! + r * classes
-                    loss += Network.softmax(zr, into: pb.baseAddress!, count: classes, label: Int(labels[r]))
-                    var best = 0
-                    for c in 1..<classes where zr[c] > zr[best] { best = c }
-                    if best == Int(labels[r]) { correct += 1 }
-                }
+        p.withUnsafeMutableBufferPointer { pb in
+            for r in 0..<batch {
+                let zr = z + r * classes
+                loss += Network.softmax(zr, into: pb.baseAddress!, count: classes, label: Int(labels[r]))
+                var best = 0
+                for c in 1..<classes where zr[c] > zr[best] { best = c }
+                if best == Int(labels[r]) { correct += 1 }
             }
         }
         return (loss, correct)

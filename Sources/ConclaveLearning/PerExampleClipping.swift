@@ -20,32 +20,26 @@ extension Network {
         let layers = spec.layers, offsets = spec.offsets, top = layers.count
         // Per-example δ_top = softmax(z) − onehot(y), not divided by the batch.
         let loss = outputDeltas(labels: labels, batch: batch, divisor: 1)
-        // Deltas of every layer: δ_prev = (δ · W) ⊙ [a > 0].
-        for l in stride(from: top - 1, through: 1, by: -1) {
-            let layer = layers[l]
-            let delta = deltas[l + 1], a = acts[l]
-            deltas[l].withUnsafeMutableBufferPointer { prev in
-                delta.withUnsafeBufferPointer { d in
-                    BLAS.gemm(m: batch, n: layer.inputs, k: layer.outputs, a: d.baseAddress!, lda: layer.outputs,
-                              b: params + offsets[l].weight, ldb: layer.inputs, c: prev.baseAddress!, ldc: layer.inputs)
-                }
-                for i in 0..<(batch * layer.inputs) { prev[i] = a[i] > 0 ? prev[i] : 0 }
-            }
-        }
-        // ‖∇ℓᵢ‖² = Σ_layers ‖δᵢ‖²·(‖aᵢ‖² + 1).
+        // ‖∇ℓᵢ‖² = Σ_layers ‖δᵢ‖²·(‖aᵢ‖² + 1), accumulated layer by layer as the deltas appear.
         var norms = [Float](repeating: 0, count: batch)
-        for (l, layer) in layers.enumerated() {
-            let delta = deltas[l + 1], a = acts[l]
-            a.withUnsafeBufferPointer { aBuf in
-                let input = l == 0 ? x : UnsafePointer(aBuf.baseAddress!)
+        norms.withUnsafeMutableBufferPointer { nb in
+            let norms = nb.baseAddress!
+            for l in stride(from: top - 1, through: 0, by: -1) {
+                let layer = layers[l]
+                let a = activations(l, input: x)
+                let d = UnsafePointer(deltaPointer(l + 1))
                 for r in 0..<batch {
-                    var an: Float = 0, dn: Float = 0
-                    if l == 0, let inputNorms { an = inputNorms[r] } else {
-                        for i in 0..<layer.inputs { let v = input[r * layer.inputs + i]; an += v * v }
-                    }
-                    for o in 0..<layer.outputs { let v = delta[r * layer.outputs + o]; dn += v * v }
+                    let an = l == 0 && inputNorms != nil ? inputNorms![r]
+                        : BLAS.dot(layer.inputs, a + r * layer.inputs, a + r * layer.inputs)
+                    let dn = BLAS.dot(layer.outputs, d + r * layer.outputs, d + r * layer.outputs)
                     norms[r] += dn * (an + 1)
                 }
+                guard l > 0 else { continue }
+                // δ_prev = (δ · W) ⊙ [a > 0].
+                let prev = deltaPointer(l)
+                BLAS.gemm(m: batch, n: layer.inputs, k: layer.outputs, a: d, lda: layer.outputs,
+                          b: params + offsets[l].weight, ldb: layer.inputs, c: prev, ldc: layer.inputs)
+                Elementwise.reluMask(prev, by: a, count: batch * layer.inputs)
             }
         }
         var clipped = 0
@@ -57,22 +51,19 @@ extension Network {
         }
         // Each layer's clipped gradient sum: scale δ's rows, then dW = δᵀA and db = Σ rows of δ.
         for (l, layer) in layers.enumerated() {
-            let a = acts[l]
-            deltas[l + 1].withUnsafeMutableBufferPointer { d in
-                for r in 0..<batch where factors[r] != 1 {
-                    for o in 0..<layer.outputs { d[r * layer.outputs + o] *= factors[r] }
-                }
-                a.withUnsafeBufferPointer { aBuf in
-                    BLAS.gemm(transA: true, m: layer.outputs, n: layer.inputs, k: batch, a: d.baseAddress!,
-                              lda: layer.outputs, b: l == 0 ? x : aBuf.baseAddress!, ldb: layer.inputs,
-                              beta: 0, c: grad + offsets[l].weight, ldc: layer.inputs)
-                }
-                let db = grad + offsets[l].bias
-                db.update(repeating: 0, count: layer.outputs)
-                for r in 0..<batch {
-                    for o in 0..<layer.outputs { db[o] += d[r * layer.outputs + o] }
+            let d = deltaPointer(l + 1), width = layer.outputs
+            let db = grad + offsets[l].bias
+            db.update(repeating: 0, count: width)
+            for r in 0..<batch {
+                let row = d + r * width, factor = factors[r]
+                for o in 0..<width {
+                    row[o] *= factor
+                    db[o] += row[o]
                 }
             }
+            BLAS.gemm(transA: true, m: width, n: layer.inputs, k: batch, a: d, lda: width,
+                      b: activations(l, input: x), ldb: layer.inputs, beta: 0, c: grad + offsets[l].weight,
+                      ldc: layer.inputs)
         }
         return (loss, clipped)
     }

@@ -23,6 +23,17 @@ public struct NoiseRandom: RandomNumberGenerator {
         return buffer.withUnsafeBufferPointer { $0[index] }
     }
 
+    /// Writes fresh keystream words straight into `words` (a multiple of 8 words), for callers that consume
+    /// random words in bulk: no per-word call, no copy.
+    public mutating func fill(_ words: UnsafeMutableBufferPointer<UInt64>) {
+        precondition(words.count % 8 == 0, "keystream blocks are 64 bytes")
+        do {
+            try cursor.next(UnsafeMutableRawBufferPointer(words))
+        } catch {
+            preconditionFailure("AES-128-CTR keystream failed: \(error)")
+        }
+    }
+
     private mutating func refill() {
         do {
             try buffer.withUnsafeMutableBytes { try cursor.next($0) }

@@ -20,15 +20,48 @@ public struct SummedGaussianNoise: Sendable {
 
     /// Adds independent noise to every value.
     public func add(to values: inout [Float], using rng: inout NoiseRandom) {
+        values.withUnsafeMutableBufferPointer { add(to: $0, using: &rng) }
+    }
+
+    /// values[i] ← (values[i] + noise)·factor, rounded to Float once. Each draw reads one 32-bit word of
+    /// keystream (`Ziggurat.draw(word:)`); words come in blocks straight into a scratch buffer, and all but
+    /// ≈ 1 % of draws end at an integer compare and a multiply.
+    public func add(to values: UnsafeMutableBufferPointer<Float>, thenScaleBy factor: Double = 1,
+                    using rng: inout NoiseRandom) {
+        guard let out = values.baseAddress, values.count > 0 else { return }
         let scale = standardDeviation / Double(parts).squareRoot()
-        let (xs, fs) = Ziggurat.tables
-        xs.withUnsafeBufferPointer { x in
-            fs.withUnsafeBufferPointer { f in
-                values.withUnsafeMutableBufferPointer { out in
-                    for i in out.indices {
-                        var total = 0.0
-                        for _ in 0..<parts { total += Ziggurat.normal(using: &rng, x: x.baseAddress!, f: f.baseAddress!) }
-                        out[i] = Float(Double(out[i]) + total * scale)
+        let parts = self.parts, block = 8192
+        let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: (block * parts / 2 + 8) & ~7)
+        defer { words.deallocate() }
+        let h = UnsafeRawPointer(words.baseAddress!).assumingMemoryBound(to: UInt32.self)
+        let (xs, fs) = Ziggurat.tables, (ws, bs) = Ziggurat.wordTables
+        xs.withUnsafeBufferPointer { xb in
+            fs.withUnsafeBufferPointer { fb in
+                ws.withUnsafeBufferPointer { wb in
+                    bs.withUnsafeBufferPointer { bb in
+                        let x = xb.baseAddress!, f = fb.baseAddress!, w = wb.baseAddress!, b = bb.baseAddress!
+                        @inline(__always) func draw(_ word: UInt32) -> Double {
+                            Ziggurat.draw(word: word, using: &rng, scale: w, bound: b, x: x, f: f)
+                        }
+                        var start = 0
+                        while start < values.count {
+                            let m = min(block, values.count - start)
+                            rng.fill(UnsafeMutableBufferPointer(start: words.baseAddress!, count: ((m * parts + 1) / 2 + 7) & ~7))
+                            let o = out + start
+                            if parts == 2 {
+                                for j in 0..<m {
+                                    let total = draw(h[2 * j]) + draw(h[2 * j + 1])
+                                    o[j] = Float((Double(o[j]) + total * scale) * factor)
+                                }
+                            } else {
+                                for j in 0..<m {
+                                    var total = 0.0
+                                    for k in 0..<parts { total += draw(h[parts * j + k]) }
+                                    o[j] = Float((Double(o[j]) + total * scale) * factor)
+                                }
+                            }
+                            start += m
+                        }
                     }
                 }
             }
