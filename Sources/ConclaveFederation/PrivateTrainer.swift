@@ -30,15 +30,11 @@ public enum PrivateTrainer {
         var params = parameters
         var network = Network(spec: spec)
         var optimizer = SGD(learningRate: Float(config.learningRate), momentum: Float(config.momentum))
-        var sampler = NoiseRandom()  // Poisson sampling: never a seeded, predictable generator
+        var sample = PoissonSample(count: n, rate: q)
         var noiseBits = NoiseRandom()
         let noise = noiseMultiplier > 0 ? SummedGaussianNoise(standardDeviation: noiseMultiplier * clipNorm) : nil
-        // A record is in the sample when its 32-bit word is below ⌊q·2³²⌋: probability ≤ q, so accounting at q
-        // stays an upper bound.
-        let threshold = UInt32(min(q * 0x1p32, Double(UInt32.max)))
         var grad = [Float](repeating: 0, count: params.count)
-        var xb = [Float](), yb = [Int32](), nb = [Float](), rows = [Int]()
-        var draws = [UInt64](repeating: 0, count: ((n + 1) / 2 + 7) & ~7)
+        var xb = [Float](), yb = [Int32](), nb = [Float]()
         // ‖xᵢ‖² of every record, once: the first layer's per-example norms need nothing else from the input.
         let rowNorms: [Float] = data.features.withUnsafeBufferPointer { f in
             (0..<n).map { i in BLAS.dot(d, f.baseAddress! + i * d, f.baseAddress! + i * d) }
@@ -46,30 +42,24 @@ public enum PrivateTrainer {
         let scale = 1 / (q * Double(n))
         var lossSum = 0.0, taken = 0, clipped = 0, seen = 0
         for _ in 0..<steps(batchSize: config.batchSize, examples: n, epochs: config.localEpochs) {
-            yb.removeAll(keepingCapacity: true)
-            nb.removeAll(keepingCapacity: true)
-            draws.withUnsafeMutableBufferPointer { words in
-                let take = { (i: Int) in
-                    yb.append(data.labels[i])
-                    nb.append(rowNorms[i])
-                    rows.append(i)
-                }
-                guard q < 1 else { return (0..<n).forEach(take) }
-                sampler.fill(words)
-                Elementwise.forEachBelow(threshold, in: UnsafeRawPointer(words.baseAddress!).assumingMemoryBound(to: UInt32.self),
-                                         count: n, take)
+            sample.draw()
+            let batch = sample.size
+            // Gather the sampled rows (buffers grown, never shrunk: a Poisson batch varies around qN).
+            if yb.count < batch {
+                xb = [Float](repeating: 0, count: batch * d * 5 / 4)
+                yb = [Int32](repeating: 0, count: batch * 5 / 4)
+                nb = [Float](repeating: 0, count: batch * 5 / 4)
             }
-            // Gather the sampled rows (grown, never shrunk: a Poisson batch varies around qN).
-            if xb.count < rows.count * d { xb = [Float](repeating: 0, count: rows.count * d * 5 / 4) }
             data.features.withUnsafeBufferPointer { f in
                 xb.withUnsafeMutableBufferPointer { x in
-                    for (j, i) in rows.enumerated() {
+                    for j in 0..<batch {
+                        let i = sample.members[j]
                         (x.baseAddress! + j * d).update(from: f.baseAddress! + i * d, count: d)
+                        yb[j] = data.labels[i]
+                        nb[j] = rowNorms[i]
                     }
                 }
             }
-            rows.removeAll(keepingCapacity: true)
-            let batch = yb.count
             var loss: Float = 0, clippedHere = 0
             if batch == 0 {
                 for j in grad.indices { grad[j] = 0 }  // an empty sample still gets its noise
@@ -88,16 +78,20 @@ public enum PrivateTrainer {
                     }
                 }
             }
-            // (Σ clipped + N(0, σ²C²)) / qN in one pass.
-            if let noise {
-                grad.withUnsafeMutableBufferPointer { noise.add(to: $0, thenScaleBy: scale, using: &noiseBits) }
-            } else {
-                let factor = Float(scale)
-                for j in grad.indices { grad[j] *= factor }
-            }
+            // v ← μv + (Σ clipped + N(0, σ²C²)) / qN in one pass, then p ← p − ηv.
             let count = params.count
             params.withUnsafeMutableBufferPointer { p in
-                grad.withUnsafeBufferPointer { g in optimizer.step(params: p.baseAddress!, grad: g.baseAddress!, count: count) }
+                grad.withUnsafeBufferPointer { g in
+                    _ = optimizer.step(params: p.baseAddress!, count: count) { v, decay in
+                        if let noise {
+                            noise.noised(g.baseAddress!, count: count, scaledBy: scale, into: v, decay: decay, using: &noiseBits)
+                        } else {
+                            let factor = Float(scale)
+                            for j in 0..<count { v[j] = decay * v[j] + g[j] * factor }
+                        }
+                        return 0
+                    }
+                }
             }
             if batch > 0 { lossSum += Double(loss) / Double(batch) }
             clipped += clippedHere
