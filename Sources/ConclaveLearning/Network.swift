@@ -53,15 +53,12 @@ public struct Network {
         reserve(batch: batch)
         for (l, layer) in layers.enumerated() {
             let out = scratch!.acts[l + 1]
-            let bias = params + offsets[l].bias
-            // Seed every row with the bias, then Z += A · Wᵀ.
-            for r in 0..<batch { (out + r * layer.outputs).update(from: bias, count: layer.outputs) }
+            // Z = A · Wᵀ, then the bias (and the ReLU below the top) in one pass.
             BLAS.gemm(transB: true, m: batch, n: layer.outputs, k: layer.inputs,
                       a: activations(l, input: x), lda: layer.inputs, b: params + offsets[l].weight,
-                      ldb: layer.inputs, beta: 1, c: out, ldc: layer.outputs)
-            if l < layers.count - 1 {
-                Elementwise.relu(out, count: batch * layer.outputs)
-            }
+                      ldb: layer.inputs, beta: 0, c: out, ldc: layer.outputs)
+            Elementwise.addBias(out, params + offsets[l].bias, rows: batch, width: layer.outputs,
+                                relu: l < layers.count - 1)
         }
     }
 

@@ -37,10 +37,13 @@ public struct SGD: Optimizer {
         if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
         let mu = momentum, lr = learningRate
         // One fused pass: cheaper than two BLAS level-1 calls at these sizes (measured).
-        velocity.withUnsafeMutableBufferPointer { v in
-            for i in 0..<count {
-                v[i] = mu * v[i] + grad[i]
-                params[i] -= lr * v[i]
+        velocity.withUnsafeMutableBufferPointer { vb in
+            let v = vb.baseAddress!
+            Parallel.chunks(count) { range in
+                for i in range {
+                    v[i] = mu * v[i] + grad[i]
+                    params[i] -= lr * v[i]
+                }
             }
         }
     }
@@ -50,9 +53,12 @@ public struct SGD: Optimizer {
                               gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
         if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
         let lr = learningRate, mu = momentum
-        return velocity.withUnsafeMutableBufferPointer { v in
-            let loss = gradient(v.baseAddress!, mu)
-            for i in 0..<count { params[i] -= lr * v[i] }
+        return velocity.withUnsafeMutableBufferPointer { vb in
+            let v = vb.baseAddress!
+            let loss = gradient(v, mu)
+            // p ← p − ηv is a saxpy: OpenBLAS splits it over its own threads, already awake from the sgemm
+            // calls just made (measured: cheaper than handing halves to other threads).
+            BLAS.axpy(count, -lr, v, params)
             return loss
         }
     }
@@ -101,11 +107,14 @@ public struct Adam: Optimizer {
         let stepSize = learningRate * Float((1 - _pow(Double(b2), Double(t))).squareRoot() / (1 - _pow(Double(b1), Double(t))))
         m.withUnsafeMutableBufferPointer { mb in
             v.withUnsafeMutableBufferPointer { vb in
-                for i in 0..<count {
-                    let g = grad[i]
-                    mb[i] = b1 * mb[i] + (1 - b1) * g
-                    vb[i] = b2 * vb[i] + (1 - b2) * g * g
-                    params[i] -= stepSize * mb[i] / (vb[i].squareRoot() + eps)
+                let m = mb.baseAddress!, v = vb.baseAddress!
+                Parallel.chunks(count) { range in
+                    for i in range {
+                        let g = grad[i]
+                        m[i] = b1 * m[i] + (1 - b1) * g
+                        v[i] = b2 * v[i] + (1 - b2) * g * g
+                        params[i] -= stepSize * m[i] / (v[i].squareRoot() + eps)
+                    }
                 }
             }
         }
