@@ -2,113 +2,87 @@
 import Glibc
 #endif
 
-/// Standard normal variates by Marsaglia & Tsang's ziggurat (J. Stat. Softw. 2000), one 32-bit random word per
-/// draw ≈ 99.7 % of the time: with 1,024 layers, bits 0–9 pick the layer, bit 10 the sign and bits 11–31 the
-/// position, so a draw costs two table loads, an integer compare and a multiply — no log, no cosine. (Each draw
-/// takes one of 2³² values before the rare wedge and tail steps, as many as a float32 uniform draw; the layer
-/// count trades table size for fewer of those slower steps: 1.2 % of draws at 256 layers, 0.3 % at 1,024.)
-final class Ziggurat: @unchecked Sendable {  // immutable after init
-    static let shared = Ziggurat()
+/// Standard normal variates by Marsaglia & Tsang's ziggurat (J. Stat. Softw. 2000) with 256 layers, in the
+/// 64-bit form rand_distr uses: one random word per draw 99 % of the time (8 bits pick the layer, the top 52
+/// bits the position), so a draw costs a table lookup, a multiply and a compare instead of a log and a cosine.
+enum Ziggurat {
+    /// The base strip's right edge R and each layer's area V (256 layers).
+    static let r = 3.654152885361008796
+    static let v = 0.00492867323399
 
-    /// The word layout, fixed so the hot loop shifts and masks by constants.
-    static let layers = 1024
-    static let layerMask: UInt32 = 0x3ff
-    static let signBit: UInt32 = 0x400
-    static let positionShift: UInt32 = 11
-
-    /// The base strip's right edge R and each layer's area V.
-    let r: Double
-    let v: Double
-    /// x[0] = V/f(R) (the base strip as a rectangle), x[1] = R, …, x[layers] = 0; f[i] = exp(−x[i]²/2).
-    let x: UnsafeMutablePointer<Double>
-    let f: UnsafeMutablePointer<Double>
-    /// x[i]·2⁻²¹ and ⌊x[i+1]/x[i]·2²¹⌋ (21 position bits): the rectangle test on the position m is m < bound.
-    let scale: UnsafeMutablePointer<Double>
-    let bound: UnsafeMutablePointer<UInt32>
-
-    /// R, V and the layer edges for `n` layers of equal area that close exactly under the peak, found by
-    /// bisection on how far the stack over- or undershoots f = 1 (for n = 256 this gives Marsaglia & Tsang's
-    /// R = 3.6541528853610088 and V = 0.00492867323399).
-    static func solve(layers n: Int) -> (r: Double, v: Double, x: [Double]) {
-        func stack(_ r: Double) -> (v: Double, x: [Double], overshoot: Double) {
-            let v = r * exp(-r * r / 2) + (Double.pi / 2).squareRoot() * erfc(r / 2.0.squareRoot())
-            var x = [Double](repeating: 0, count: n + 1)
-            x[0] = v / exp(-r * r / 2)
-            x[1] = r
-            for i in 1..<(n - 1) {
-                let next = exp(-x[i] * x[i] / 2) + v / x[i]
-                if next >= 1 { return (v, x, 1) }  // closed below the top layer: V too large
-                x[i + 1] = (-2 * log(next)).squareRoot()
-            }
-            return (v, x, exp(-x[n - 1] * x[n - 1] / 2) + v / x[n - 1] - 1)
+    /// x[0] = V/f(R) (the base strip's width as a rectangle), x[1] = R, …, x[256] = 0; f[i] = exp(−x[i]²/2).
+    static let tables: (x: [Double], f: [Double]) = {
+        var x = [Double](repeating: 0, count: 257)
+        x[0] = v / exp(-r * r / 2)
+        x[1] = r
+        for i in 1..<255 {
+            let next = exp(-x[i] * x[i] / 2) + v / x[i]
+            x[i + 1] = (-2 * log(min(next, 1))).squareRoot()
         }
-        var lo = 2.0, hi = 6.0
-        for _ in 0..<200 {
-            let mid = (lo + hi) / 2
-            if stack(mid).overshoot > 0 { lo = mid } else { hi = mid }
-        }
-        let built = stack(lo)
-        return (lo, built.v, built.x)
-    }
+        x[256] = 0
+        return (x, x.map { exp(-$0 * $0 / 2) })
+    }()
 
-    private init() {
-        let n = Ziggurat.layers
-        let solved = Ziggurat.solve(layers: n)
-        r = solved.r
-        v = solved.v
-        x = .allocate(capacity: n + 1)
-        f = .allocate(capacity: n + 1)
-        for i in 0...n {
-            x[i] = solved.x[i]
-            f[i] = exp(-x[i] * x[i] / 2)
-        }
-        scale = .allocate(capacity: n)
-        bound = .allocate(capacity: n)
-        for i in 0..<n {
-            scale[i] = x[i] * 0x1p-21
-            bound[i] = UInt32((x[i + 1] / x[i] * 0x1p21).rounded(.down))
-        }
-    }
-
-    deinit {
-        x.deallocate(); f.deallocate(); scale.deallocate(); bound.deallocate()
-    }
-
-    /// A standard normal draw from the 32-bit word `h`, given `scale` and `bound` (hoisted by a hot loop);
-    /// `rng` supplies more words only when the rectangle test fails.
     @inline(__always)
-    func draw(word h: UInt32, using rng: inout some RandomNumberGenerator,
-              scale: UnsafePointer<Double>, bound: UnsafePointer<UInt32>) -> Double {
-        let i = Int(h & Ziggurat.layerMask), m = h &>> Ziggurat.positionShift
-        guard m < bound[i] else { return finish(word: h, using: &rng) }
-        // The sign bit (bit 10) moved to the double's (bit 63): no branch.
-        return Double(bitPattern: (Double(m) * scale[i]).bitPattern | UInt64(h & Ziggurat.signBit) &<< 53)
+    static func normal(using rng: inout some RandomNumberGenerator, x: UnsafePointer<Double>, f: UnsafePointer<Double>) -> Double {
+        while true {
+            let bits = rng.next()
+            let i = Int(truncatingIfNeeded: bits & 0xff)
+            // u uniform in [−1, 1) from the top 52 bits.
+            let u = Double(bitPattern: (bits >> 12) | 0x4000_0000_0000_0000) - 3
+            let candidate = u * x[i]
+            if abs(candidate) < x[i + 1] { return candidate }
+            if i == 0 { return tail(negative: u < 0, using: &rng) }
+            let y = f[i + 1] + (f[i] - f[i + 1]) * unit(&rng)
+            if y < exp(-candidate * candidate / 2) { return candidate }
+        }
     }
 
-    /// A standard normal draw from fresh words of `rng`.
-    func normal(using rng: inout some RandomNumberGenerator) -> Double {
-        draw(word: UInt32(truncatingIfNeeded: rng.next()), using: &rng, scale: scale, bound: bound)
+    /// Tables for draws from one 32-bit word each (`draw(word:)`): bits 0–7 pick the layer, bit 8 the sign,
+    /// bits 9–31 the position m. `scale[layer | sign<<8]` = ±x[layer]·2⁻²³; `bound[layer]` = ⌊x[layer+1]/x[layer]·2²³⌋,
+    /// so the rectangle test is one integer compare and the value one multiply.
+    static let wordTables: (scale: [Double], bound: [UInt32]) = {
+        let x = tables.x
+        var scale = [Double](repeating: 0, count: 512), bound = [UInt32](repeating: 0, count: 256)
+        for i in 0..<256 {
+            scale[i] = x[i] * 0x1p-23
+            scale[i + 256] = -x[i] * 0x1p-23
+            bound[i] = UInt32((x[i + 1] / x[i] * 0x1p23).rounded(.down))
+        }
+        return (scale, bound)
+    }()
+
+    /// A standard normal draw from one 32-bit word — float32 precision per draw (23-bit positions in 256 layers,
+    /// like the float32 draws Opacus's secure mode sums) at half the keystream of `normal`. ≈ 99 % of words end
+    /// at the rectangle test; the rest go on with `rng`.
+    @inline(__always)
+    static func draw(word h: UInt32, using rng: inout some RandomNumberGenerator, scale: UnsafePointer<Double>,
+                     bound: UnsafePointer<UInt32>, x: UnsafePointer<Double>, f: UnsafePointer<Double>) -> Double {
+        let m = h >> 9
+        if m < bound[Int(h & 0xff)] { return Double(m) * scale[Int(h & 0x1ff)] }
+        return finish(word: h, using: &rng, x: x, f: f)
     }
 
-    /// The rest of a draw that failed the integer rectangle test: the exact test (the bound was rounded down),
-    /// then the wedge or the tail beyond R, else a fresh draw. Each try is independent of the one rejected, so
-    /// the result has the ziggurat's distribution.
+    /// The rest of a 32-bit draw that failed the integer rectangle test: the exact test (the bound was rounded
+    /// down), then the wedge or the tail beyond R, else a fresh draw. Each try is independent of the one
+    /// rejected, so the result is a ziggurat normal like `normal`'s.
     @inline(never)
-    func finish(word h: UInt32, using rng: inout some RandomNumberGenerator) -> Double {
-        let i = Int(h & Ziggurat.layerMask), negative = h & Ziggurat.signBit != 0
-        let candidate = Double(h &>> Ziggurat.positionShift) * scale[i]
+    static func finish(word h: UInt32, using rng: inout some RandomNumberGenerator,
+                       x: UnsafePointer<Double>, f: UnsafePointer<Double>) -> Double {
+        let i = Int(h & 0xff), negative = h & 0x100 != 0
+        let candidate = Double(h >> 9) * 0x1p-23 * x[i]
         if candidate < x[i + 1] { return negative ? -candidate : candidate }
         if i == 0 { return tail(negative: negative, using: &rng) }
-        let y = f[i + 1] + (f[i] - f[i + 1]) * Ziggurat.unit(&rng)
+        let y = f[i + 1] + (f[i] - f[i + 1]) * unit(&rng)
         if y < exp(-candidate * candidate / 2) { return negative ? -candidate : candidate }
-        return normal(using: &rng)
+        return normal(using: &rng, x: x, f: f)
     }
 
     /// Beyond R (Marsaglia 1964).
-    func tail(negative: Bool, using rng: inout some RandomNumberGenerator) -> Double {
+    static func tail(negative: Bool, using rng: inout some RandomNumberGenerator) -> Double {
         while true {
-            let a = -log(Ziggurat.unitOpen(&rng)) / r
-            let b = -log(Ziggurat.unitOpen(&rng))
+            let a = -log(unitOpen(&rng)) / r
+            let b = -log(unitOpen(&rng))
             if 2 * b >= a * a { return negative ? -(r + a) : r + a }
         }
     }

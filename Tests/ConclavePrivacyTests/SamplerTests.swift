@@ -119,33 +119,32 @@ extension SamplerTests {
 
     @Test func zigguratDrawsAreStandardNormal() {
         var rng = NoiseRandom()
-        let zig = Ziggurat.shared, top = Ziggurat.layers - 1
+        let (x, f) = Ziggurat.tables
         // The layers close up: the top one (under the peak) has the same area V as every other.
-        #expect(abs(zig.f[top] + zig.v / zig.x[top] - 1) < 1e-9, "top layer edge \(zig.x[top])")
-        checkNormal((0..<200_000).map { _ in zig.normal(using: &rng) }, sigma: 1, "ziggurat")
-    }
-
-    @Test func theLayerSolverFindsMarsagliaAndTsangsConstants() {
-        let solved = Ziggurat.solve(layers: 256)
-        #expect(abs(solved.r - 3.654152885361008796) < 1e-9, "R = \(solved.r)")
-        #expect(abs(solved.v - 0.00492867323399) < 1e-12, "V = \(solved.v)")
+        #expect(abs(f[255] + Ziggurat.v / x[255] - 1) < 1e-9, "top layer edge \(x[255])")
+        checkNormal((0..<200_000).map { _ in Ziggurat.normal(using: &rng, x: x, f: f) }, sigma: 1, "ziggurat")
+        // The 32-bit draws the noise loop uses, words taken from the same generator.
+        let (w, b) = Ziggurat.wordTables
+        checkNormal((0..<200_000).map { _ in
+            Ziggurat.draw(word: UInt32(truncatingIfNeeded: rng.next()), using: &rng, scale: w, bound: b, x: x, f: f)
+        }, sigma: 1, "32-bit ziggurat")
     }
 
     /// Words that fail the rectangle test in the base strip go to the tail: every draw lies beyond R, and the
     /// mean excess matches the normal tail's, E[X − R | X > R] = φ(R)/Q(R) − R.
     @Test func baseStripWordsBeyondTheRectangleDrawFromTheTail() {
         var rng = NoiseRandom()
-        let zig = Ziggurat.shared, n = 20_000
+        let (x, f) = Ziggurat.tables, n = 20_000, r = Ziggurat.r
         var excess = 0.0, beyond = 0
         for k in 0..<n {
-            let word = UInt32.max & ~Ziggurat.layerMask & ~(k % 2 == 0 ? Ziggurat.signBit : 0)  // layer 0, top position
-            let value = zig.finish(word: word, using: &rng)
-            if abs(value) > zig.r { beyond += 1 }
+            let word = UInt32.max & ~0x1ff | (k % 2 == 0 ? 0 : 0x100)  // layer 0, top position, sign alternating
+            let value = Ziggurat.finish(word: word, using: &rng, x: x, f: f)
+            if abs(value) > r { beyond += 1 }
             #expect((value < 0) == (k % 2 == 1))
-            excess += abs(value) - zig.r
+            excess += abs(value) - r
         }
         #expect(beyond == n)
-        let r = zig.r, phi = exp(-r * r / 2) / (2 * Double.pi).squareRoot(), tail = erfc(r / 2.0.squareRoot()) / 2
+        let phi = exp(-r * r / 2) / (2 * Double.pi).squareRoot(), tail = erfc(r / 2.0.squareRoot()) / 2
         let expected = phi / tail - r, spread = 1 / r  // the excess is about exponential with rate R
         #expect(abs(excess / Double(n) - expected) < 5 * spread / Double(n).squareRoot(), "mean excess \(excess / Double(n)), expected \(expected)")
     }
