@@ -16,12 +16,16 @@ struct SecAggBench: AsyncParsableCommand {
     @Option(help: "Shamir threshold t (default: chosen from n and the dropout rate, as the coordinator does).") var threshold: Int?
     @Option(help: "Fraction of silos that may collude with the coordinator, for choosing the graph.") var corruption = 0.0
     @Option(help: "Threads the coordinator unmasks with.") var threads = 2
+    @Option(help: "Neighbour graph: auto (as the coordinator picks: complete up to 100 silos), complete, or sparse (the Harary graph the coordinator would pick above 100).")
+    var graph = "auto"
     @Flag(help: "Print one JSON object.") var json = false
 
     var kind: MaskGenerator.Kind? { MaskGenerator.Kind(rawValue: prg) }
     /// The graph and threshold the coordinator would pick (active adversary, at least 5 % dropout tolerated).
     var choice: GraphParameters.Choice? {
-        try? GraphParameters.choose(silos: silos, dropoutRate: max(dropout, 0.05), corruptionRate: corruption)
+        let completeUpTo = switch graph { case "complete": Int.max; case "sparse": 1; default: 100 }
+        return try? GraphParameters.choose(silos: silos, dropoutRate: max(dropout, 0.05), corruptionRate: corruption,
+                                           completeUpTo: completeUpTo)
     }
     var t: Int { threshold ?? choice?.threshold ?? silos / 2 + 1 }
     var dropped: Int { Int((dropout * Double(silos)).rounded()) }
@@ -31,6 +35,9 @@ struct SecAggBench: AsyncParsableCommand {
         guard params >= 1 else { throw ValidationError("--params must be at least 1") }
         guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         guard kind != nil else { throw ValidationError("--prg must be aes or chacha, got '\(prg)'") }
+        guard ["auto", "complete", "sparse"].contains(graph) else {
+            throw ValidationError("--graph must be auto, complete or sparse, got '\(graph)'")
+        }
         guard (1...silos).contains(t) else { throw ValidationError("--threshold must be in 1…\(silos)") }
         if threshold == nil, choice == nil {
             throw ValidationError("no safe graph for \(silos) silos at dropout \(dropout) and corruption \(corruption)")
@@ -94,7 +101,7 @@ struct SecAggBench: AsyncParsableCommand {
         let floor = Double(params) * Double(streams) * 4 / speed
         let maskSeconds = maskTotal / Double(live.count)
         let result: [String: Any] = [
-            "silos": silos, "params": params, "neighbours": streams - 1, "dropout": dropout, "dropped": dropped, "threshold": t, "prg": prg,
+            "silos": silos, "params": params, "graph": self.graph, "neighbours": streams - 1, "dropout": dropout, "dropped": dropped, "threshold": t, "prg": prg,
             "threads": threads, "share_seconds": shareTotal / Double(silos), "mask_seconds": maskSeconds, "unmask_seconds": unmaskSeconds,
             "plain_sum_seconds": plainSeconds, "exact": unmasked == plain, "keystream_gb_per_s": speed / 1e9,
             "mask_floor_seconds": floor, "mask_vs_floor": maskSeconds / floor,
