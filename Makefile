@@ -39,7 +39,7 @@ bench: build
 	.build/release/conclave bench training
 	.build/release/conclave bench aggregation --silos 10 --params 1000000
 
-# Conclave against PyTorch and Opacus on this machine (Benchmarks/peers/README.md); peers in a git-ignored venv.
+# Conclave against PyTorch, Opacus and Flower on this machine (Benchmarks/peers/README.md); peers in a git-ignored venv.
 bench-peers: build
 	bash Benchmarks/peers/run.sh
 
