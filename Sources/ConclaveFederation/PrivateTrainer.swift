@@ -1,11 +1,10 @@
 public import ConclaveLearning
-import ConclaveCrypto
 import ConclaveTensor
 public import ConclavePrivacy
 
-/// DP-SGD (Abadi et al., CCS 2016) on one silo's records: each step takes a Poisson sample (every record in
-/// independently with probability q = batch/N), clips each example's gradient to L2 ≤ C, adds N(0, (σC)²) to
-/// the sum on a fine lattice, and divides by the expected batch qN (a fixed denominator, so one record's
+/// DP-SGD (Abadi et al., CCS 2016) on one silo's records: each step takes a Poisson sample (`PoissonSample`:
+/// every record in independently with probability ≤ q = batch/N), clips each example's gradient to L2 ≤ C, adds
+/// N(0, (σC)²) to the sum, and divides by the expected batch qN (a fixed denominator, so one record's
 /// influence stays bounded). The guarantee is about the silo's own records and holds whatever the coordinator
 /// does; `Accountant` turns (q, σ, steps) into ε. The per-step noise is `SummedGaussianNoise` (a documented
 /// floating-point-safe construction fast enough for every step; see there).

@@ -3,8 +3,9 @@
 /// Privacy", ESORICS 2021), the one Opacus uses in its secure mode: each coordinate is the sum of `parts`
 /// independent N(0, σ²/parts) draws. Mironov's attack (CCS 2012) inverts a single textbook draw to the uniform
 /// behind it; a sum has exponentially many preimages, so the released low-order bits no longer pin down the
-/// input. Draws are ziggurat variates (double precision) from `NoiseRandom` (AES-CTR under a key from
-/// libsodium); values get their noise in double precision and are rounded to Float once. The exact integer
+/// input. Draws are ziggurat variates from one 32-bit word of `NoiseRandom` each (AES-CTR under a key from
+/// libsodium): 2³² possible values per draw before the rare wedge and tail steps, as many as the float32 draws
+/// Opacus's secure mode sums; values get their noise in double precision and are rounded to Float once. The exact integer
 /// samplers in `DiscreteSamplers` remain the choice where a release happens once per round (`GaussianNoise`): at
 /// ≈ 2.75 µs a draw they would cost DP-SGD ~0.3 s per step of a 10⁵-parameter model.
 public struct SummedGaussianNoise: Sendable {

@@ -2,9 +2,10 @@
 import Glibc
 #endif
 
-/// Standard normal variates by Marsaglia & Tsang's ziggurat (J. Stat. Softw. 2000) with 256 layers, in the
-/// 64-bit form rand_distr uses: one random word per draw 99 % of the time (8 bits pick the layer, the top 52
-/// bits the position), so a draw costs a table lookup, a multiply and a compare instead of a log and a cosine.
+/// Standard normal variates by Marsaglia & Tsang's ziggurat (J. Stat. Softw. 2000) with 256 layers: one random
+/// word per draw 99 % of the time, so a draw costs a table lookup, a multiply and a compare instead of a log and
+/// a cosine. Two forms: `normal`, the 64-bit one rand_distr uses (8 bits pick the layer, the top 52 bits the
+/// position), and `draw(word:)` on a 32-bit word (8 bits layer, 1 sign, 23 position), the DP-SGD noise loop's.
 enum Ziggurat {
     /// The base strip's right edge R and each layer's area V (256 layers).
     static let r = 3.654152885361008796
