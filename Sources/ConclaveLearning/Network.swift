@@ -21,8 +21,7 @@ final class NetworkScratch {
 }
 
 /// Forward and backward passes of a `ModelSpec` over a flat parameter vector, on OpenBLAS.
-/// Holds scratch buffers sized for one batch, so it is reused across steps rather than shared (a copy shares
-/// the scratch: use one `Network` per thread of training).
+/// Holds scratch buffers sized for one batch, so it is reused across steps rather than shared.
 public struct Network {
     public let spec: ModelSpec
     private let layers: [(inputs: Int, outputs: Int)]
@@ -35,9 +34,11 @@ public struct Network {
         self.offsets = spec.offsets
     }
 
+    /// Scratch for `batch` rows, owned by this value alone: a copy of a `Network` gets its own on its first
+    /// pass, so copies never write into each other's buffers.
     private mutating func reserve(batch: Int) {
-        guard batch > (scratch?.capacity ?? 0) else { return }
-        scratch = NetworkScratch(widths: spec.widths, batch: batch)
+        if isKnownUniquelyReferenced(&scratch), let capacity = scratch?.capacity, batch <= capacity { return }
+        scratch = NetworkScratch(widths: spec.widths, batch: max(1, batch, scratch?.capacity ?? 0))
     }
 
     /// Layer l's input for the last forward pass: the caller's batch for l = 0.

@@ -2,8 +2,8 @@ import COpenBLAS
 import Dispatch
 
 /// Splits an element-wise pass over the threads training may use. sgemm already runs on OpenBLAS's threads;
-/// the passes between the calls (the optimizer's update over every parameter, above all) would otherwise run
-/// on one core while the others wait. One setting governs both: the OpenBLAS thread count (`[training]
+/// the passes between the calls (Adam's update over every parameter, above all) would otherwise run on one
+/// core while the others wait. One setting governs both: the OpenBLAS thread count (`[training]
 /// threads`, `BLAS.setThreads`).
 public enum Parallel {
     /// The threads a pass may use.

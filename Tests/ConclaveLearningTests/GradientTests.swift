@@ -1,4 +1,6 @@
 import ConclaveLearning
+import Dispatch
+import Synchronization
 import ConclaveTesting
 import Testing
 
@@ -97,5 +99,36 @@ extension GradientTests {
             }
         }
         for j in grad.indices { #expect(abs(again[j] - grad[j]) <= 1e-5 * max(1, abs(grad[j])), "parameter \(j)") }
+    }
+}
+
+extension GradientTests {
+    /// A copy of a `Network` is its own: two copies of one warmed-up network, used on two threads at once, give
+    /// each the gradient a fresh network gives (their scratch buffers are not shared).
+    @Test func copiesOfANetworkComputeIndependently() {
+        let spec = try! ModelSpec(architecture: .mlp, inputFeatures: 6, hidden: [32, 16], classCount: 3)
+        let params = spec.initialParameters(seed: 4)
+        let batches = [Fixtures.blobs(count: 64, features: 6, classes: 3, seed: 1, spread: 1.5),
+                       Fixtures.blobs(count: 64, features: 6, classes: 3, seed: 2, spread: 1.5)]
+        let expected = batches.map { data -> [Float] in
+            var fresh = Network(spec: spec)
+            var g = [Float](repeating: 0, count: params.count)
+            _ = loss(&fresh, params, data, &g)
+            return g
+        }
+        var warmed = Network(spec: spec)
+        var g = [Float](repeating: 0, count: params.count)
+        _ = loss(&warmed, params, batches[0], &g)
+        nonisolated(unsafe) let original = warmed  // the point of the test: copies used on two threads
+        let mismatches = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            var copy = original  // shares the warmed network's buffers until it runs
+            var grad = [Float](repeating: 0, count: params.count)
+            for _ in 0..<200 {
+                _ = loss(&copy, params, batches[i], &grad)
+                if grad != expected[i] { mismatches.withLock { $0 += 1 } }
+            }
+        }
+        #expect(mismatches.withLock { $0 } == 0)
     }
 }

@@ -269,16 +269,8 @@ import Testing
         let offline = try cluster.cli(["budget", "report", "--out", "\(cluster.dir)/silo0.html", "--ledger", ledger, "--silo", "silo-0"])
         #expect(offline.status == 0, "\(offline.err)")
         func browse(_ args: [String]) throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: chromium)
-            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(cluster.dir)/chromium"] + args
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+            try Cluster.output(of: chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                              "--user-data-dir=\(cluster.dir)/chromium"] + args)
         }
         let dom = try browse(["--dump-dom", "file://\(report)"])
         for needle in ["Privacy budget report", "1. Scope and threat model", "silo-0/default/silo", "silo-1/default/silo", "<polyline",

@@ -295,16 +295,8 @@ import X509
         try cluster.startCoordinator()
         _ = try cluster.waitFor("the coordinator", timeout: 30) { try? cluster.cli(["run", "list", "--coordinator", cluster.address]).status == 0 ? true : nil }
         func probe(_ port: Int, _ version: String) throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
             let admin = cluster.operatorIdentity
-            p.arguments = ["-c", "(printf 'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(port) \(version) -alpn h2 -cert \(admin)/cert.pem -key \(admin)/key.pem -CAfile \(cluster.dir)/pki/ca.pem 2>&1"]
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
+            return try Cluster.output(of: "/bin/sh", ["-c", "(printf 'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n'; sleep 1) | timeout 10 openssl s_client -connect 127.0.0.1:\(port) \(version) -alpn h2 -cert \(admin)/cert.pem -key \(admin)/key.pem -CAfile \(cluster.dir)/pki/ca.pem 2>&1"])
         }
         let old = try probe(cluster.port, "-tls1_2")
         #expect(old.contains("TLSv1.2") && old.contains("closed"), "\(old.suffix(600))")

@@ -6,16 +6,7 @@ import Testing
 /// the coordinator nor SQLite.
 @Suite struct LinkageTests {
     func symbols(_ executable: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/nm")
-        p.arguments = [try Cluster.executable(executable)]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try Cluster.output(of: "/usr/bin/nm", [try Cluster.executable(executable)])
     }
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/nm"), "needs nm (binutils)"))
