@@ -17,15 +17,18 @@ struct SecAggBench: AsyncParsableCommand {
     @Option(help: "Fraction of silos that may collude with the coordinator, for choosing the graph.") var corruption = 0.0
     @Option(help: "Threads the coordinator unmasks with.") var threads = 2
     @Option(help: "Neighbour graph: auto (as the coordinator picks: complete up to 100 silos), complete, or sparse (the Harary graph the coordinator would pick above 100).")
-    var graph = "auto"
+    var graph = GraphKind.auto
     @Flag(help: "Print one JSON object.") var json = false
 
     var kind: MaskGenerator.Kind? { MaskGenerator.Kind(rawValue: prg) }
     /// The graph and threshold the coordinator would pick (active adversary, at least 5 % dropout tolerated).
     var choice: GraphParameters.Choice? {
-        let completeUpTo = switch graph { case "complete": Int.max; case "sparse": 1; default: 100 }
-        return try? GraphParameters.choose(silos: silos, dropoutRate: max(dropout, 0.05), corruptionRate: corruption,
-                                           completeUpTo: completeUpTo)
+        let d = max(dropout, 0.05)
+        return switch graph {
+        case .auto: try? GraphParameters.choose(silos: silos, dropoutRate: d, corruptionRate: corruption)
+        case .complete: try? GraphParameters.choose(silos: silos, dropoutRate: d, corruptionRate: corruption, completeUpTo: .max)
+        case .sparse: try? GraphParameters.choose(silos: silos, dropoutRate: d, corruptionRate: corruption, completeUpTo: 1)
+        }
     }
     var t: Int { threshold ?? choice?.threshold ?? silos / 2 + 1 }
     var dropped: Int { Int((dropout * Double(silos)).rounded()) }
@@ -35,9 +38,6 @@ struct SecAggBench: AsyncParsableCommand {
         guard params >= 1 else { throw ValidationError("--params must be at least 1") }
         guard (0..<1).contains(dropout) else { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         guard kind != nil else { throw ValidationError("--prg must be aes or chacha, got '\(prg)'") }
-        guard ["auto", "complete", "sparse"].contains(graph) else {
-            throw ValidationError("--graph must be auto, complete or sparse, got '\(graph)'")
-        }
         guard (1...silos).contains(t) else { throw ValidationError("--threshold must be in 1…\(silos)") }
         if threshold == nil, choice == nil {
             throw ValidationError("no safe graph for \(silos) silos at dropout \(dropout) and corruption \(corruption)")
@@ -51,8 +51,8 @@ struct SecAggBench: AsyncParsableCommand {
     func run() throws {
         let ids = (0..<silos).map { "silo-\($0)" }
         let context = Array("bench/round-1".utf8)
-        let graph = try choice.flatMap { c in c.complete ? nil : try NeighbourGraph.harary(ids, degree: c.degree, seed: context) }
-        let parameters = SecAggParameters(context: context, threshold: t, length: params, prg: kind!, graph: graph)
+        let neighbours = try choice.flatMap { c in c.complete ? nil : try NeighbourGraph.harary(ids, degree: c.degree, seed: context) }
+        let parameters = SecAggParameters(context: context, threshold: t, length: params, prg: kind!, graph: neighbours)
         let identities = ids.map { _ in Ed25519KeyPair() }
         let directory = Dictionary(uniqueKeysWithValues: zip(ids, identities.map(\.publicKey)))
         var members = zip(ids, identities).map { SecAggSilo(id: $0, identity: $1, directory: directory, parameters: parameters) }
@@ -97,11 +97,11 @@ struct SecAggBench: AsyncParsableCommand {
 
         // The PRG floor for one silo: self mask + one pairwise mask per other silo that shared, at the
         // keystream speed measured now.
-        let streams = (graph.map { $0.neighbours(of: ids[0]).count } ?? (silos - 1)) + 1
+        let streams = (neighbours.map { $0.neighbours(of: ids[0]).count } ?? (silos - 1)) + 1
         let floor = Double(params) * Double(streams) * 4 / speed
         let maskSeconds = maskTotal / Double(live.count)
         let result: [String: Any] = [
-            "silos": silos, "params": params, "graph": self.graph, "neighbours": streams - 1, "dropout": dropout, "dropped": dropped, "threshold": t, "prg": prg,
+            "silos": silos, "params": params, "graph": graph.rawValue, "neighbours": streams - 1, "dropout": dropout, "dropped": dropped, "threshold": t, "prg": prg,
             "threads": threads, "share_seconds": shareTotal / Double(silos), "mask_seconds": maskSeconds, "unmask_seconds": unmaskSeconds,
             "plain_sum_seconds": plainSeconds, "exact": unmasked == plain, "keystream_gb_per_s": speed / 1e9,
             "mask_floor_seconds": floor, "mask_vs_floor": maskSeconds / floor,
@@ -131,4 +131,9 @@ struct SecAggBench: AsyncParsableCommand {
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let d = try ContinuousClock().measure(body)
     return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+}
+
+/// `--graph`: the coordinator's own choice, or one forced for comparison with a peer's protocol.
+enum GraphKind: String, ExpressibleByArgument, CaseIterable {
+    case auto, complete, sparse
 }
