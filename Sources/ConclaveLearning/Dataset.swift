@@ -13,7 +13,7 @@ public struct Dataset: Sendable {
         if let bad = labels.first(where: { $0 < 0 || Int($0) >= classCount }) {
             throw DataError("label \(bad) is outside 0..<\(classCount)")
         }
-        self.features = HugePages.rehome(features)
+        self.features = features
         self.labels = labels
         self.featureCount = featureCount
         self.classCount = classCount
