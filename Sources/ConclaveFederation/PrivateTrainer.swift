@@ -77,15 +77,16 @@ public enum PrivateTrainer {
                     }
                 }
             }
-            // v ← μv + (Σ clipped + N(0, σ²C²)) / qN in one pass, then p ← p − ηv.
+            // v ← μv + (Σ clipped + N(0, σ²C²)) / qN in one pass (as SGD keeps it: u ← u + gain·…), then p ← p − ηv.
             let count = params.count
             params.withUnsafeMutableBufferPointer { p in
                 grad.withUnsafeBufferPointer { g in
-                    _ = optimizer.step(params: p.baseAddress!, count: count) { v, decay in
+                    _ = optimizer.step(params: p.baseAddress!, count: count) { v, decay, gain in
                         if let noise {
-                            noise.noised(g.baseAddress!, count: count, scaledBy: scale, into: v, decay: decay, using: &noiseBits)
+                            noise.noised(g.baseAddress!, count: count, scaledBy: scale * Double(gain), into: v, decay: decay,
+                                         using: &noiseBits)
                         } else {
-                            let factor = Float(scale)
+                            let factor = Float(scale * Double(gain))
                             for j in 0..<count { v[j] = decay * v[j] + g[j] * factor }
                         }
                         return 0

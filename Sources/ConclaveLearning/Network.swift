@@ -77,12 +77,12 @@ public struct Network {
         return loss
     }
 
-    /// Mean softmax cross-entropy over the batch; its gradient ∇ goes into `grad` as grad ← decay·grad + ∇.
-    /// With decay 0 `grad` is overwritten; SGD with momentum passes its velocity and μ, so sgemm itself
-    /// performs the momentum update and no separate pass over the gradient is needed.
+    /// Mean softmax cross-entropy over the batch; its gradient ∇ goes into `grad` as grad ← decay·grad + gain·∇.
+    /// With decay 0 `grad` is overwritten; SGD with momentum passes its (scaled) velocity, decay 1 and its gain,
+    /// so sgemm itself performs the momentum update and no separate pass over the gradient is needed.
     public mutating func lossAndGradient(params: UnsafePointer<Float>, x: UnsafePointer<Float>,
                                          labels: UnsafePointer<Int32>, batch: Int,
-                                         grad: UnsafeMutablePointer<Float>, decay: Float = 0) -> Float {
+                                         grad: UnsafeMutablePointer<Float>, decay: Float = 0, gain: Float = 1) -> Float {
         forward(params: params, x: x, batch: batch)
         let top = layers.count
         let loss = outputDeltas(labels: labels, batch: batch, divisor: Float(batch))
@@ -90,14 +90,18 @@ public struct Network {
             let layer = layers[l]
             let a = activations(l, input: x), d = UnsafePointer(deltaPointer(l + 1))
             // dW = δᵀ · A   (outputs × inputs)
-            BLAS.gemm(transA: true, m: layer.outputs, n: layer.inputs, k: batch, a: d, lda: layer.outputs,
+            BLAS.gemm(transA: true, m: layer.outputs, n: layer.inputs, k: batch, alpha: gain, a: d, lda: layer.outputs,
                       b: a, ldb: layer.inputs, beta: decay, c: grad + offsets[l].weight, ldc: layer.inputs)
             // db = column sums of δ
             let db = grad + offsets[l].bias
-            for o in 0..<layer.outputs { db[o] *= decay }
+            if decay != 1 { for o in 0..<layer.outputs { db[o] *= decay } }
             for r in 0..<batch {
                 let row = d + r * layer.outputs
-                for o in 0..<layer.outputs { db[o] += row[o] }
+                if gain == 1 {
+                    for o in 0..<layer.outputs { db[o] += row[o] }
+                } else {
+                    for o in 0..<layer.outputs { db[o] += gain * row[o] }
+                }
             }
             guard l > 0 else { continue }
             // δ_prev = (δ · W) ⊙ [a > 0]

@@ -10,19 +10,27 @@ public protocol Optimizer {
     /// params ← params − update(grad). Both buffers have the model's parameter count.
     mutating func step(params: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, count: Int)
 
-    /// One training step: `gradient(buffer, decay)` must write buffer ← decay·buffer + ∇ and return the loss.
-    /// Optimisers that keep a running sum of gradients (momentum) let the gradient land in it directly.
+    /// One training step: `gradient(buffer, decay, gain)` must write buffer ← decay·buffer + gain·∇ and return
+    /// the loss. Optimisers that keep a running sum of gradients (momentum) let the gradient land in it directly.
     mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
-                       gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float
+                       gradient: (UnsafeMutablePointer<Float>, Float, Float) -> Float) -> Float
 }
 
 
 /// SGD with (heavy-ball) momentum, as in PyTorch: v ← μv + g; p ← p − ηv.
+///
+/// The gradient closure path keeps the velocity as v = s·u with s = μᵗ: then v ← μv + g is u ← u + g/s, an
+/// sgemm with β = 1 and α = 1/s. OpenBLAS runs a separate pass over C for any β ≠ 1 (sgemm_beta: 800 KB of
+/// the first layer's weights, read and written every step), so β = 1 saves that pass — measured 2026-12-05,
+/// 2 threads, 784-256-10: 0.331–0.336 s an epoch against 0.357–0.37 s. u is rescaled (u ← s·u, s ← 1) once
+/// s falls below `rescaleBelow`, every ~130 steps at μ = 0.9, so u stays within 2²⁰ of v.
 public struct SGD: Optimizer {
     public let learningRate: Float
     public let momentum: Float
-    /// The momentum buffer, or the plain gradient when momentum is 0.
+    /// The momentum buffer u (v = scale·u), or the plain gradient when momentum is 0.
     private var velocity: [Float] = []
+    private var scale = 1.0
+    static let rescaleBelow = 0x1p-20
 
     public init(learningRate: Float, momentum: Float = 0) {
         self.learningRate = learningRate
@@ -34,7 +42,8 @@ public struct SGD: Optimizer {
             BLAS.axpy(count, -learningRate, grad, params)
             return
         }
-        if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
+        prepare(count: count)
+        settle()
         let mu = momentum, lr = learningRate
         // One fused pass: cheaper than two BLAS level-1 calls at these sizes (measured).
         velocity.withUnsafeMutableBufferPointer { v in
@@ -45,19 +54,43 @@ public struct SGD: Optimizer {
         }
     }
 
-    /// v ← μv + ∇ is computed in place by the gradient itself, then p ← p − ηv.
+    /// u ← u + ∇/s is computed in place by the gradient itself (β = 1), then p ← p − η·s·u.
     public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
-                              gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
-        if velocity.count != count { velocity = [Float](repeating: 0, count: count) }
-        let lr = learningRate, mu = momentum
+                              gradient: (UnsafeMutablePointer<Float>, Float, Float) -> Float) -> Float {
+        prepare(count: count)
+        let lr = learningRate
+        guard momentum != 0 else {
+            return velocity.withUnsafeMutableBufferPointer { vb in
+                let loss = gradient(vb.baseAddress!, 0, 1)
+                BLAS.axpy(count, -lr, vb.baseAddress!, params)
+                return loss
+            }
+        }
+        if scale * Double(momentum) < Self.rescaleBelow { settle() }
+        scale *= Double(momentum)
+        let s = scale
         return velocity.withUnsafeMutableBufferPointer { vb in
             let v = vb.baseAddress!
-            let loss = gradient(v, mu)
+            let loss = gradient(v, 1, Float(1 / s))
             // p ← p − ηv is a saxpy: OpenBLAS splits it over its own threads, already awake from the sgemm
             // calls just made (measured: cheaper than handing halves to other threads).
-            BLAS.axpy(count, -lr, v, params)
+            BLAS.axpy(count, -lr * Float(s), v, params)
             return loss
         }
+    }
+
+    private mutating func prepare(count: Int) {
+        guard velocity.count != count else { return }
+        velocity = [Float](repeating: 0, count: count)
+        scale = 1
+    }
+
+    /// Folds the scale into the buffer (u ← s·u, s ← 1), so the buffer holds v itself.
+    private mutating func settle() {
+        guard scale != 1 else { return }
+        let s = Float(scale), count = velocity.count
+        velocity.withUnsafeMutableBufferPointer { BLAS.scal(count, s, $0.baseAddress!) }
+        scale = 1
     }
 }
 
@@ -81,14 +114,14 @@ public struct Adam: Optimizer {
     }
 
     public mutating func step(params: UnsafeMutablePointer<Float>, count: Int,
-                              gradient: (UnsafeMutablePointer<Float>, Float) -> Float) -> Float {
+                              gradient: (UnsafeMutablePointer<Float>, Float, Float) -> Float) -> Float {
         if g.count != count { g = [Float](repeating: 0, count: count) }
         // Take the scratch out of `self` while `step` mutates `self` (exclusive access), then put it back.
         var scratch = g
         g = []
         defer { g = scratch }
         return scratch.withUnsafeMutableBufferPointer { buffer in
-            let loss = gradient(buffer.baseAddress!, 0)
+            let loss = gradient(buffer.baseAddress!, 0, 1)
             step(params: params, grad: buffer.baseAddress!, count: count)
             return loss
         }

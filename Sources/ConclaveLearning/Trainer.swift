@@ -80,9 +80,9 @@ public enum Trainer {
                 let loss = params.withUnsafeMutableBufferPointer { p in
                     xb.withUnsafeBufferPointer { x in
                         yb.withUnsafeBufferPointer { y in
-                            optimizer.step(params: p.baseAddress!, count: count) { grad, decay in
+                            optimizer.step(params: p.baseAddress!, count: count) { grad, decay, gain in
                                 network.lossAndGradient(params: p.baseAddress!, x: x.baseAddress!, labels: y.baseAddress!,
-                                                        batch: n, grad: grad, decay: decay)
+                                                        batch: n, grad: grad, decay: decay, gain: gain)
                             }
                         }
                     }
