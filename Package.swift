@@ -66,10 +66,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
         // The pure core: no sockets, no SQL, no logging.
         .target(name: "ConclaveCrypto", dependencies: ["CSodium", "COpenSSL"], swiftSettings: settings),
-        .target(name: "ConclaveTensor", dependencies: ["COpenBLAS"], swiftSettings: settings),
+        .target(name: "ConclaveTensor", dependencies: ["COpenBLAS", "CPrefetch"], swiftSettings: settings),
         .target(name: "ConclaveLearning", dependencies: ["ConclaveTensor", "CZlib"], swiftSettings: settings),
         .target(name: "ConclaveSecAgg", dependencies: ["ConclaveCrypto"], swiftSettings: settings),
         // Optimised even in debug builds: the accountant's FFT and series loops are 20× slower unoptimised,

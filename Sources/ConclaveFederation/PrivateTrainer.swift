@@ -51,13 +51,16 @@ public enum PrivateTrainer {
             }
             data.features.withUnsafeBufferPointer { f in
                 xb.withUnsafeMutableBufferPointer { x in
-                    for j in 0..<batch {
-                        let i = sample.members[j]
-                        (x.baseAddress! + j * d).update(from: f.baseAddress! + i * d, count: d)
-                        yb[j] = data.labels[i]
-                        nb[j] = rowNorms[i]
+                    sample.members.withUnsafeBufferPointer { members in
+                        RowGather.gather(rows: UnsafeBufferPointer(rebasing: members[0..<batch]), from: f.baseAddress!,
+                                         width: d, into: x.baseAddress!)
                     }
                 }
+            }
+            for j in 0..<batch {
+                let i = sample.members[j]
+                yb[j] = data.labels[i]
+                nb[j] = rowNorms[i]
             }
             var loss: Float = 0, clippedHere = 0
             if batch == 0 {

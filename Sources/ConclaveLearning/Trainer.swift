@@ -1,3 +1,5 @@
+import ConclaveTensor
+
 /// Local training hyper-parameters, as a run spec sets them for every silo.
 public struct TrainingConfig: Sendable, Equatable, Codable {
     public var localEpochs: Int
@@ -68,14 +70,17 @@ public enum Trainer {
             while start < order.count {
                 let n = min(batchCap, order.count - start)
                 data.features.withUnsafeBufferPointer { src in
-                    xb.withUnsafeMutableBufferPointer { dst in
-                        for j in 0..<n {
-                            let i = order[start + j]
-                            (dst.baseAddress! + j * d).update(from: src.baseAddress! + i * d, count: d)
-                            yb[j] = data.labels[i]
+                    order.withUnsafeBufferPointer { o in
+                        xb.withUnsafeMutableBufferPointer { dst in
+                            RowGather.gather(rows: UnsafeBufferPointer(rebasing: o[start..<start + n]), from: src.baseAddress!,
+                                             width: d, into: dst.baseAddress!)
                         }
+                        // The next step's rows start arriving while this step's sgemm runs.
+                        RowGather.prefetch(rows: UnsafeBufferPointer(rebasing: o[start + n..<min(start + n + batchCap, o.count)]),
+                                           from: src.baseAddress!, width: d)
                     }
                 }
+                for j in 0..<n { yb[j] = data.labels[order[start + j]] }
                 let count = params.count
                 let loss = params.withUnsafeMutableBufferPointer { p in
                     xb.withUnsafeBufferPointer { x in

@@ -65,4 +65,23 @@ import Testing
             #expect(hits.allSatisfy { $0 == 1 }, "count \(count)")
         }
     }
+
+    /// The gather copies exactly the chosen rows, in order — with repeats, fewer rows than the lookahead, none,
+    /// and a row width that is not a whole number of cache lines.
+    @Test(arguments: [[], [3], [5, 0, 5, 2], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1]])
+    func gatherCopiesTheChosenRowsInOrder(_ rows: [Int]) {
+        let width = 37
+        let source = (0..<(10 * width)).map { Float($0) }
+        var batch = [Float](repeating: -1, count: rows.count * width + 1)
+        source.withUnsafeBufferPointer { s in
+            rows.withUnsafeBufferPointer { r in
+                batch.withUnsafeMutableBufferPointer { b in
+                    RowGather.gather(rows: r, from: s.baseAddress!, width: width, into: b.baseAddress!)
+                    RowGather.prefetch(rows: r, from: s.baseAddress!, width: width)  // a hint: changes nothing
+                }
+            }
+        }
+        #expect(Array(batch.dropLast()) == rows.flatMap { source[($0 * width)..<(($0 + 1) * width)] })
+        #expect(batch.last == -1, "nothing written past the batch")
+    }
 }
