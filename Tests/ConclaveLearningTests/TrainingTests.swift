@@ -1,3 +1,4 @@
+import Foundation
 import ConclaveLearning
 import ConclaveTesting
 import Testing
@@ -50,6 +51,28 @@ import Testing
         } }
         // First Adam step moves by lr·sign(g) (bias-corrected m̂/√v̂ = 1).
         #expect(abs(q[0] + 0.01) < 1e-5)
+    }
+
+    /// Adam's eight-lane update gives what the textbook formula gives, lane for lane (19 = 8 + 8 + a tail of 3).
+    @Test func adamVectorUpdateEqualsTheFormula() {
+        let count = 19
+        var params = (0..<count).map { Float($0) * 0.1 - 1 }, expected = params
+        var m = [Float](repeating: 0, count: count), v = m
+        var adam = Adam(learningRate: 0.01)
+        for t in 1...3 {
+            let grad = (0..<count).map { Float(($0 * 7 + t * 3) % 11) - 5 }
+            params.withUnsafeMutableBufferPointer { p in grad.withUnsafeBufferPointer { g in
+                adam.step(params: p.baseAddress!, grad: g.baseAddress!, count: count)
+            } }
+            let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
+            let stepSize = 0.01 * Float((1 - pow(Double(b2), Double(t))).squareRoot() / (1 - pow(Double(b1), Double(t))))
+            for i in 0..<count {
+                m[i] = b1 * m[i] + (1 - b1) * grad[i]
+                v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i]
+                expected[i] -= stepSize * m[i] / (v[i].squareRoot() + eps)
+            }
+        }
+        #expect(params == expected)
     }
 
     /// The fused path (sgemm accumulates ∇/μᵗ into the scaled velocity with β = 1) must equal the textbook
