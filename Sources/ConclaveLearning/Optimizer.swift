@@ -59,9 +59,11 @@ public struct SGD: Optimizer {
                               gradient: (UnsafeMutablePointer<Float>, Float, Float) -> Float) -> Float {
         prepare(count: count)
         let lr = learningRate
-        guard momentum != 0 else {
+        guard momentum > 0, momentum < 1 else {
+            // Plain SGD (μ = 0), or a μ the scaling does not serve (run specs allow [0, 1)): β = μ as is.
+            settle()
             return velocity.withUnsafeMutableBufferPointer { vb in
-                let loss = gradient(vb.baseAddress!, 0, 1)
+                let loss = gradient(vb.baseAddress!, momentum, 1)
                 BLAS.axpy(count, -lr, vb.baseAddress!, params)
                 return loss
             }

@@ -77,7 +77,7 @@ import Testing
 
     /// The fused path (sgemm accumulates ∇/μᵗ into the scaled velocity with β = 1) must equal the textbook
     /// step — also across the rescaling of the velocity (μ = 0.5: every 20 steps).
-    @Test(arguments: [(Float(0.9), 3), (Float(0.5), 45), (Float(0), 3)])
+    @Test(arguments: [(Float(0.9), 3), (Float(0.5), 45), (Float(0), 3), (Float(1), 3)])
     func fusedMomentumStepEqualsTheTextbookStep(momentum: Float, steps: Int) throws {
         let spec = try ModelSpec(architecture: .mlp, inputFeatures: 8, hidden: [5], classCount: 3)
         let data = Fixtures.blobs(count: 16)
