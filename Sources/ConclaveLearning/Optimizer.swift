@@ -22,7 +22,7 @@ public protocol Optimizer {
 /// The gradient closure path keeps the velocity as v = s·u with s = μᵗ: then v ← μv + g is u ← u + g/s, an
 /// sgemm with β = 1 and α = 1/s. OpenBLAS runs a separate pass over C for any β ≠ 1 (sgemm_beta: 800 KB of
 /// the first layer's weights, read and written every step), so β = 1 saves that pass — measured 2026-12-05,
-/// 2 threads, 784-256-10: 0.331–0.336 s an epoch against 0.357–0.37 s. u is rescaled (u ← s·u, s ← 1) once
+/// 2 threads, 784-256-10, five alternating pairs: 0.331–0.339 s an epoch against 0.359–0.370 s. u is rescaled (u ← s·u, s ← 1) once
 /// s falls below `rescaleBelow`, every ~130 steps at μ = 0.9, so u stays within 2²⁰ of v.
 public struct SGD: Optimizer {
     public let learningRate: Float
