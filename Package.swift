@@ -67,6 +67,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        // DP-SGD's noise loop, vectorised: C, so it can be built for AVX-512 and AVX2 and chosen at run time
+        // (Swift has no per-function target). Optimised in debug builds too: the tests draw millions of values.
+        .target(name: "CGaussian", path: "Sources/CGaussian",
+                cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
 
         // The pure core: no sockets, no SQL, no logging.
         .target(name: "ConclaveCrypto", dependencies: ["CSodium", "COpenSSL"], swiftSettings: settings),
@@ -75,7 +79,7 @@ let package = Package(
         .target(name: "ConclaveSecAgg", dependencies: ["ConclaveCrypto"], swiftSettings: settings),
         // Optimised even in debug builds: the accountant's FFT and series loops are 20× slower unoptimised,
         // which would make `make test` (a debug build) crawl through the oracle vectors.
-        .target(name: "ConclavePrivacy", dependencies: ["ConclaveCrypto"],
+        .target(name: "ConclavePrivacy", dependencies: ["ConclaveCrypto", "CGaussian"],
                 swiftSettings: settings + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "ConclaveFederation",
                 dependencies: ["ConclaveLearning", "ConclaveCrypto", "ConclaveSecAgg", "ConclavePrivacy"],
@@ -141,7 +145,7 @@ let package = Package(
                 swiftSettings: settings),
         .testTarget(name: "ConclaveTensorTests", dependencies: ["ConclaveTensor"], swiftSettings: settings),
         .testTarget(name: "ConclaveCryptoTests", dependencies: ["ConclaveCrypto"], swiftSettings: settings),
-        .testTarget(name: "ConclavePrivacyTests", dependencies: ["ConclavePrivacy"], exclude: ["Fixtures"],
+        .testTarget(name: "ConclavePrivacyTests", dependencies: ["ConclavePrivacy", "CGaussian"], exclude: ["Fixtures"],
                     swiftSettings: settings),
         .testTarget(name: "ConclaveSecAggTests", dependencies: ["ConclaveSecAgg", "ConclaveCrypto"], swiftSettings: settings),
         .testTarget(name: "ConclaveLearningTests", dependencies: ["ConclaveLearning", "ConclaveTesting"],

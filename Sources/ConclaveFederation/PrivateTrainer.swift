@@ -29,19 +29,19 @@ public enum PrivateTrainer {
         var params = parameters
         var network = Network(spec: spec)
         var optimizer = SGD(learningRate: Float(config.learningRate), momentum: Float(config.momentum))
-        var sample = PoissonSample(count: n, rate: q)
+        // Each step's sample is drawn a step ahead (samples are independent of training), so its rows can be
+        // on their way from memory while the step before computes.
+        var sample = PoissonSample(count: n, rate: q), next = PoissonSample(count: n, rate: q)
+        next.draw()
         var noiseBits = NoiseRandom()
         let noise = noiseMultiplier > 0 ? SummedGaussianNoise(standardDeviation: noiseMultiplier * clipNorm) : nil
         var grad = [Float](repeating: 0, count: params.count)
         var xb = [Float](), yb = [Int32](), nb = [Float]()
-        // ‖xᵢ‖² of every record, once: the first layer's per-example norms need nothing else from the input.
-        let rowNorms: [Float] = data.features.withUnsafeBufferPointer { f in
-            (0..<n).map { i in BLAS.dot(d, f.baseAddress! + i * d, f.baseAddress! + i * d) }
-        }
         let scale = 1 / (q * Double(n))
         var lossSum = 0.0, taken = 0, clipped = 0, seen = 0
         for _ in 0..<steps(batchSize: config.batchSize, examples: n, epochs: config.localEpochs) {
-            sample.draw()
+            swap(&sample, &next)
+            next.draw()
             let batch = sample.size
             // Gather the sampled rows (buffers grown, never shrunk: a Poisson batch varies around qN).
             if yb.count < batch {
@@ -57,10 +57,18 @@ public enum PrivateTrainer {
                     }
                 }
             }
-            for j in 0..<batch {
-                let i = sample.members[j]
-                yb[j] = data.labels[i]
-                nb[j] = rowNorms[i]
+            // ‖xᵢ‖² of each sampled row, just gathered and still in cache (the first layer's per-example norms
+            // need nothing else from the input): cheaper than a pass over all N records from memory up front.
+            xb.withUnsafeBufferPointer { x in
+                for j in 0..<batch {
+                    yb[j] = data.labels[sample.members[j]]
+                    nb[j] = BLAS.dot(d, x.baseAddress! + j * d, x.baseAddress! + j * d)
+                }
+            }
+            data.features.withUnsafeBufferPointer { f in
+                next.members.withUnsafeBufferPointer { members in
+                    RowGather.prefetch(rows: UnsafeBufferPointer(rebasing: members[0..<next.size]), from: f.baseAddress!, width: d)
+                }
             }
             var loss: Float = 0, clippedHere = 0
             if batch == 0 {

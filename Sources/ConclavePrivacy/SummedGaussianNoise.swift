@@ -1,22 +1,31 @@
+import CGaussian
+
 /// Continuous Gaussian noise fast enough for DP-SGD's every step (10⁵ coordinates), hardened against
 /// floating-point attacks by the construction of Holohan & Braghin ("Secure Random Sampling in Differential
-/// Privacy", ESORICS 2021), the one Opacus uses in its secure mode: each coordinate is the sum of `parts`
-/// independent N(0, σ²/parts) draws. Mironov's attack (CCS 2012) inverts a single textbook draw to the uniform
+/// Privacy", ESORICS 2021), the one Opacus uses in its secure mode: each coordinate is the sum of two
+/// independent N(0, σ²/2) draws. Mironov's attack (CCS 2012) inverts a single textbook draw to the uniform
 /// behind it; a sum has exponentially many preimages, so the released low-order bits no longer pin down the
-/// input. Draws are ziggurat variates from one 32-bit word of `NoiseRandom` each (AES-CTR under a key from
-/// libsodium): 2³² possible values per draw before the rare wedge and tail steps, as many as the float32 draws
-/// Opacus's secure mode sums; values get their noise in double precision and are rounded to Float once. The exact integer
-/// samplers in `DiscreteSamplers` remain the choice where a release happens once per round (`GaussianNoise`): at
+/// input. Draws are Box–Muller pairs in float from two 32-bit words of `NoiseRandom` (AES-CTR under a key from
+/// libsodium) — as PyTorch's vectorised normal draws the float32 variates Opacus's secure mode sums — computed
+/// by `NoiseKernel` sixteen at a time; values get their noise in double precision and are rounded to Float once.
+/// The radius word gives u ≥ 2⁻³², so one draw reaches 6.66σ (the sum of two, 9.4σ). The exact integer samplers
+/// in `DiscreteSamplers` remain the choice where a release happens once per round (`GaussianNoise`): at
 /// ≈ 2.75 µs a draw they would cost DP-SGD ~0.3 s per step of a 10⁵-parameter model.
 public struct SummedGaussianNoise: Sendable {
     public let standardDeviation: Double
-    public let parts: Int
+    /// The draws summed per coordinate.
+    public static let parts = 2
+    let kernel: NoiseKernel
 
-    public init(standardDeviation: Double, parts: Int = 2) {
+    public init(standardDeviation: Double) {
+        self.init(standardDeviation: standardDeviation, kernel: .best)
+    }
+
+    /// With a chosen kernel: the tests run every one this CPU has.
+    init(standardDeviation: Double, kernel: NoiseKernel) {
         precondition(standardDeviation > 0 && standardDeviation.isFinite, "noise needs a positive, finite standard deviation")
-        precondition(parts >= 2, "the construction needs at least two summed draws")
         self.standardDeviation = standardDeviation
-        self.parts = parts
+        self.kernel = kernel
     }
 
     /// Adds independent noise to every value.
@@ -31,54 +40,47 @@ public struct SummedGaussianNoise: Sendable {
     /// dst[i] ← decay·dst[i] + Float((src[i] + noise)·factor): the noisy value is formed in double precision and
     /// rounded to Float once (the release), then folded into `dst` — with decay μ and dst the momentum buffer
     /// this is SGD's v ← μv + g̃ in the same pass. `dst` may be `src` (decay 0: noise added in place).
-    /// Each draw reads one 32-bit word of keystream (`Ziggurat.draw(word:)`), which lands in blocks straight in
-    /// a scratch buffer; ≈ 99 % of draws end at an integer compare and a multiply. (Measured slower here: a
-    /// 1,024-layer table, a call-free pass that defers failed draws, SIMD vectors with scalar table reads.)
+    /// Keystream lands in blocks of 8,192 coordinates' words (64 KiB, in L2) straight in a scratch buffer.
     public func noised(_ src: UnsafePointer<Float>, count: Int, scaledBy factor: Double,
                        into dst: UnsafeMutablePointer<Float>, decay: Float, using rng: inout NoiseRandom) {
         guard count > 0 else { return }
-        let scale = standardDeviation / Double(parts).squareRoot()
-        let parts = self.parts, block = 8192
-        let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: (block * parts / 2 + 8) & ~7)
+        let scale = standardDeviation / Double(Self.parts).squareRoot(), block = 8192
+        let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: conclave_gaussian_words(block) / 2)
         defer { words.deallocate() }
         let h = UnsafeRawPointer(words.baseAddress!).assumingMemoryBound(to: UInt32.self)
-        let (xs, fs) = Ziggurat.tables, (ws, bs) = Ziggurat.wordTables
-        xs.withUnsafeBufferPointer { xb in
-            fs.withUnsafeBufferPointer { fb in
-                ws.withUnsafeBufferPointer { wb in
-                    bs.withUnsafeBufferPointer { bb in
-                        let x = xb.baseAddress!, f = fb.baseAddress!, w = wb.baseAddress!, b = bb.baseAddress!
-                        @inline(__always) func draw(_ word: UInt32) -> Double {
-                            Ziggurat.draw(word: word, using: &rng, scale: w, bound: b, x: x, f: f)
-                        }
-                        var start = 0
-                        while start < count {
-                            let m = min(block, count - start)
-                            rng.fill(UnsafeMutableBufferPointer(start: words.baseAddress!, count: ((m * parts + 1) / 2 + 7) & ~7))
-                            let s = src + start, d = dst + start
-                            if parts == 2 && decay == 0 {
-                                for j in 0..<m {
-                                    let total = draw(h[2 * j]) + draw(h[2 * j + 1])
-                                    d[j] = Float((Double(s[j]) + total * scale) * factor)
-                                }
-                            } else if parts == 2 {
-                                for j in 0..<m {
-                                    let total = draw(h[2 * j]) + draw(h[2 * j + 1])
-                                    d[j] = decay * d[j] + Float((Double(s[j]) + total * scale) * factor)
-                                }
-                            } else {
-                                for j in 0..<m {
-                                    var total = 0.0
-                                    for k in 0..<parts { total += draw(h[parts * j + k]) }
-                                    let released = Float((Double(s[j]) + total * scale) * factor)
-                                    d[j] = decay == 0 ? released : decay * d[j] + released
-                                }
-                            }
-                            start += m
-                        }
-                    }
-                }
-            }
+        var start = 0
+        while start < count {
+            let m = min(block, count - start)
+            rng.fill(UnsafeMutableBufferPointer(start: words.baseAddress!, count: conclave_gaussian_words(m) / 2))
+            conclave_gaussian_noised(kernel.c, src + start, m, h, scale, factor, dst + start, decay)
+            start += m
+        }
+    }
+}
+
+/// The noise loop's builds (CGaussian): one implementation compiled for AVX-512, AVX2 + FMA and the baseline,
+/// the widest the CPU and its OS run chosen once at start. All three draw the same construction from the same
+/// words; they differ in the last bits only through FMA contraction.
+public enum NoiseKernel: String, Sendable, CaseIterable {
+    case portable, avx2, avx512
+
+    /// The widest kernel this machine runs.
+    public static let best: NoiseKernel = switch conclave_gaussian_best() {
+    case conclave_gaussian_avx512: .avx512
+    case conclave_gaussian_avx2: .avx2
+    default: .portable
+    }
+
+    /// The kernels this machine runs, narrowest first.
+    public static var available: [NoiseKernel] { allCases.filter { $0.width <= best.width } }
+
+    var width: Int { switch self { case .portable: 0; case .avx2: 1; case .avx512: 2 } }
+
+    var c: conclave_gaussian_kernel {
+        switch self {
+        case .portable: conclave_gaussian_portable
+        case .avx2: conclave_gaussian_avx2
+        case .avx512: conclave_gaussian_avx512
         }
     }
 }

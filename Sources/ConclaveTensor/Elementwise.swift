@@ -40,25 +40,4 @@ public enum Elementwise {
             }
         }
     }
-
-    /// Calls `body(i)` for every i < n with words[i] < threshold, in increasing order — a Poisson sample's
-    /// members, sixteen words compared at a time (most blocks of sixteen hold none).
-    @inlinable
-    public static func forEachBelow(_ threshold: UInt32, in words: UnsafePointer<UInt32>, count n: Int,
-                                    _ body: (Int) -> Void) {
-        let t = SIMD16<UInt32>(repeating: threshold)
-        var i = 0
-        while i + 16 <= n {
-            let v = UnsafeRawPointer(words + i).loadUnaligned(as: SIMD16<UInt32>.self)
-            let hits = v .< t
-            if any(hits) {
-                for k in 0..<16 where hits[k] { body(i + k) }
-            }
-            i += 16
-        }
-        while i < n {
-            if words[i] < threshold { body(i) }
-            i += 1
-        }
-    }
 }

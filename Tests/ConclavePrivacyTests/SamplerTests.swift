@@ -1,3 +1,4 @@
+import CGaussian
 import ConclaveCrypto
 @testable import ConclavePrivacy
 import Foundation
@@ -90,9 +91,10 @@ extension SamplerTests {
     }
 }
 
-/// The fast continuous noise of DP-SGD: ziggurat variates summed (Holohan & Braghin). Kolmogorov–Smirnov
-/// against the exact normal CDF at a critical value of 2.7/√n (false alarm ≈ 2·e^(−2·2.7²) < 10⁻⁶), plus
-/// moments and a far tail that only the ziggurat's tail branch can produce, at 5 standard errors.
+/// The fast continuous noise of DP-SGD: Box–Muller variates summed (Holohan & Braghin), by every kernel this CPU
+/// runs. Each kernel must compute the construction's formula from its words (against a double-precision
+/// reference), and its output must look normal: Kolmogorov–Smirnov (√n·D < 2.7: false alarm ≈ 10⁻⁶), the first,
+/// second and fourth moments and a far tail, at 5 standard errors.
 extension SamplerTests {
     static func normalCDF(_ x: Double) -> Double { 0.5 * erfc(-x / 2.0.squareRoot()) }
 
@@ -112,46 +114,53 @@ extension SamplerTests {
         // E x⁴ = 3σ⁴, Var x⁴ = 96σ⁸.
         let fourth = samples.reduce(0) { $0 + pow($1, 4) } / n
         #expect(abs(fourth - 3 * pow(sigma, 4)) < 5 * (96 / n).squareRoot() * pow(sigma, 4), "\(what): fourth moment \(fourth)")
-        let p = erfc(3.8 / 2.0.squareRoot())  // beyond the ziggurat's base strip edge R ≈ 3.654
+        let p = erfc(3.8 / 2.0.squareRoot())
         let beyond = Double(samples.filter { abs($0) > 3.8 * sigma }.count)
         #expect(abs(beyond - n * p) < 5 * (n * p).squareRoot() + 1, "\(what): \(beyond) beyond 3.8σ, expected \(n * p)")
     }
 
-    @Test func zigguratDrawsAreStandardNormal() {
-        var rng = NoiseRandom()
-        let (x, f) = Ziggurat.tables
-        // The layers close up: the top one (under the peak) has the same area V as every other.
-        #expect(abs(f[255] + Ziggurat.v / x[255] - 1) < 1e-9, "top layer edge \(x[255])")
-        checkNormal((0..<200_000).map { _ in Ziggurat.normal(using: &rng, x: x, f: f) }, sigma: 1, "ziggurat")
-        // The 32-bit draws the noise loop uses, words taken from the same generator.
-        let (w, b) = Ziggurat.wordTables
-        checkNormal((0..<200_000).map { _ in
-            Ziggurat.draw(word: UInt32(truncatingIfNeeded: rng.next()), using: &rng, scale: w, bound: b, x: x, f: f)
-        }, sigma: 1, "32-bit ziggurat")
-    }
-
-    /// Words that fail the rectangle test in the base strip go to the tail: every draw lies beyond R, and the
-    /// mean excess matches the normal tail's, E[X − R | X > R] = φ(R)/Q(R) − R.
-    @Test func baseStripWordsBeyondTheRectangleDrawFromTheTail() {
-        var rng = NoiseRandom()
-        let (x, f) = Ziggurat.tables, n = 20_000, r = Ziggurat.r
-        var excess = 0.0, beyond = 0
-        for k in 0..<n {
-            let word = UInt32.max & ~0x1ff | (k % 2 == 0 ? 0 : 0x100)  // layer 0, top position, sign alternating
-            let value = Ziggurat.finish(word: word, using: &rng, x: x, f: f)
-            if abs(value) > r { beyond += 1 }
-            #expect((value < 0) == (k % 2 == 1))
-            excess += abs(value) - r
+    /// The construction, in double from the same words: in each block of 16 coordinates, words 0–15 give the
+    /// radii R = √(−2 ln u), u = (⌊w/2⌋ + ½)·2⁻³¹, words 16–31 the angles θ = 2π·w/2³², and coordinate k sums
+    /// R_k cos θ_k and R_{k+1} sin θ_{k+1} (mod 16) — never both halves of one pair.
+    static func reference(_ words: [UInt32], count: Int) -> [Double] {
+        (0..<count).map { i in
+            let block = i / 16 * 32, k = i % 16, next = (k + 1) % 16
+            func radius(_ j: Int) -> Double { (-2 * log(Double(Float(words[block + j] >> 1) + 0.5) * 0x1p-31)).squareRoot() }
+            func angle(_ j: Int) -> Double { 2 * Double.pi * Double(words[block + 16 + j]) * 0x1p-32 }
+            return radius(k) * cos(angle(k)) + radius(next) * sin(angle(next))
         }
-        #expect(beyond == n)
-        let phi = exp(-r * r / 2) / (2 * Double.pi).squareRoot(), tail = erfc(r / 2.0.squareRoot()) / 2
-        let expected = phi / tail - r, spread = 1 / r  // the excess is about exponential with rate R
-        #expect(abs(excess / Double(n) - expected) < 5 * spread / Double(n).squareRoot(), "mean excess \(excess / Double(n)), expected \(expected)")
     }
 
-    @Test func noiseFoldsIntoAMomentumBuffer() {
+    @Test(arguments: NoiseKernel.available) func kernelComputesTheConstructionFromItsWords(_ kernel: NoiseKernel) {
         var rng = NoiseRandom()
-        let noise = SummedGaussianNoise(standardDeviation: 1.5), n = 200_000
+        let count = 16 * 2_000 + 5  // a partial block at the end
+        var words = [UInt32](repeating: 0, count: conclave_gaussian_words(count))
+        for i in words.indices { words[i] = UInt32(truncatingIfNeeded: rng.next()) }
+        // Words that reach the edges: u's smallest and largest, each quadrant boundary of θ.
+        let edges: [UInt32] = [0, 1, .max, .max - 1, 0x4000_0000, 0x8000_0000, 0xc000_0000, 0x2000_0000, 0x1fff_ffff]
+        for (j, w) in edges.enumerated() { words[j] = w; words[16 + j] = edges[edges.count - 1 - j] }
+        let expected = Self.reference(words, count: count)
+        let src = (0..<count).map { Float($0 % 7) - 3 }
+        var dst = [Float](repeating: 9, count: count + 3)  // past the end stays untouched
+        var previous = dst
+        for (scale, factor, decay) in [(1.0, 1.0, Float(0)), (0.3, 0.25, 0.5)] {
+            previous = dst
+            conclave_gaussian_noised(kernel.c, src, count, words, scale, factor, &dst, decay)
+            var worst = 0.0
+            for i in 0..<count {
+                let released = (Double(src[i]) + expected[i] * scale) * factor
+                let want = decay == 0 ? released : Double(decay) * Double(previous[i]) + released
+                worst = max(worst, abs(Double(dst[i]) - want) / max(1, abs(want)))
+            }
+            #expect(worst < 4e-6, "\(kernel), decay \(decay): worst relative error \(worst)")
+            #expect(dst[count...] == [9, 9, 9])
+        }
+        #expect(expected.map(abs).max()! > 6, "the edge words reach the far radius")
+    }
+
+    @Test(arguments: NoiseKernel.available) func noiseFoldsIntoAMomentumBuffer(_ kernel: NoiseKernel) {
+        var rng = NoiseRandom()
+        let noise = SummedGaussianNoise(standardDeviation: 1.5, kernel: kernel), n = 200_000
         let src = [Float](repeating: 2, count: n)
         var dst = [Float](repeating: 1, count: n)
         src.withUnsafeBufferPointer { s in
@@ -160,18 +169,33 @@ extension SamplerTests {
             }
         }
         // dst = 0.5·1 + (2 + N(0, 1.5²))·0.25
-        checkNormal(dst.map { (Double($0) - 0.5) / 0.25 - 2 }, sigma: 1.5, "folded noise")
+        checkNormal(dst.map { (Double($0) - 0.5) / 0.25 - 2 }, sigma: 1.5, "\(kernel): folded noise")
     }
 
-    @Test(arguments: [0.3, 2.5]) func summedNoiseHasTheRequestedSpread(_ sigma: Double) {
+    @Test(arguments: NoiseKernel.available, [0.3, 2.5]) func summedNoiseHasTheRequestedSpread(_ kernel: NoiseKernel, _ sigma: Double) {
         var rng = NoiseRandom()
-        let noise = SummedGaussianNoise(standardDeviation: sigma)
-        var values = [Float](repeating: 0, count: 200_000)
+        let noise = SummedGaussianNoise(standardDeviation: sigma, kernel: kernel)
+        var values = [Float](repeating: 0, count: 200_003)
         noise.add(to: &values, using: &rng)
-        checkNormal(values.map(Double.init), sigma: sigma, "σ = \(sigma)")
+        checkNormal(values.map(Double.init), sigma: sigma, "\(kernel), σ = \(sigma)")
+        // Neighbouring coordinates share no draw: their products (and their squares') average out.
+        let pairs = Double(values.count - 1), s2 = sigma * sigma
+        let product = (0..<values.count - 1).reduce(0.0) { $0 + Double(values[$1]) * Double(values[$1 + 1]) } / pairs
+        #expect(abs(product) < 5 * s2 / pairs.squareRoot(), "\(kernel): neighbours correlate, E[xy] = \(product)")
         // Adding noise to a vector moves it, and the same call twice never gives the same noise.
-        var again = [Float](repeating: 0, count: 200_000)
+        var again = [Float](repeating: 0, count: 200_003)
         noise.add(to: &again, using: &rng)
         #expect(values != again)
+    }
+
+    /// The CPU's widest kernel is the one in use: AVX-512 or AVX2 where the flags say so.
+    @Test func theWidestKernelIsChosen() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) }
+        let cpu = try #require(flags, "no /proc/cpuinfo flags")
+        let expected: NoiseKernel = ["avx512f", "avx512dq", "avx512vl", "avx512bw"].allSatisfy(cpu.contains) ? .avx512
+            : ["avx2", "fma"].allSatisfy(cpu.contains) ? .avx2 : .portable
+        #expect(NoiseKernel.best == expected)
+        #expect(SummedGaussianNoise(standardDeviation: 1).kernel == expected)
     }
 }

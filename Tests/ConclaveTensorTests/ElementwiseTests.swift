@@ -40,18 +40,6 @@ import Testing
         }
     }
 
-    @Test(arguments: [0, 15, 16, 100, 4099]) func forEachBelowVisitsExactlyTheWordsUnderTheThreshold(_ n: Int) {
-        var state: UInt32 = 12345
-        let words = (0..<n).map { _ in state = state &* 1664525 &+ 1013904223; return state }
-        let threshold: UInt32 = 1 << 29  // about one word in eight
-        var seen: [Int] = []
-        words.withUnsafeBufferPointer { w in
-            guard n > 0 else { return }
-            Elementwise.forEachBelow(threshold, in: w.baseAddress!, count: n) { seen.append($0) }
-        }
-        #expect(seen == words.indices.filter { words[$0] < threshold })
-    }
-
     @Test func parallelChunksCoverEveryElementOnce() {
         BLAS.setThreads(2)
         for count in [0, 1, 1000, 100_003] {
