@@ -3,27 +3,44 @@
 
 // One implementation in clang's generic vectors (16 lanes), compiled for three targets: AVX-512 runs a vector as
 // one zmm register, AVX2 as two ymm, the portable build as four xmm (SSE2, the x86-64 baseline) or whatever the
-// architecture has. Draws in float (as PyTorch's vectorised normal), the release in double.
+// architecture has. Draws in float, as PyTorch's vectorised normal.
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 typedef uint32_t vu __attribute__((vector_size(64)));
 typedef double vd __attribute__((vector_size(64)));
 typedef float hf __attribute__((vector_size(32)));
 
-/// Eight coordinates from `off` on: value and noise added in double, rounded to float once, folded into dst.
-#define RELEASE(in, out, off)                                                                                    \
+/// The release of 16 coordinates where the CPU has FMA: R = s + N·scale rounded to float once (an FMA), with
+/// scale rounded up to float so the noise is never smaller than asked; then dst ← decay·dst + R·factor, which
+/// only post-processes R.
+#define RELEASE_FMA(in, out)                                                                                     \
     do {                                                                                                         \
-        hf sv, dv, n0 = __builtin_shufflevector(z0, z0, off, off + 1, off + 2, off + 3, off + 4, off + 5, off + 6, off + 7), \
-                   n1 = __builtin_shufflevector(z1, z1, off, off + 1, off + 2, off + 3, off + 4, off + 5, off + 6, off + 7); \
-        memcpy(&sv, (in) + off, 32);                                                                             \
-        vd noisy = (__builtin_convertvector(sv, vd)                                                              \
-                    + (__builtin_convertvector(n0, vd) + __builtin_convertvector(n1, vd)) * scale) * factor;     \
-        hf released = __builtin_convertvector(noisy, hf);                                                        \
-        if (decay != 0) { memcpy(&dv, (out) + off, 32); released = decay * dv + released; }                     \
-        memcpy((out) + off, &released, 32);                                                                      \
+        vf sv, dv;                                                                                               \
+        memcpy(&sv, (in), 64);                                                                                   \
+        vf released = __builtin_elementwise_fma(z0 + z1, (vf){} + scale_up, sv) * (float)factor;                 \
+        if (decay != 0) { memcpy(&dv, (out), 64); released = decay * dv + released; }                           \
+        memcpy((out), &released, 64);                                                                            \
     } while (0)
 
-#define BODY                                                                                                     \
+/// The same without FMA: s + N·scale formed in double and rounded to float once (eight lanes at a time).
+#define RELEASE_DOUBLE(in, out)                                                                                  \
+    do {                                                                                                         \
+        vf n = z0 + z1;                                                                                          \
+        for (int h = 0; h < 16; h += 8) {                                                                        \
+            hf sv, dv, nh;                                                                                       \
+            memcpy(&sv, (in) + h, 32);                                                                           \
+            memcpy(&nh, (float *)&n + h, 32);                                                                    \
+            hf released = __builtin_convertvector(__builtin_convertvector(sv, vd) + __builtin_convertvector(nh, vd) * scale, hf) \
+                          * (float)factor;                                                                       \
+            if (decay != 0) { memcpy(&dv, (out) + h, 32); released = decay * dv + released; }                   \
+            memcpy((out) + h, &released, 32);                                                                    \
+        }                                                                                                        \
+    } while (0)
+
+#define BODY(RELEASE)                                                                                               \
+    float scale_up = (float)scale;                                                                               \
+    if ((double)scale_up < scale) scale_up = __builtin_nextafterf(scale_up, __builtin_inff());                   \
+    (void)scale_up;                                                                                              \
     for (size_t start = 0; start < count; start += 16, words += 32) {                                            \
         vu w1, w2;                                                                                               \
         memcpy(&w1, words, 64);                                                                                  \
@@ -63,28 +80,26 @@ typedef float hf __attribute__((vector_size(32)));
         /* Coordinate k: cosine of pair k, sine of pair k + 1 (mod 16). */                                        \
         z1 = __builtin_shufflevector(z1, z1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0);              \
         if (count - start >= 16) {                                                                               \
-            RELEASE(src + start, dst + start, 0);                                                                \
-            RELEASE(src + start, dst + start, 8);                                                                \
+            RELEASE(src + start, dst + start);                                                                   \
         } else {                                                                                                 \
             float in[16] = {0}, out[16] = {0};                                                                   \
             size_t n = count - start;                                                                            \
             memcpy(in, src + start, n * sizeof(float));                                                          \
             if (decay != 0) memcpy(out, dst + start, n * sizeof(float));                                         \
-            RELEASE(in, out, 0);                                                                                 \
-            RELEASE(in, out, 8);                                                                                 \
+            RELEASE(in, out);                                                                                    \
             memcpy(dst + start, out, n * sizeof(float));                                                         \
         }                                                                                                        \
     }
 
-#define KERNEL(name)                                                                                             \
+#define KERNEL(name, release)                                                                                    \
     static void name(const float *src, size_t count, const uint32_t *words, double scale, double factor,        \
-                     float *dst, float decay) { BODY }
+                     float *dst, float decay) { BODY(release) }
 
 #if defined(__x86_64__)
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"))) KERNEL(noised_avx512)
-__attribute__((target("avx2,fma"))) KERNEL(noised_avx2)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma"))) KERNEL(noised_avx512, RELEASE_FMA)
+__attribute__((target("avx2,fma"))) KERNEL(noised_avx2, RELEASE_FMA)
 #endif
-KERNEL(noised_portable)
+KERNEL(noised_portable, RELEASE_DOUBLE)
 
 conclave_gaussian_kernel conclave_gaussian_best(void) {
 #if defined(__x86_64__)

@@ -7,10 +7,9 @@ import CGaussian
 /// behind it; a sum has exponentially many preimages, so the released low-order bits no longer pin down the
 /// input. Draws are Box–Muller pairs in float from two 32-bit words of `NoiseRandom` (AES-CTR under a key from
 /// libsodium) — as PyTorch's vectorised normal draws the float32 variates Opacus's secure mode sums — computed
-/// by `NoiseKernel` sixteen at a time; values get their noise in double precision and are rounded to Float once.
-/// The radius word gives u ≥ 2⁻³², so one draw reaches 6.66σ (the sum of two, 9.4σ). The exact integer samplers
-/// in `DiscreteSamplers` remain the choice where a release happens once per round (`GaussianNoise`): at
-/// ≈ 2.75 µs a draw they would cost DP-SGD ~0.3 s per step of a 10⁵-parameter model.
+/// by `NoiseKernel` sixteen at a time. The radius word gives u ≥ 2⁻³², so one draw reaches 6.66σ (the sum,
+/// 9.4σ). The exact integer samplers in `DiscreteSamplers` remain the choice where a release happens once per
+/// round (`GaussianNoise`): at ≈ 2.75 µs a draw they would cost DP-SGD ~0.3 s per step of a 10⁵-parameter model.
 public struct SummedGaussianNoise: Sendable {
     public let standardDeviation: Double
     /// The draws summed per coordinate.
@@ -37,10 +36,11 @@ public struct SummedGaussianNoise: Sendable {
         }
     }
 
-    /// dst[i] ← decay·dst[i] + Float((src[i] + noise)·factor): the noisy value is formed in double precision and
-    /// rounded to Float once (the release), then folded into `dst` — with decay μ and dst the momentum buffer
-    /// this is SGD's v ← μv + g̃ in the same pass. `dst` may be `src` (decay 0: noise added in place).
-    /// Keystream lands in blocks of 8,192 coordinates' words (64 KiB, in L2) straight in a scratch buffer.
+    /// dst[i] ← decay·dst[i] + R·factor with R = src[i] + noise rounded to Float once — the release (one FMA,
+    /// or double precision where the CPU has no FMA; the noise's scale rounded up, never down). Scaling and folding
+    /// only post-process R: with decay μ and dst the momentum buffer this is SGD's v ← μv + g̃ in the same pass.
+    /// `dst` may be `src` (decay 0: noise added in place). Keystream lands in blocks of 8,192 coordinates' words
+    /// (64 KiB, in L2) straight in a scratch buffer.
     public func noised(_ src: UnsafePointer<Float>, count: Int, scaledBy factor: Double,
                        into dst: UnsafeMutablePointer<Float>, decay: Float, using rng: inout NoiseRandom) {
         guard count > 0 else { return }

@@ -18,11 +18,12 @@ conclave_gaussian_kernel conclave_gaussian_best(void);
 /// Random words the kernels read for `count` coordinates: 32 per block of 16 coordinates.
 static inline size_t conclave_gaussian_words(size_t count) { return (count + 15) / 16 * 32; }
 
-/// dst[i] ← decay·dst[i] + (float)((src[i] + scale·(z_i + z'_i))·factor), in double until the one rounding, where
-/// z_i and z'_i are independent standard normals by Box–Muller from `words` (conclave_gaussian_words(count) of them).
-/// With decay 0, dst is only written (it may be src). Each block of 16 coordinates reads 16 radius words then 16
-/// angle words; pair k gives R_k·cos θ_k and R_k·sin θ_k, and coordinate k sums the cosine of pair k and the sine
-/// of pair k+1 (mod 16), so no coordinate's two draws share a pair (R(cos θ + sin θ) would be one draw in disguise).
+/// dst[i] ← decay·dst[i] + R_i·factor, where R_i = src[i] + scale·(z_i + z'_i) rounded to float once (an FMA with
+/// scale rounded up to float; in double where the kernel has no FMA) and z_i, z'_i are independent standard
+/// normals by Box–Muller from `words` (conclave_gaussian_words(count) of them). With decay 0, dst is only written
+/// (it may be src). Each block of 16 coordinates reads 16 radius words then 16 angle words; pair k gives
+/// R_k·cos θ_k and R_k·sin θ_k, and coordinate k sums the cosine of pair k and the sine of pair k+1 (mod 16), so
+/// no coordinate's two draws share a pair (R(cos θ + sin θ) would be one draw in disguise).
 void conclave_gaussian_noised(conclave_gaussian_kernel kernel, const float *src, size_t count, const uint32_t *words,
                               double scale, double factor, float *dst, float decay);
 
