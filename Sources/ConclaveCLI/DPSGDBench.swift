@@ -52,13 +52,14 @@ struct DPSGDBench: AsyncParsableCommand {
         let result: [String: Any] = [
             "model": spec.summary, "examples": data.count, "batch_size": batchSize, "threads": threads, "steps": steps,
             "plain_epoch_seconds": plain, "private_epoch_seconds": dp, "noise_seconds": noise, "ratio": dp / plain,
-            "private_without_noise_seconds": quiet,
+            "private_without_noise_seconds": quiet, "noise_kernel": NoiseKernel.best.rawValue,
         ]
         if json { printJSON(result); return }
         print(String(format: "%@: one epoch over %d records, batch %d (%d DP-SGD steps), %d threads",
                      spec.summary, data.count, batchSize, steps, threads))
         print(String(format: "  plain SGD   %.3f s", plain))
-        print(String(format: "  DP-SGD      %.3f s  (noise alone %.3f s; sampling and clipping without noise %.3f s)", dp, noise, quiet))
+        print(String(format: "  DP-SGD      %.3f s  (noise alone %.3f s, %@ kernel; sampling and clipping without noise %.3f s)",
+                     dp, noise, NoiseKernel.best.rawValue, quiet))
         print(String(format: "  ratio       %.2f×", dp / plain))
     }
 
