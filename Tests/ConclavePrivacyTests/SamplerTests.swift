@@ -188,11 +188,11 @@ extension SamplerTests {
         #expect(values != again)
     }
 
-    /// The CPU's widest kernel is the one in use: AVX-512 or AVX2 where the flags say so.
-    @Test func theWidestKernelIsChosen() throws {
-        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) }
-        let cpu = try #require(flags, "no /proc/cpuinfo flags")
+    /// The CPU's widest kernel is the one in use: AVX-512 or AVX2 where /proc/cpuinfo's flags say so (and the
+    /// portable build on a CPU that lists neither, or no x86 flags at all).
+    @Test func theWidestKernelIsChosen() {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
         let expected: NoiseKernel = ["avx512f", "avx512dq", "avx512vl", "avx512bw"].allSatisfy(cpu.contains) ? .avx512
             : ["avx2", "fma"].allSatisfy(cpu.contains) ? .avx2 : .portable
         #expect(NoiseKernel.best == expected)
