@@ -3,6 +3,7 @@ import ConclaveConfig
 import ConclaveCrypto
 import ConclaveFederation
 import ConclaveLearning
+import ConclavePrivacy
 import ConclaveAgent
 import ConclaveAdminClient
 import ConclaveIdentity
@@ -40,7 +41,8 @@ struct Run: AsyncParsableCommand {
         LogfmtHandler.bootstrap(level: settings.logLevel)
         var logger = Logger(label: "client")
         logger[metadataKey: "silo"] = "\(settings.siloID)"
-        logger.info("BLAS kernels", metadata: ["blas": "\(kernels)", "threads": "\(settings.threads)"])
+        logger.info("BLAS kernels", metadata: ["blas": "\(kernels)", "threads": "\(settings.threads)",
+                                              "dp_noise_kernel": "\(NoiseKernel.best.rawValue)"])
         if let note = settings.threadsNote { logger.warning("thread count adjusted", metadata: ["reason": "\(note)"]) }
         BLAS.setThreads(settings.threads)
         let data = try settings.data.load(classCount: settings.classCount)

@@ -26,6 +26,7 @@ import Testing
         }
         let first = log.split(separator: "\n").first.map(String.init) ?? ""
         #expect(first.contains("BLAS kernels") && first.contains("OpenBLAS core \(best): selected by Conclave"), "\(first)")
+        #expect(["portable", "avx2", "avx512"].contains { first.contains("dp_noise_kernel=\($0)") }, "\(first)")
         #expect(log.contains("threads = 0 is below 1; using 1"), "\(log)")
     }
 }
