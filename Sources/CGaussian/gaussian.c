@@ -76,7 +76,8 @@ typedef float hf __attribute__((vector_size(32)));
                - 0.5f * a2 + 1.0f;                                                                               \
         vi odd = -(q & 1);                                                                                       \
         vi cq = ((vi)s & odd) | ((vi)c & ~odd), sq = ((vi)c & odd) | ((vi)s & ~odd);                             \
-        vf z0 = r * (vf)(cq ^ (((q + 1) & 2) << 30)), z1 = r * (vf)(sq ^ ((q & 2) << 30));                       \
+        vu flip_c = (vu)((q + 1) & 2) << 30, flip_s = (vu)(q & 2) << 30; /* sign bits: unsigned, no overflow */  \
+        vf z0 = r * (vf)(cq ^ (vi)flip_c), z1 = r * (vf)(sq ^ (vi)flip_s);                                       \
         /* Coordinate k: cosine of pair k, sine of pair k + 1 (mod 16). */                                        \
         z1 = __builtin_shufflevector(z1, z1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0);              \
         if (count - start >= 16) {                                                                               \
