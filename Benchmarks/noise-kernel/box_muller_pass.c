@@ -41,5 +41,6 @@ int main(void) {
         printf("%-8s %.4f s for %zu × %zu coordinates: %.3f ns per coordinate; worst |error| vs libm %.2g\n",
                names[k], best, steps, d, best / steps / d * 1e9, worst);
     }
+    free(w); free(src); free(dst);
     return 0;
 }
