@@ -37,7 +37,7 @@ public struct SummedGaussianNoise: Sendable {
     }
 
     /// dst[i] ← decay·dst[i] + R·factor with R = src[i] + noise rounded to Float once — the release (one FMA,
-    /// or double precision where the CPU has no FMA; the noise's scale rounded up, never down). Scaling and folding
+    /// with the noise's scale rounded up to float, or in double where the CPU has no FMA). Scaling and folding
     /// only post-process R: with decay μ and dst the momentum buffer this is SGD's v ← μv + g̃ in the same pass.
     /// `dst` may be `src` (decay 0: noise added in place). Keystream lands in blocks of 8,192 coordinates' words
     /// (64 KiB, in L2) straight in a scratch buffer.
