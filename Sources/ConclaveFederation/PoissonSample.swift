@@ -65,26 +65,20 @@ struct PoissonSample {
             let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
             let bound = ones &* UInt64(top + 1)
             let words = UnsafeRawPointer(bytes)
+            @inline(__always) func flags(_ at: Int) -> UInt64 {
+                let x = words.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+                return (x &- bound) & ~x & highs
+            }
             while i + 64 <= count {
-                var flags = (0, 0, 0, 0, 0, 0, 0, 0) as (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
                 var any: UInt64 = 0
-                withUnsafeMutableBytes(of: &flags) { f in
-                    for w in 0..<8 {
-                        let x = words.loadUnaligned(fromByteOffset: i + 8 * w, as: UInt64.self)
-                        let m = (x &- bound) & ~x & highs
-                        f.storeBytes(of: m, toByteOffset: 8 * w, as: UInt64.self)
-                        any |= m
-                    }
-                }
+                for w in 0..<8 { any |= flags(i + 8 * w) }
                 if any != 0 {
                     // A flagged byte may be a false alarm (a borrow from the byte below); `consider` decides.
-                    withUnsafeBytes(of: flags) { f in
-                        for w in 0..<8 {
-                            var m = f.load(fromByteOffset: 8 * w, as: UInt64.self)
-                            while m != 0 {
-                                consider(i + 8 * w + m.trailingZeroBitCount / 8)
-                                m &= m &- 1
-                            }
+                    for w in 0..<8 {
+                        var m = flags(i + 8 * w)
+                        while m != 0 {
+                            consider(i + 8 * w + m.trailingZeroBitCount / 8)
+                            m &= m &- 1
                         }
                     }
                 }

@@ -21,8 +21,15 @@ public enum PrivateTrainer {
         guard parameters.count == spec.parameterCount, data.featureCount == spec.inputFeatures, data.count > 0 else {
             throw DataError("private training: the data (\(data.featureCount) features, \(data.count) records) does not fit \(spec.summary)")
         }
-        guard clipNorm > 0, noiseMultiplier >= 0 else {
-            throw DataError("private training needs a positive clip norm and a non-negative noise multiplier")
+        // The same checks as `Trainer`'s: a label past the model's classes would index past its outputs.
+        guard data.classCount <= spec.classCount else {
+            throw DataError("data has \(data.classCount) classes, \(spec.summary) predicts \(spec.classCount)")
+        }
+        guard config.batchSize > 0, config.localEpochs > 0 else {
+            throw DataError("batch size and local epochs must be positive")
+        }
+        guard clipNorm > 0, clipNorm.isFinite, noiseMultiplier >= 0, (noiseMultiplier * clipNorm).isFinite else {
+            throw DataError("private training needs a positive, finite clip norm and a non-negative, finite noise multiplier (got \(clipNorm), \(noiseMultiplier))")
         }
         let n = data.count, d = data.featureCount
         let q = samplingRate(batchSize: config.batchSize, examples: n)

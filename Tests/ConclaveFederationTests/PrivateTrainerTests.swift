@@ -45,4 +45,32 @@ import Testing
         #expect(moved.contains { abs($0) > 1e-4 }, "\(moved)")
         #expect(moved.allSatisfy { abs($0) < 6e-3 }, "\(moved)")
     }
+
+    /// Settings no run spec should carry still give an error, never a trap: an infinite clip or multiplier (the
+    /// noise's scale would be infinite), a batch of 0 (an infinite number of steps), more classes than the model.
+    @Test func impossibleSettingsAreErrors() throws {
+        let spec = try ModelSpec(architecture: .logreg, inputFeatures: 4, hidden: [], classCount: 2)
+        let data = try Dataset(features: [Float](repeating: 1, count: 40), labels: [Int32](repeating: 0, count: 10),
+                               featureCount: 4, classCount: 2)
+        let start = [Float](repeating: 0, count: spec.parameterCount)
+        let good = TrainingConfig(localEpochs: 1, batchSize: 5, learningRate: 1, momentum: 0)
+        for (clip, sigma) in [(Double.infinity, 1.0), (1, .infinity), (1, .nan), (.nan, 1), (0, 1), (1e200, 1e200)] {
+            #expect(throws: DataError.self, "clip \(clip), σ \(sigma)") {
+                try PrivateTrainer.train(spec: spec, parameters: start, data: data, config: good, clipNorm: clip, noiseMultiplier: sigma)
+            }
+        }
+        for config in [TrainingConfig(localEpochs: 1, batchSize: 0, learningRate: 1, momentum: 0),
+                       TrainingConfig(localEpochs: 0, batchSize: 5, learningRate: 1, momentum: 0)] {
+            #expect(throws: DataError.self) {
+                try PrivateTrainer.train(spec: spec, parameters: start, data: data, config: config, clipNorm: 1, noiseMultiplier: 1)
+            }
+        }
+        let threeClasses = try Dataset(features: [Float](repeating: 1, count: 40), labels: [Int32](repeating: 2, count: 10),
+                                       featureCount: 4, classCount: 3)
+        #expect(throws: DataError.self) {
+            try PrivateTrainer.train(spec: spec, parameters: start, data: threeClasses, config: good, clipNorm: 1, noiseMultiplier: 1)
+        }
+        // And the same data within bounds trains.
+        _ = try PrivateTrainer.train(spec: spec, parameters: start, data: data, config: good, clipNorm: 1, noiseMultiplier: 1)
+    }
 }
